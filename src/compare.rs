@@ -1,0 +1,613 @@
+//! Comparing outcomes. The first outcome is the reference (Wasmtime with the
+//! Null collector, which never collects: the ground truth for rooting); every
+//! other configuration must match it call by call, then in exported state.
+//!
+//! Anything engines may legitimately disagree on (resource exhaustion, fuel)
+//! ends the comparison as inconclusive from that call on: never a finding.
+
+use crate::outcome::{Outcome, Ref, State, Status, Value};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// Where and how two configurations disagree.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MismatchKind {
+    /// Instantiation (compile, link, start function) ended differently.
+    Instantiate,
+    /// A call trapped on one side and not the other, or with another class.
+    Trap,
+    /// A call returned different scalar values.
+    Result,
+    /// A difference inside a GC object: type, field, length or aliasing.
+    HeapShape,
+    Global,
+    Memory,
+    Table,
+}
+
+impl fmt::Display for MismatchKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = serde_json::to_value(self)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default();
+        f.write_str(&s)
+    }
+}
+
+/// The first difference between the reference and one other configuration.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Mismatch {
+    pub kind: MismatchKind,
+    pub reference: String,
+    pub other: String,
+    /// Location, e.g. `call[2] f .result[0].field[1]`.
+    pub at: String,
+    pub expected: String,
+    pub actual: String,
+    /// The difference with values, names and indices left out: what the
+    /// bug signature is built from.
+    pub shape: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    Agree,
+    /// The comparison stopped early for a reason engines may differ on.
+    Inconclusive(String),
+    Mismatch(Mismatch),
+}
+
+/// Compares every outcome to the first. Returns the mismatches (one per
+/// disagreeing configuration) and whether any comparison was cut short.
+pub fn compare_all(outcomes: &[Outcome]) -> (Vec<Mismatch>, bool) {
+    let Some((reference, others)) = outcomes.split_first() else {
+        return (vec![], false);
+    };
+    let mut mismatches = Vec::new();
+    let mut inconclusive = false;
+    for other in others {
+        match compare(reference, other) {
+            Verdict::Agree => {}
+            Verdict::Inconclusive(_) => inconclusive = true,
+            Verdict::Mismatch(m) => mismatches.push(m),
+        }
+    }
+    (mismatches, inconclusive)
+}
+
+/// Compares one configuration's outcome against the reference's.
+pub fn compare(reference: &Outcome, other: &Outcome) -> Verdict {
+    let mismatch = |kind, at: String, expected: String, actual: String, shape: String| {
+        Verdict::Mismatch(Mismatch {
+            kind,
+            reference: reference.config.clone(),
+            other: other.config.clone(),
+            at,
+            expected,
+            actual,
+            shape,
+        })
+    };
+    if let Some(v) = status_verdict(
+        &reference.instantiate,
+        &other.instantiate,
+        "instantiate".into(),
+    ) {
+        return match v {
+            StatusDiff::Inconclusive(why) => Verdict::Inconclusive(why),
+            StatusDiff::Differ { shape, .. } => mismatch(
+                MismatchKind::Instantiate,
+                "instantiate".into(),
+                reference.instantiate.to_string(),
+                other.instantiate.to_string(),
+                shape,
+            ),
+        };
+    }
+    for (i, (r, o)) in reference.calls.iter().zip(&other.calls).enumerate() {
+        let at = format!("call[{i}] {}", r.export);
+        match status_verdict(&r.status, &o.status, at.clone()) {
+            None => {}
+            Some(StatusDiff::Inconclusive(why)) => return Verdict::Inconclusive(why),
+            Some(StatusDiff::Differ { kind, at, shape }) => {
+                return mismatch(kind, at, r.status.to_string(), o.status.to_string(), shape);
+            }
+        }
+    }
+    if reference.calls.len() != other.calls.len() {
+        // One side stopped early (exhausted or engine bug, both handled above
+        // for the common prefix): nothing more to compare.
+        return Verdict::Inconclusive("runs stopped at different calls".into());
+    }
+    match (&reference.state, &other.state) {
+        (Some(r), Some(o)) => match diff_state(r, o) {
+            None => Verdict::Agree,
+            Some(d) => mismatch(d.kind, d.at, d.expected, d.actual, d.shape),
+        },
+        (None, None) => Verdict::Agree,
+        _ => Verdict::Inconclusive("state missing on one side".into()),
+    }
+}
+
+enum StatusDiff {
+    Inconclusive(String),
+    Differ {
+        kind: MismatchKind,
+        at: String,
+        shape: String,
+    },
+}
+
+fn status_kind(s: &Status) -> String {
+    match s {
+        Status::Returned(_) => "returned".into(),
+        Status::Trapped(class) => format!("trap {class:?}"),
+        Status::Uncaught(_) => "uncaught exception".into(),
+        Status::Exhausted(e) => format!("exhausted {e:?}"),
+        Status::EngineBug(_) => "engine bug".into(),
+        Status::Error(_) => "error".into(),
+    }
+}
+
+/// `None` when the statuses agree.
+fn status_verdict(r: &Status, o: &Status, at: String) -> Option<StatusDiff> {
+    match (r, o) {
+        (Status::Exhausted(e), _) | (_, Status::Exhausted(e)) => {
+            Some(StatusDiff::Inconclusive(format!("{at}: {e:?}")))
+        }
+        // Reported separately as a finding of its own.
+        (Status::EngineBug(_), _) | (_, Status::EngineBug(_)) => {
+            Some(StatusDiff::Inconclusive(format!("{at}: engine bug")))
+        }
+        (Status::Returned(a), Status::Returned(b)) => {
+            if a.len() != b.len() {
+                return Some(StatusDiff::Differ {
+                    kind: MismatchKind::Result,
+                    at,
+                    shape: "result arity".into(),
+                });
+            }
+            a.iter().zip(b).enumerate().find_map(|(i, (x, y))| {
+                diff_value(x, y, format!("{at}.result[{i}]")).map(|d| StatusDiff::Differ {
+                    kind: if d.in_heap {
+                        MismatchKind::HeapShape
+                    } else {
+                        MismatchKind::Result
+                    },
+                    at: d.at,
+                    shape: d.shape,
+                })
+            })
+        }
+        (Status::Uncaught(a), Status::Uncaught(b)) => {
+            diff_ref(a, b, format!("{at}.exception"), false).map(|d| StatusDiff::Differ {
+                kind: MismatchKind::HeapShape,
+                at: d.at,
+                shape: d.shape,
+            })
+        }
+        (Status::Error(_), Status::Error(_)) => None,
+        (a, b) if a == b => None,
+        (a, b) => Some(StatusDiff::Differ {
+            kind: if at == "instantiate" {
+                MismatchKind::Instantiate
+            } else {
+                MismatchKind::Trap
+            },
+            shape: format!("{} vs {}", status_kind(a), status_kind(b)),
+            at,
+        }),
+    }
+}
+
+struct Diff {
+    kind: MismatchKind,
+    at: String,
+    expected: String,
+    actual: String,
+    shape: String,
+    in_heap: bool,
+}
+
+fn diff_value(a: &Value, b: &Value, at: String) -> Option<Diff> {
+    match (a, b) {
+        (Value::Ref(x), Value::Ref(y)) => diff_ref(x, y, at, false),
+        _ if a == b => None,
+        _ => Some(Diff {
+            kind: MismatchKind::Result,
+            shape: format!("{} value", value_type(a)),
+            expected: a.to_string(),
+            actual: b.to_string(),
+            at,
+            in_heap: false,
+        }),
+    }
+}
+
+fn value_type(v: &Value) -> &'static str {
+    match v {
+        Value::I32(_) => "i32",
+        Value::I64(_) => "i64",
+        Value::F32(_) => "f32",
+        Value::F64(_) => "f64",
+        Value::V128(_) => "v128",
+        Value::Ref(_) => "ref",
+    }
+}
+
+fn ref_kind(r: &Ref) -> &'static str {
+    match r {
+        Ref::Null => "null",
+        Ref::I31(_) => "i31",
+        Ref::Struct { .. } => "struct",
+        Ref::Array { .. } => "array",
+        Ref::Exn { .. } => "exn",
+        Ref::Seen(_) => "alias",
+        Ref::Func(_) => "func",
+        Ref::Extern(_) => "extern",
+        Ref::Internalized(_) => "internalized",
+        Ref::Truncated => "truncated",
+    }
+}
+
+/// `nested` is true below the first object: differences there are heap shape.
+fn diff_ref(a: &Ref, b: &Ref, at: String, nested: bool) -> Option<Diff> {
+    if a == b {
+        return None;
+    }
+    let differ = |shape: String, at: String| {
+        Some(Diff {
+            kind: MismatchKind::HeapShape,
+            expected: a.to_string(),
+            actual: b.to_string(),
+            shape,
+            at,
+            in_heap: nested || shape_is_heap(a, b),
+        })
+    };
+    let fields = |xs: &[Value], ys: &[Value], name: &str, at: &str| -> Option<Diff> {
+        xs.iter().zip(ys).enumerate().find_map(|(i, (x, y))| {
+            let at = format!("{at}.{name}[{i}]");
+            match (x, y) {
+                (Value::Ref(x), Value::Ref(y)) => diff_ref(x, y, at, true),
+                _ => diff_value(x, y, at).map(|mut d| {
+                    d.in_heap = true;
+                    d.shape = format!("{name} {}", d.shape);
+                    d
+                }),
+            }
+        })
+    };
+    match (a, b) {
+        (
+            Ref::Struct {
+                id: i,
+                ty: t,
+                fields: f,
+            },
+            Ref::Struct {
+                id: j,
+                ty: u,
+                fields: g,
+            },
+        ) => {
+            if t != u {
+                differ("struct type".into(), at)
+            } else if i != j {
+                differ("object numbering".into(), at)
+            } else {
+                fields(f, g, "field", &at).or_else(|| differ("struct".into(), at))
+            }
+        }
+        (
+            Ref::Array {
+                id: i,
+                ty: t,
+                len: l,
+                elems: e,
+            },
+            Ref::Array {
+                id: j,
+                ty: u,
+                len: m,
+                elems: f,
+            },
+        ) => {
+            if t != u {
+                differ("array type".into(), at)
+            } else if l != m {
+                differ("array length".into(), at)
+            } else if i != j {
+                differ("object numbering".into(), at)
+            } else {
+                fields(e, f, "elem", &at).or_else(|| differ("array".into(), at))
+            }
+        }
+        (
+            Ref::Exn {
+                tag: t, fields: f, ..
+            },
+            Ref::Exn {
+                tag: u, fields: g, ..
+            },
+        ) => {
+            if t != u {
+                differ("exception tag".into(), at)
+            } else {
+                fields(f, g, "field", &at).or_else(|| differ("exn".into(), at))
+            }
+        }
+        (Ref::Internalized(x), Ref::Internalized(y)) => {
+            diff_ref(x, y, format!("{at}.internal"), nested)
+        }
+        (Ref::I31(_), Ref::I31(_)) => differ("i31 value".into(), at),
+        (Ref::Extern(_), Ref::Extern(_)) => differ("extern payload".into(), at),
+        (Ref::Func(_), Ref::Func(_)) => differ("func signature".into(), at),
+        (Ref::Seen(_), Ref::Seen(_)) => differ("aliasing".into(), at),
+        (Ref::Seen(_), _) | (_, Ref::Seen(_)) => differ("aliasing".into(), at),
+        _ => differ(format!("{} vs {}", ref_kind(a), ref_kind(b)), at),
+    }
+}
+
+/// A top-level difference is heap shape when a GC object is involved.
+fn shape_is_heap(a: &Ref, b: &Ref) -> bool {
+    let heap = |r: &Ref| {
+        matches!(
+            r,
+            Ref::Struct { .. } | Ref::Array { .. } | Ref::Exn { .. } | Ref::Seen(_)
+        )
+    };
+    heap(a) || heap(b)
+}
+
+fn diff_state(r: &State, o: &State) -> Option<Diff> {
+    fn names<T>(v: &[(String, T)]) -> Vec<String> {
+        v.iter().map(|(n, _)| n.clone()).collect()
+    }
+    fn export_set(kind: MismatchKind, a: Vec<String>, b: Vec<String>) -> Option<Diff> {
+        (a != b).then(|| Diff {
+            kind,
+            at: "exports".into(),
+            expected: a.join(","),
+            actual: b.join(","),
+            shape: "export set".into(),
+            in_heap: false,
+        })
+    }
+    if let Some(d) = export_set(MismatchKind::Global, names(&r.globals), names(&o.globals))
+        .or_else(|| export_set(MismatchKind::Memory, names(&r.memories), names(&o.memories)))
+        .or_else(|| export_set(MismatchKind::Table, names(&r.tables), names(&o.tables)))
+    {
+        return Some(d);
+    }
+    for ((name, a), (_, b)) in r.globals.iter().zip(&o.globals) {
+        if let Some(mut d) = diff_value(a, b, format!("global {name}")) {
+            d.kind = if d.in_heap {
+                MismatchKind::HeapShape
+            } else {
+                MismatchKind::Global
+            };
+            d.shape = format!("global {}", d.shape);
+            return Some(d);
+        }
+    }
+    for ((name, a), (_, b)) in r.memories.iter().zip(&o.memories) {
+        if a != b {
+            let shape = if a.size != b.size {
+                "memory size"
+            } else {
+                "memory contents"
+            };
+            return Some(Diff {
+                kind: MismatchKind::Memory,
+                at: format!("memory {name}"),
+                expected: format!("{} bytes, hash {:016x}", a.size, a.hash),
+                actual: format!("{} bytes, hash {:016x}", b.size, b.hash),
+                shape: shape.into(),
+                in_heap: false,
+            });
+        }
+    }
+    for ((name, a), (_, b)) in r.tables.iter().zip(&o.tables) {
+        if a.size != b.size {
+            return Some(Diff {
+                kind: MismatchKind::Table,
+                at: format!("table {name}"),
+                expected: a.size.to_string(),
+                actual: b.size.to_string(),
+                shape: "table size".into(),
+                in_heap: false,
+            });
+        }
+        for (i, (x, y)) in a.elems.iter().zip(&b.elems).enumerate() {
+            if let Some(mut d) = diff_ref(x, y, format!("table {name}[{i}]"), false) {
+                d.kind = if d.in_heap {
+                    MismatchKind::HeapShape
+                } else {
+                    MismatchKind::Table
+                };
+                d.shape = format!("table {}", d.shape);
+                return Some(d);
+            }
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::outcome::{CallRecord, Exhausted, MemorySummary, TrapClass};
+
+    fn outcome(config: &str, calls: Vec<Status>) -> Outcome {
+        Outcome {
+            config: config.into(),
+            instantiate: Status::Returned(vec![]),
+            calls: calls
+                .into_iter()
+                .map(|status| CallRecord {
+                    export: "f".into(),
+                    status,
+                })
+                .collect(),
+            state: Some(State::default()),
+            micros: 0,
+        }
+    }
+
+    fn obj(id: u32, field: i32) -> Value {
+        Value::Ref(Ref::Struct {
+            id,
+            ty: "struct(i32)".into(),
+            fields: vec![Value::I32(field)],
+        })
+    }
+
+    #[test]
+    fn equal_outcomes_agree() {
+        let a = outcome(
+            "null",
+            vec![Status::Returned(vec![Value::I32(1), obj(0, 2)])],
+        );
+        let b = outcome(
+            "drc",
+            vec![Status::Returned(vec![Value::I32(1), obj(0, 2)])],
+        );
+        assert_eq!(compare(&a, &b), Verdict::Agree);
+    }
+
+    #[test]
+    fn scalar_difference_is_a_result_mismatch() {
+        let a = outcome("null", vec![Status::Returned(vec![Value::I32(1)])]);
+        let b = outcome("drc", vec![Status::Returned(vec![Value::I32(2)])]);
+        let Verdict::Mismatch(m) = compare(&a, &b) else {
+            panic!()
+        };
+        assert_eq!(m.kind, MismatchKind::Result);
+        assert_eq!(m.shape, "i32 value");
+        assert_eq!(m.at, "call[0] f.result[0]");
+    }
+
+    #[test]
+    fn field_difference_is_heap_shape() {
+        let a = outcome("null", vec![Status::Returned(vec![obj(0, 1)])]);
+        let b = outcome("copying", vec![Status::Returned(vec![obj(0, 7)])]);
+        let Verdict::Mismatch(m) = compare(&a, &b) else {
+            panic!()
+        };
+        assert_eq!(m.kind, MismatchKind::HeapShape);
+        assert_eq!(m.shape, "field i32 value");
+        assert_eq!(m.at, "call[0] f.result[0].field[0]");
+    }
+
+    #[test]
+    fn lost_aliasing_is_heap_shape() {
+        // Two results that are the same object on one side, two equal objects
+        // on the other: `ref.eq` would tell them apart.
+        let a = outcome(
+            "null",
+            vec![Status::Returned(vec![obj(0, 1), Value::Ref(Ref::Seen(0))])],
+        );
+        let b = outcome("drc", vec![Status::Returned(vec![obj(0, 1), obj(1, 1)])]);
+        let Verdict::Mismatch(m) = compare(&a, &b) else {
+            panic!()
+        };
+        assert_eq!(m.kind, MismatchKind::HeapShape);
+        assert_eq!(m.shape, "aliasing");
+    }
+
+    #[test]
+    fn trap_classes_are_compared() {
+        let a = outcome("null", vec![Status::Trapped(TrapClass::CastFailure)]);
+        let b = outcome("drc", vec![Status::Trapped(TrapClass::NullReference)]);
+        let Verdict::Mismatch(m) = compare(&a, &b) else {
+            panic!()
+        };
+        assert_eq!(m.kind, MismatchKind::Trap);
+        assert_eq!(m.shape, "trap CastFailure vs trap NullReference");
+        let c = outcome("drc", vec![Status::Trapped(TrapClass::CastFailure)]);
+        assert_eq!(compare(&a, &c), Verdict::Agree);
+    }
+
+    #[test]
+    fn exhaustion_is_inconclusive_but_earlier_calls_count() {
+        let a = outcome(
+            "null",
+            vec![
+                Status::Returned(vec![]),
+                Status::Exhausted(Exhausted::GcHeapOutOfMemory),
+            ],
+        );
+        let b = outcome(
+            "drc",
+            vec![
+                Status::Returned(vec![]),
+                Status::Returned(vec![Value::I32(3)]),
+            ],
+        );
+        assert!(matches!(compare(&a, &b), Verdict::Inconclusive(_)));
+        let c = outcome(
+            "drc",
+            vec![
+                Status::Trapped(TrapClass::Unreachable),
+                Status::Returned(vec![]),
+            ],
+        );
+        assert!(matches!(compare(&a, &c), Verdict::Mismatch(_)));
+    }
+
+    #[test]
+    fn memory_and_globals_are_compared() {
+        let mut a = outcome("null", vec![]);
+        let mut b = outcome("drc", vec![]);
+        a.state.as_mut().unwrap().memories.push((
+            "m".into(),
+            MemorySummary {
+                size: 65536,
+                hash: 1,
+            },
+        ));
+        b.state.as_mut().unwrap().memories.push((
+            "m".into(),
+            MemorySummary {
+                size: 65536,
+                hash: 2,
+            },
+        ));
+        let Verdict::Mismatch(m) = compare(&a, &b) else {
+            panic!()
+        };
+        assert_eq!(m.kind, MismatchKind::Memory);
+        b.state.as_mut().unwrap().memories[0].1.hash = 1;
+        assert_eq!(compare(&a, &b), Verdict::Agree);
+        a.state
+            .as_mut()
+            .unwrap()
+            .globals
+            .push(("g".into(), Value::I64(1)));
+        b.state
+            .as_mut()
+            .unwrap()
+            .globals
+            .push(("g".into(), Value::I64(1)));
+        assert_eq!(compare(&a, &b), Verdict::Agree);
+        b.state.as_mut().unwrap().globals[0].1 = Value::I64(0);
+        let Verdict::Mismatch(m) = compare(&a, &b) else {
+            panic!()
+        };
+        assert_eq!(m.kind, MismatchKind::Global);
+    }
+
+    #[test]
+    fn compare_all_names_each_disagreeing_config() {
+        let a = outcome("null", vec![Status::Returned(vec![Value::I32(1)])]);
+        let b = outcome("drc", vec![Status::Returned(vec![Value::I32(1)])]);
+        let c = outcome("copying", vec![Status::Returned(vec![Value::I32(0)])]);
+        let (ms, inconclusive) = compare_all(&[a, b, c]);
+        assert!(!inconclusive);
+        assert_eq!(ms.len(), 1);
+        assert_eq!(ms[0].other, "copying");
+    }
+}

@@ -1,0 +1,287 @@
+//! wasmi 2.0: an independent interpreter, used as an oracle for modules inside
+//! its feature set (MVP, reference types, bulk memory, multi-memory, tail
+//! calls, extended constants; no GC, typed function references or
+//! exceptions). Its `gc` import is a no-op: wasmi has no collector.
+
+use super::{CALL_FUEL, Engine, Instance, MEMORY_LIMIT, TABLE_LIMIT, signature};
+use crate::case::{Arg, Call, TestCase};
+use crate::generate::{HOST_MODULE, Profile};
+use crate::outcome::{
+    Exhausted, MemorySummary, Ref as Shape, State, Status, TABLE_ELEMS, TableSummary, TrapClass,
+    Value,
+};
+use wasmi::{
+    Caller, Config, Extern, ExternRef, Func, Linker, Module, Nullable, Ref, Store, StoreLimits,
+    StoreLimitsBuilder, TrapCode, Val, ValType,
+};
+
+struct Host {
+    limits: StoreLimits,
+}
+
+pub struct WasmiEngine {
+    engine: wasmi::Engine,
+    linker: Linker<Host>,
+}
+
+impl Default for WasmiEngine {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl WasmiEngine {
+    pub fn new() -> WasmiEngine {
+        let mut config = Config::default();
+        config
+            .consume_fuel(true)
+            .wasm_multi_memory(true)
+            .wasm_tail_call(true)
+            .wasm_extended_const(true)
+            .wasm_reference_types(true)
+            .wasm_bulk_memory(true);
+        let engine = wasmi::Engine::new(&config);
+        let mut linker = Linker::new(&engine);
+        linker
+            .func_wrap(HOST_MODULE, "gc", || {})
+            .expect("fresh linker");
+        linker
+            .func_wrap(HOST_MODULE, "gc_extern", |r: Nullable<ExternRef>| r)
+            .expect("fresh linker");
+        linker
+            .func_wrap(
+                HOST_MODULE,
+                "extern_new",
+                |mut caller: Caller<'_, Host>, id: i32| {
+                    Nullable::Val(ExternRef::new(&mut caller, id as u32))
+                },
+            )
+            .expect("fresh linker");
+        linker
+            .func_wrap(
+                HOST_MODULE,
+                "extern_id",
+                |caller: Caller<'_, Host>, r: Nullable<ExternRef>| match r {
+                    Nullable::Null => -1,
+                    Nullable::Val(r) => r
+                        .data(&caller)
+                        .downcast_ref::<u32>()
+                        .map_or(-2, |id| *id as i32),
+                },
+            )
+            .expect("fresh linker");
+        WasmiEngine { engine, linker }
+    }
+}
+
+impl Engine for WasmiEngine {
+    fn name(&self) -> String {
+        "wasmi".into()
+    }
+
+    fn supports(&self, case: &TestCase) -> bool {
+        wasmparser::Validator::new_with_features(Profile::RefTypes.features())
+            .validate_all(&case.wasm)
+            .is_ok()
+    }
+
+    fn instantiate<'a>(&'a mut self, case: &TestCase) -> (Status, Option<Box<dyn Instance + 'a>>) {
+        let module = match Module::new(&self.engine, &case.wasm) {
+            Ok(m) => m,
+            Err(e) => return (Status::Error(format!("compile: {e}")), None),
+        };
+        let limits = StoreLimitsBuilder::new()
+            .memory_size(MEMORY_LIMIT)
+            .table_elements(TABLE_LIMIT)
+            .build();
+        let mut store = Store::new(&self.engine, Host { limits });
+        store.limiter(|host| &mut host.limits);
+        if store.set_fuel(CALL_FUEL).is_err() {
+            return (Status::Error("fuel not enabled".into()), None);
+        }
+        match self.linker.instantiate_and_start(&mut store, &module) {
+            Ok(instance) => (
+                Status::Returned(vec![]),
+                Some(Box::new(WasmiInstance { store, instance })),
+            ),
+            Err(e) => (classify(e), None),
+        }
+    }
+}
+
+struct WasmiInstance {
+    store: Store<Host>,
+    instance: wasmi::Instance,
+}
+
+impl Instance for WasmiInstance {
+    fn call(&mut self, call: &Call) -> Status {
+        let Some(func) = self.instance.get_func(&self.store, &call.export) else {
+            return Status::Error(format!("no exported function {:?}", call.export));
+        };
+        let ty = func.ty(&self.store);
+        if ty.params().len() != call.args.len() {
+            return Status::Error(format!(
+                "{} takes {} arguments, plan has {}",
+                call.export,
+                ty.params().len(),
+                call.args.len()
+            ));
+        }
+        let args: Vec<Val> = call
+            .args
+            .iter()
+            .zip(ty.params())
+            .map(|(a, t)| arg_val(&mut self.store, a, t))
+            .collect();
+        let mut results: Vec<Val> = ty
+            .results()
+            .iter()
+            .map(|t| Val::default_for_ty(*t))
+            .collect();
+        if self.store.set_fuel(CALL_FUEL).is_err() {
+            return Status::Error("fuel not enabled".into());
+        }
+        match func.call(&mut self.store, &args, &mut results) {
+            Ok(()) => Status::Returned(results.iter().map(|v| value(&self.store, v)).collect()),
+            Err(e) => classify(e),
+        }
+    }
+
+    fn collect(&mut self) {}
+
+    fn state(&mut self) -> State {
+        let exports: Vec<(String, Extern)> = self
+            .instance
+            .exports(&self.store)
+            .map(|e| (e.name().to_string(), e.into_extern()))
+            .collect();
+        let mut state = State::default();
+        for (name, ext) in exports {
+            match ext {
+                Extern::Global(g) => state
+                    .globals
+                    .push((name, value(&self.store, &g.get(&self.store)))),
+                Extern::Memory(m) => {
+                    let data = m.data(&self.store);
+                    state.memories.push((
+                        name,
+                        MemorySummary {
+                            size: data.len() as u64,
+                            hash: xxhash_rust::xxh3::xxh3_64(data),
+                        },
+                    ));
+                }
+                Extern::Table(t) => {
+                    let size = t.size(&self.store);
+                    let elems = (0..size.min(TABLE_ELEMS as u64))
+                        .map(|i| match t.get(&self.store, i) {
+                            Some(r) => ref_shape(&self.store, &r),
+                            None => Shape::Func("<unreadable table element>".into()),
+                        })
+                        .collect();
+                    state.tables.push((name, TableSummary { size, elems }));
+                }
+                Extern::Func(_) => {}
+            }
+        }
+        state
+    }
+}
+
+fn arg_val(store: &mut Store<Host>, arg: &Arg, ty: &ValType) -> Val {
+    match arg {
+        Arg::I32(v) => Val::I32(*v),
+        Arg::I64(v) => Val::I64(*v),
+        Arg::F32(v) => Val::F32(f32::from_bits(*v).into()),
+        Arg::F64(v) => Val::F64(f64::from_bits(*v).into()),
+        Arg::V128(v) => Val::V128((*v).into()),
+        Arg::Extern(id) => Val::ExternRef(Nullable::Val(ExternRef::new(&mut *store, *id))),
+        // No i31 in wasmi's feature set: any reference parameter here is
+        // funcref or externref, so the plan only ever has nulls for them.
+        Arg::Null | Arg::I31(_) => Val::default_for_ty(*ty),
+    }
+}
+
+fn value(store: &Store<Host>, v: &Val) -> Value {
+    match v {
+        Val::I32(v) => Value::I32(*v),
+        Val::I64(v) => Value::I64(*v),
+        Val::F32(v) => Value::f32(v.to_bits()),
+        Val::F64(v) => Value::f64(v.to_bits()),
+        Val::V128(v) => Value::V128(v.as_u128()),
+        Val::FuncRef(f) => Value::Ref(func_shape(store, f)),
+        Val::ExternRef(e) => Value::Ref(extern_shape(store, e)),
+    }
+}
+
+fn ref_shape(store: &Store<Host>, r: &Ref) -> Shape {
+    match r {
+        Ref::Func(f) => func_shape(store, f),
+        Ref::Extern(e) => extern_shape(store, e),
+    }
+}
+
+fn func_shape(store: &Store<Host>, f: &Nullable<Func>) -> Shape {
+    match f {
+        Nullable::Null => Shape::Null,
+        Nullable::Val(f) => {
+            let ty = f.ty(store);
+            Shape::Func(signature(
+                ty.params().iter().map(val_desc),
+                ty.results().iter().map(val_desc),
+            ))
+        }
+    }
+}
+
+fn extern_shape(store: &Store<Host>, e: &Nullable<ExternRef>) -> Shape {
+    match e {
+        Nullable::Null => Shape::Null,
+        Nullable::Val(e) => match e.data(store).downcast_ref::<u32>() {
+            Some(id) => Shape::Extern(*id),
+            None => Shape::Func("<foreign externref>".into()),
+        },
+    }
+}
+
+/// Same vocabulary as the Wasmtime adapter's type names.
+fn val_desc(t: &ValType) -> &'static str {
+    match t {
+        ValType::I32 => "i32",
+        ValType::I64 => "i64",
+        ValType::F32 => "f32",
+        ValType::F64 => "f64",
+        ValType::V128 => "v128",
+        ValType::FuncRef => "ref null func",
+        ValType::ExternRef => "ref null extern",
+    }
+}
+
+fn classify(e: wasmi::Error) -> Status {
+    match e.as_trap_code() {
+        Some(code) => match code {
+            TrapCode::StackOverflow => Status::Exhausted(Exhausted::StackOverflow),
+            TrapCode::OutOfFuel => Status::Exhausted(Exhausted::OutOfFuel),
+            TrapCode::OutOfSystemMemory | TrapCode::GrowthOperationLimited => {
+                Status::Exhausted(Exhausted::ResourceLimit)
+            }
+            TrapCode::UnreachableCodeReached => Status::Trapped(TrapClass::Unreachable),
+            TrapCode::MemoryOutOfBounds => Status::Trapped(TrapClass::MemoryOutOfBounds),
+            TrapCode::TableOutOfBounds => Status::Trapped(TrapClass::TableOutOfBounds),
+            TrapCode::IndirectCallToNull => Status::Trapped(TrapClass::IndirectCallToNull),
+            TrapCode::IntegerDivisionByZero => Status::Trapped(TrapClass::IntegerDivisionByZero),
+            TrapCode::IntegerOverflow => Status::Trapped(TrapClass::IntegerOverflow),
+            TrapCode::BadConversionToInteger => Status::Trapped(TrapClass::BadConversionToInteger),
+            TrapCode::BadSignature => Status::Trapped(TrapClass::BadSignature),
+        },
+        None => {
+            let msg = e.to_string();
+            if msg.contains("limit") {
+                Status::Exhausted(Exhausted::ResourceLimit)
+            } else {
+                Status::Error(msg)
+            }
+        }
+    }
+}

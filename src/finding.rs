@@ -1,0 +1,422 @@
+//! Findings, their signatures, and reproducer directories under `crashes/`.
+//!
+//! A signature is a stable identity for a bug: it leaves out addresses,
+//! numbers, and the frames of panic machinery and of the harness, so the same
+//! bug found twice lands in the same `crashes/<signature>/` directory.
+
+use crate::case::TestCase;
+use crate::compare::Mismatch;
+use crate::outcome::Outcome;
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+use std::fs;
+use std::path::{Path, PathBuf};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FindingKind {
+    /// Configurations disagree with the reference.
+    Mismatch,
+    /// A configuration panicked, aborted or died of a signal.
+    Crash,
+    /// Wasmtime reported one of its own bugs (`WasmtimeBug`) as an error.
+    EngineBug,
+    /// A configuration exceeded the wall-clock limit twice.
+    Timeout,
+}
+
+/// How a worker process died.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CrashInfo {
+    pub config: String,
+    /// Panic message, or the last lines the process wrote to stderr.
+    pub message: String,
+    /// Panic location (`file:line`), when it panicked.
+    pub location: Option<String>,
+    pub signal: Option<i32>,
+    pub exit_code: Option<i32>,
+    /// Backtrace frames (function names), innermost first.
+    pub frames: Vec<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Finding {
+    pub kind: FindingKind,
+    pub signature: String,
+    /// One line for humans.
+    pub summary: String,
+    /// The configurations showing the problem.
+    pub configs: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mismatches: Vec<Mismatch>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crash: Option<CrashInfo>,
+}
+
+impl Finding {
+    pub fn mismatch(mismatches: Vec<Mismatch>) -> Finding {
+        let first = &mismatches[0];
+        let mut configs: Vec<String> = mismatches.iter().map(|m| m.other.clone()).collect();
+        configs.sort();
+        let key = format!(
+            "mismatch|{}|{}|{}|{}",
+            first.kind,
+            first.reference,
+            configs.join(","),
+            first.shape
+        );
+        let signature = format!(
+            "mismatch-{}-{}-{}",
+            first.kind,
+            slug(&configs.join("-")),
+            short_hash(&key)
+        );
+        let summary = format!(
+            "{} mismatch at {}: {} says {}, {} says {}",
+            first.kind, first.at, first.reference, first.expected, first.other, first.actual
+        );
+        Finding {
+            kind: FindingKind::Mismatch,
+            signature,
+            summary,
+            configs,
+            mismatches,
+            crash: None,
+        }
+    }
+
+    pub fn crash(kind: FindingKind, crash: CrashInfo) -> Finding {
+        let message = normalize_message(&crash.message);
+        let frames = significant_frames(&crash.frames);
+        let how = match (crash.signal, kind) {
+            (Some(sig), _) => format!("signal {sig}"),
+            (None, FindingKind::Timeout) => "timeout".to_string(),
+            (None, FindingKind::EngineBug) => "engine-bug".to_string(),
+            _ => "panic".to_string(),
+        };
+        let key = format!("{how}|{message}|{}", frames.join("|"));
+        let prefix = match kind {
+            FindingKind::Timeout => "timeout".to_string(),
+            FindingKind::EngineBug => "engine-bug".to_string(),
+            _ => "crash".to_string(),
+        };
+        let signature = format!("{prefix}-{}-{}", slug(&message), short_hash(&key));
+        let first_line = crash.message.lines().next().unwrap_or("").trim();
+        let summary = format!("{} on {}: {}", how, crash.config, first_line);
+        Finding {
+            kind,
+            signature,
+            summary,
+            configs: vec![crash.config.clone()],
+            mismatches: vec![],
+            crash: Some(crash),
+        }
+    }
+}
+
+/// Replaces what varies between runs of the same bug (addresses, counts,
+/// indices) with placeholders, e.g. `0x110 is not in the table` →
+/// `0x_ is not in the table`.
+pub fn normalize_message(msg: &str) -> String {
+    let first = msg.lines().next().unwrap_or("").trim();
+    let mut out = String::with_capacity(first.len());
+    let mut chars = first.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '0' && chars.peek() == Some(&'x') {
+            chars.next();
+            while chars.peek().is_some_and(|c| c.is_ascii_hexdigit()) {
+                chars.next();
+            }
+            out.push_str("0x_");
+        } else if c.is_ascii_digit() {
+            while chars.peek().is_some_and(|c| c.is_ascii_digit()) {
+                chars.next();
+            }
+            out.push('N');
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// The first frames that say where the bug is: panic machinery, std, the
+/// backtrace crate and the harness itself are left out, as are hashes.
+pub fn significant_frames(frames: &[String]) -> Vec<String> {
+    const NOISE: &[&str] = &[
+        "std::",
+        "core::",
+        "alloc::",
+        "rust_begin_unwind",
+        "rust_panic",
+        "__rust",
+        "backtrace::",
+        "gcfuzz::",
+        "<gcfuzz::",
+        "gcfuzz_",
+        "<alloc::",
+        "<core::",
+        "<std::",
+        "__libc",
+        "_start",
+        "main",
+        "wasmtime::runtime::vm::traphandlers::",
+        "wasmtime::runtime::func::",
+        "<unknown>",
+    ];
+    frames
+        .iter()
+        .map(|f| strip_hash(f.trim()))
+        .filter(|f| !f.is_empty() && !NOISE.iter().any(|n| f.starts_with(n)))
+        .take(3)
+        .collect()
+}
+
+fn strip_hash(frame: &str) -> String {
+    match frame.rfind("::h") {
+        Some(i)
+            if frame.len() - i == 19 && frame[i + 3..].chars().all(|c| c.is_ascii_hexdigit()) =>
+        {
+            frame[..i].to_string()
+        }
+        _ => frame.to_string(),
+    }
+}
+
+/// A file-name-safe excerpt: lowercase words joined by `-`, at most 40 chars.
+fn slug(s: &str) -> String {
+    let mut out = String::new();
+    for word in s
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|w| !w.is_empty())
+    {
+        if out.len() + word.len() + 1 > 40 {
+            break;
+        }
+        if !out.is_empty() {
+            out.push('-');
+        }
+        out.push_str(&word.to_ascii_lowercase());
+    }
+    if out.is_empty() {
+        "unnamed".into()
+    } else {
+        out
+    }
+}
+
+fn short_hash(key: &str) -> String {
+    format!("{:08x}", xxhash_rust::xxh3::xxh3_64(key.as_bytes()) as u32)
+}
+
+/// Where a case came from, so it can be regenerated.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Origin {
+    pub seed: Option<u64>,
+    pub index: Option<u64>,
+}
+
+/// `crashes/<signature>/finding.json`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Record {
+    pub finding: Finding,
+    /// The engine the reproducer was found on, e.g. `wasmtime 48.0.8`.
+    pub engine: String,
+    /// Engine versions on which this reproducer is expected to still
+    /// reproduce (a known, unfixed bug); empty means "fixed or never seen
+    /// again": replaying it must not reproduce.
+    #[serde(default)]
+    pub expected_on: Vec<String>,
+    pub hits: u64,
+    pub first_seen: String,
+    pub last_seen: String,
+    pub origin: Origin,
+    /// Size of `module.wasm`, to keep the smallest reproducer.
+    pub size: usize,
+    pub outcomes: Vec<Outcome>,
+}
+
+pub fn engine_version() -> String {
+    format!("wasmtime {}", crate::engine::wasmtime::VERSION)
+}
+
+/// Records `finding` for `case` under `dir/<signature>/`. A new signature
+/// gets a directory (written under a temporary name, then renamed, so a killed
+/// campaign never leaves half a reproducer); a known one gets its hit count
+/// and last-seen time bumped, and its reproducer replaced if this one is
+/// smaller. Returns the directory and whether the signature is new.
+pub fn store(
+    dir: &Path,
+    finding: &Finding,
+    case: &TestCase,
+    input: Option<&[u8]>,
+    origin: Origin,
+    outcomes: &[Outcome],
+) -> Result<(PathBuf, bool)> {
+    fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let target = dir.join(&finding.signature);
+    let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+    let module = case.to_module_bytes();
+    let existing = read_record(&target).ok();
+    let new = existing.is_none();
+    let mut record = existing.unwrap_or_else(|| Record {
+        finding: finding.clone(),
+        engine: engine_version(),
+        expected_on: vec![],
+        hits: 0,
+        first_seen: now.clone(),
+        last_seen: now.clone(),
+        origin: origin.clone(),
+        size: usize::MAX,
+        outcomes: outcomes.to_vec(),
+    });
+    record.hits += 1;
+    record.last_seen = now;
+    let smaller = module.len() < record.size;
+    if smaller {
+        record.finding = finding.clone();
+        record.origin = origin;
+        record.size = module.len();
+        record.outcomes = outcomes.to_vec();
+        record.engine = engine_version();
+    }
+    let tmp = tempfile::Builder::new().prefix(".tmp-").tempdir_in(dir)?;
+    if smaller {
+        fs::write(tmp.path().join("module.wasm"), &module)?;
+        fs::write(tmp.path().join("module.wat"), case.to_wat())?;
+        if let Some(input) = input {
+            fs::write(tmp.path().join("input.bin"), input)?;
+        }
+    }
+    fs::write(
+        tmp.path().join("finding.json"),
+        serde_json::to_string_pretty(&record)?,
+    )?;
+    if new {
+        let tmp = tmp.keep();
+        if fs::rename(&tmp, &target).is_err() {
+            // Another job stored the same signature first: merge into it.
+            fs::remove_dir_all(&tmp).ok();
+            return store(dir, finding, case, input, record.origin, outcomes)
+                .map(|(p, _)| (p, false));
+        }
+    } else {
+        for entry in fs::read_dir(tmp.path())? {
+            let entry = entry?;
+            fs::rename(entry.path(), target.join(entry.file_name()))?;
+        }
+        if smaller && input.is_none() {
+            fs::remove_file(target.join("input.bin")).ok();
+        }
+    }
+    Ok((target, new))
+}
+
+pub fn read_record(dir: &Path) -> Result<Record> {
+    let path = dir.join("finding.json");
+    let text = fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::compare::MismatchKind;
+
+    #[test]
+    fn messages_are_normalized() {
+        assert_eq!(
+            normalize_message("0x110 is not in the table"),
+            "0x_ is not in the table"
+        );
+        assert_eq!(
+            normalize_message("index out of bounds: the len is 3 but the index is 17\nmore"),
+            "index out of bounds: the len is N but the index is N"
+        );
+    }
+
+    #[test]
+    fn frames_skip_machinery_and_hashes() {
+        let frames: Vec<String> = [
+            "std::panicking::begin_panic_handler::h0123456789abcdef",
+            "core::panicking::panic_fmt",
+            "wasmtime::runtime::vm::gc::enabled::drc::DrcHeap::trace::h0123456789abcdef",
+            "gcfuzz::engine::execute",
+            "wasmtime::runtime::store::gc::collect",
+            "wasmtime_environ::foo",
+            "wasmtime::bar",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        assert_eq!(
+            significant_frames(&frames),
+            vec![
+                "wasmtime::runtime::vm::gc::enabled::drc::DrcHeap::trace",
+                "wasmtime::runtime::store::gc::collect",
+                "wasmtime_environ::foo"
+            ]
+        );
+    }
+
+    fn crash(msg: &str, frames: &[&str]) -> CrashInfo {
+        CrashInfo {
+            config: "drc".into(),
+            message: msg.into(),
+            location: None,
+            signal: None,
+            exit_code: Some(134),
+            frames: frames.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn crash_signatures_ignore_numbers_but_not_frames() {
+        let a = Finding::crash(
+            FindingKind::Crash,
+            crash(
+                "0x110 is not in the table",
+                &["wasmtime::a::h0123456789abcdef"],
+            ),
+        );
+        let b = Finding::crash(
+            FindingKind::Crash,
+            crash(
+                "0x2f8 is not in the table",
+                &["wasmtime::a::hfedcba9876543210"],
+            ),
+        );
+        let c = Finding::crash(
+            FindingKind::Crash,
+            crash("0x110 is not in the table", &["wasmtime::b"]),
+        );
+        assert_eq!(a.signature, b.signature);
+        assert_ne!(a.signature, c.signature);
+        assert!(
+            a.signature.starts_with("crash-0x-is-not-in-the-table-"),
+            "{}",
+            a.signature
+        );
+    }
+
+    #[test]
+    fn mismatch_signatures_follow_kind_configs_and_shape() {
+        let m = |other: &str, shape: &str, expected: &str| Mismatch {
+            kind: MismatchKind::HeapShape,
+            reference: "null".into(),
+            other: other.into(),
+            at: "call[0] f.result[0]".into(),
+            expected: expected.into(),
+            actual: "x".into(),
+            shape: shape.into(),
+        };
+        let a = Finding::mismatch(vec![m("copying", "field i32 value", "1")]);
+        let b = Finding::mismatch(vec![m("copying", "field i32 value", "2")]);
+        let c = Finding::mismatch(vec![m("drc", "field i32 value", "1")]);
+        let d = Finding::mismatch(vec![m("copying", "aliasing", "1")]);
+        assert_eq!(a.signature, b.signature);
+        assert_ne!(a.signature, c.signature);
+        assert_ne!(a.signature, d.signature);
+        assert!(a.signature.starts_with("mismatch-heap-shape-copying-"));
+    }
+}

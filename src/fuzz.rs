@@ -1,0 +1,35 @@
+//! libFuzzer entry points. The targets under `fuzz/fuzz_targets/` are thin
+//! shims over these functions, so the same code runs under cargo-fuzz, in the
+//! stable replay binaries and in `cargo test`.
+
+use crate::case::TestCase;
+use crate::differential::check_case;
+use crate::engine::real_engine;
+use crate::worker::InProcess;
+use std::cell::RefCell;
+
+thread_local! {
+    /// Engines live across inputs: creating them per input would dominate.
+    static ENGINES: RefCell<InProcess> = RefCell::new(InProcess::new(real_engine));
+}
+
+/// The `differential` target: generate a case from `data`, run it on its
+/// configurations in this process, and panic on any finding (that is how
+/// libFuzzer learns of it). Engine panics propagate as they are.
+pub fn differential(data: &[u8]) {
+    let Ok(case) = TestCase::from_fuzz_input(data) else {
+        return;
+    };
+    let configs: Vec<String> = case
+        .plan
+        .configs
+        .iter()
+        .map(|c| c.name().to_string())
+        .collect();
+    let report = ENGINES
+        .with(|e| check_case(&case, &configs, &mut *e.borrow_mut()))
+        .expect("real engines exist");
+    if let Some(f) = report.findings.first() {
+        panic!("gcfuzz finding {}: {}", f.signature, f.summary);
+    }
+}

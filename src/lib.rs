@@ -1,0 +1,25 @@
+//! gcfuzz: differential fuzzing of GC rooting and GC code generation in
+//! Cranelift-backed WebAssembly engines, first of all Wasmtime.
+//!
+//! The pipeline, one module per stage:
+//! [`generate`] (wasm-smith, GC-heavy) → [`case`] (module + execution plan) →
+//! [`engine`] (every configuration behind one trait, run in [`worker`]
+//! processes) → [`compare`] (outcomes by shape) → [`differential`] (findings)
+//! → [`finding`] (signatures, reproducers under `crashes/`). [`campaign`] is
+//! the `gcfuzz run` loop; [`fuzz`] holds the libFuzzer entry points.
+
+pub mod campaign;
+pub mod case;
+pub mod compare;
+pub mod differential;
+pub mod engine;
+pub mod finding;
+pub mod fuzz;
+pub mod generate;
+pub mod outcome;
+pub mod worker;
+
+/// `gcfuzz` version with the engine versions it was built against.
+pub fn version() -> &'static str {
+    concat!(env!("CARGO_PKG_VERSION"), " (wasmtime 48.0.8, wasmi 2.0.0)")
+}

@@ -1,0 +1,228 @@
+//! The `gcfuzz` command line.
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use gcfuzz::case::TestCase;
+use gcfuzz::differential::check_case;
+use gcfuzz::engine::{ConfigId, real_engine};
+use gcfuzz::outcome::Outcome;
+use gcfuzz::worker::{Worker, WorkerCommand};
+use gcfuzz::{campaign, version};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+#[derive(Parser)]
+#[command(name = "gcfuzz", version = version(), about = "Differential fuzzing of GC rooting and GC codegen in Wasmtime")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a fuzzing campaign on seeded random inputs.
+    Run {
+        /// Campaign length in seconds.
+        #[arg(long, default_value_t = 60)]
+        time: u64,
+        /// Seed of the input sequence (random when omitted; printed so the
+        /// campaign can be replayed).
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Parallel jobs, each with its own worker process (default: cores).
+        #[arg(long)]
+        jobs: Option<usize>,
+        /// Print one JSON summary on stdout at the end.
+        #[arg(long)]
+        json: bool,
+        /// Only these configurations take part (comma-separated).
+        #[arg(long, value_delimiter = ',')]
+        configs: Vec<ConfigId>,
+        /// Directory findings are written to.
+        #[arg(long, default_value = "crashes")]
+        out: PathBuf,
+        /// Wall-clock limit per configuration run, in seconds.
+        #[arg(long, default_value_t = 20)]
+        timeout: u64,
+        /// Stop after this many cases.
+        #[arg(long)]
+        max_execs: Option<u64>,
+    },
+    /// Run one module (.wasm or .wat) on every configuration and show the
+    /// outcomes. Exit 1 when they disagree or one crashes.
+    Repro {
+        file: PathBuf,
+        /// Only these configurations (comma-separated).
+        #[arg(long, value_delimiter = ',')]
+        configs: Vec<ConfigId>,
+        /// Print the outcomes and findings as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Wall-clock limit per configuration run, in seconds.
+        #[arg(long, default_value_t = 20)]
+        timeout: u64,
+    },
+    /// Serve engine runs for a parent process (internal).
+    #[command(hide = true)]
+    Worker,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match dispatch(cli.command) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("gcfuzz: error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn dispatch(command: Command) -> Result<ExitCode> {
+    match command {
+        Command::Run {
+            time,
+            seed,
+            jobs,
+            json,
+            configs,
+            out,
+            timeout,
+            max_execs,
+        } => {
+            let seed = seed.unwrap_or_else(random_seed);
+            let jobs =
+                jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+            let stop = Arc::new(AtomicBool::new(false));
+            let flag = stop.clone();
+            // First Ctrl-C: finish the cases under way and report; second: quit.
+            let _ = ctrlc::set_handler(move || {
+                if flag.swap(true, Ordering::Relaxed) {
+                    std::process::exit(130);
+                }
+            });
+            eprintln!(
+                "gcfuzz {}: seed {seed}, {jobs} jobs, {time}s; findings go to {}",
+                version(),
+                out.display()
+            );
+            let opts = campaign::Options {
+                time: Duration::from_secs(time),
+                seed,
+                jobs,
+                configs,
+                out,
+                timeout: Duration::from_secs(timeout),
+                worker: WorkerCommand::current_exe()?,
+                max_execs,
+                stop,
+            };
+            let summary = campaign::run(&opts);
+            for e in &summary.errors {
+                eprintln!("gcfuzz: error: {e}");
+            }
+            eprintln!(
+                "{} execs in {:.1}s ({:.1}/s), {:.0}% with GC allocations, {} inconclusive, {} findings ({} new); replay with --seed {seed}",
+                summary.execs,
+                summary.elapsed_secs,
+                summary.execs_per_sec,
+                100.0 * summary.modules_with_gc_share,
+                summary.inconclusive,
+                summary.findings.len(),
+                summary.findings.iter().filter(|f| f.new).count(),
+            );
+            if json {
+                println!("{}", serde_json::to_string_pretty(&summary)?);
+            }
+            Ok(if !summary.errors.is_empty() && summary.execs == 0 {
+                ExitCode::from(2)
+            } else if summary.findings.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }
+        Command::Repro {
+            file,
+            configs,
+            json,
+            timeout,
+        } => {
+            let bytes =
+                std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
+            let case = TestCase::from_module_bytes(&bytes)
+                .with_context(|| format!("{}", file.display()))?;
+            let names: Vec<String> = case
+                .plan
+                .configs
+                .iter()
+                .filter(|c| configs.is_empty() || configs.contains(c))
+                .map(|c| c.name().to_string())
+                .collect();
+            let mut worker =
+                Worker::new(WorkerCommand::current_exe()?, Duration::from_secs(timeout));
+            let report = check_case(&case, &names, &mut worker)?;
+            if json {
+                let out = serde_json::json!({ "outcomes": report.outcomes, "findings": report.findings, "inconclusive": report.inconclusive });
+                println!("{}", serde_json::to_string_pretty(&out)?);
+            } else {
+                for outcome in &report.outcomes {
+                    print_outcome(outcome);
+                }
+                for f in &report.findings {
+                    println!("FINDING {}: {}", f.signature, f.summary);
+                }
+                if report.findings.is_empty() {
+                    let verdict = if report.inconclusive {
+                        "agree up to an inconclusive point"
+                    } else {
+                        "agree"
+                    };
+                    println!("{} configurations {verdict}", report.outcomes.len());
+                }
+            }
+            Ok(if report.findings.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }
+        Command::Worker => {
+            gcfuzz::worker::serve(real_engine)?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn print_outcome(o: &Outcome) {
+    println!("== {} ({:.1} ms)", o.config, o.micros as f64 / 1000.0);
+    println!("  instantiate: {}", o.instantiate);
+    for (i, call) in o.calls.iter().enumerate() {
+        println!("  call[{i}] {}: {}", call.export, call.status);
+    }
+    match &o.state {
+        Some(state) => {
+            for (name, v) in &state.globals {
+                println!("  global {name} = {v}");
+            }
+            for (name, m) in &state.memories {
+                println!("  memory {name}: {} bytes, hash {:016x}", m.size, m.hash);
+            }
+            for (name, t) in &state.tables {
+                let elems: Vec<String> = t.elems.iter().map(|r| r.to_string()).collect();
+                println!("  table {name}[{}] = [{}]", t.size, elems.join(", "));
+            }
+        }
+        None => println!("  state: not compared (run cut short)"),
+    }
+}
+
+fn random_seed() -> u64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    (nanos as u64) ^ ((std::process::id() as u64) << 32)
+}
