@@ -65,6 +65,8 @@ pub struct Summary {
     pub modules_with_gc: u64,
     pub modules_with_gc_share: f64,
     pub engine_runs: BTreeMap<String, u64>,
+    /// Seconds inside each configuration (compile, run, walk).
+    pub engine_secs: BTreeMap<String, f64>,
     /// Cases with at least one mismatch / crash / engine-reported bug / timeout.
     pub mismatches: u64,
     pub crashes: u64,
@@ -98,19 +100,13 @@ pub fn run(opts: &Options) -> Summary {
     let progress = Progress::new();
     let mut announced = 0;
     std::thread::scope(|s| {
-        let jobs: Vec<_> = (0..opts.jobs.max(1))
-            .map(|_| s.spawn(|| job(opts, deadline, &next, &totals)))
-            .collect();
+        let jobs: Vec<_> = (0..opts.jobs.max(1)).map(|_| s.spawn(|| job(opts, deadline, &next, &totals))).collect();
         while !jobs.iter().all(|j| j.is_finished()) {
             std::thread::sleep(Duration::from_millis(200));
             let t = totals.lock().unwrap();
             for f in &t.summary.findings[announced..] {
                 let status = if f.new { "new" } else { "known" };
-                progress.println(&format!(
-                    "{status} finding {}: {}",
-                    f.path.display(),
-                    f.summary
-                ));
+                progress.println(&format!("{status} finding {}: {}", f.path.display(), f.summary));
             }
             announced = t.summary.findings.len();
             progress.update(&t.summary, start);
@@ -124,16 +120,13 @@ pub fn run(opts: &Options) -> Summary {
     s.execs_per_sec = s.execs as f64 / s.elapsed_secs.max(1e-9);
     s.modules_with_gc_share = s.modules_with_gc as f64 / (s.execs.max(1)) as f64;
     let secs = |micros: u64| micros as f64 / 1e6;
-    let other = t
-        .wall_micros
-        .saturating_sub(t.generate_micros + t.engine_micros + t.compare_micros);
+    let other = t.wall_micros.saturating_sub(t.generate_micros + t.engine_micros + t.compare_micros);
     s.time = TimeSplit {
         generate_secs: secs(t.generate_micros),
         engine_secs: secs(t.engine_micros),
         compare_secs: secs(t.compare_micros),
         other_secs: secs(other),
-        harness_overhead: (t.wall_micros.saturating_sub(t.engine_micros)) as f64
-            / (t.engine_micros.max(1)) as f64,
+        harness_overhead: (t.wall_micros.saturating_sub(t.engine_micros)) as f64 / (t.engine_micros.max(1)) as f64,
     };
     t.summary
 }
@@ -182,10 +175,7 @@ fn job(opts: &Options, deadline: Instant, next: &AtomicU64, totals: &Mutex<Total
         // A finding's signature and files are written before the case counts.
         let mut stored = Vec::new();
         for f in &report.findings {
-            let origin = Origin {
-                seed: Some(opts.seed),
-                index: Some(index),
-            };
+            let origin = Origin { seed: Some(opts.seed), index: Some(index) };
             match finding::store(&opts.out, f, &case, Some(&input), origin, &report.outcomes) {
                 Ok((path, new)) => stored.push(FindingReport {
                     kind: f.kind,
@@ -196,12 +186,7 @@ fn job(opts: &Options, deadline: Instant, next: &AtomicU64, totals: &Mutex<Total
                     seed: opts.seed,
                     index,
                 }),
-                Err(e) => totals
-                    .lock()
-                    .unwrap()
-                    .summary
-                    .errors
-                    .push(format!("storing {}: {e:#}", f.signature)),
+                Err(e) => totals.lock().unwrap().summary.errors.push(format!("storing {}: {e:#}", f.signature)),
             }
         }
         let mut t = totals.lock().unwrap();
@@ -219,7 +204,10 @@ fn job(opts: &Options, deadline: Instant, next: &AtomicU64, totals: &Mutex<Total
         s.timeouts += has(FindingKind::Timeout);
         s.worker_restarts = s.worker_restarts.max(worker.spawned.saturating_sub(1));
         t.generate_micros += generate_micros;
-        t.engine_micros += report.outcomes.iter().map(|o| o.micros).sum::<u64>();
+        for o in &report.outcomes {
+            t.engine_micros += o.micros;
+            *t.summary.engine_secs.entry(o.config.clone()).or_default() += o.micros as f64 / 1e6;
+        }
         t.compare_micros += report.compare_micros;
         t.wall_micros += case_start.elapsed().as_micros() as u64;
         t.summary.findings.extend(stored);
@@ -238,15 +226,11 @@ impl Progress {
         let bar = std::io::stderr().is_terminal().then(|| {
             let bar = indicatif::ProgressBar::new_spinner();
             bar.set_style(
-                indicatif::ProgressStyle::with_template("{spinner} [{elapsed_precise}] {msg}")
-                    .expect("valid template"),
+                indicatif::ProgressStyle::with_template("{spinner} [{elapsed_precise}] {msg}").expect("valid template"),
             );
             bar
         });
-        Progress {
-            bar,
-            last_plain: Mutex::new(Instant::now()),
-        }
+        Progress { bar, last_plain: Mutex::new(Instant::now()) }
     }
 
     fn line(s: &Summary, start: Instant) -> String {
@@ -269,11 +253,7 @@ impl Progress {
                 let mut last = self.last_plain.lock().unwrap();
                 if last.elapsed() >= Duration::from_secs(10) {
                     *last = Instant::now();
-                    eprintln!(
-                        "[{:>6.0}s] {}",
-                        start.elapsed().as_secs_f64(),
-                        Self::line(s, start)
-                    );
+                    eprintln!("[{:>6.0}s] {}", start.elapsed().as_secs_f64(), Self::line(s, start));
                 }
             }
         }

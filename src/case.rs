@@ -95,8 +95,8 @@ impl TestCase {
     /// gives the plan; otherwise every export is called once with default
     /// arguments on every configuration that can run the module.
     pub fn from_module_bytes(bytes: &[u8]) -> Result<TestCase> {
-        let wasm = wat::parse_bytes(bytes)
-            .map_err(|e| anyhow::anyhow!("{}", e.to_string().lines().next().unwrap_or("")))?;
+        let wasm =
+            wat::parse_bytes(bytes).map_err(|e| anyhow::anyhow!("{}", e.to_string().lines().next().unwrap_or("")))?;
         let (wasm, plan) = split_plan(&wasm)?;
         let plan = match plan {
             Some(plan) => plan,
@@ -105,10 +105,7 @@ impl TestCase {
                 Plan::default_for(&wasm, &info)
             }
         };
-        Ok(TestCase {
-            wasm: wasm.to_vec(),
-            plan,
-        })
+        Ok(TestCase { wasm: wasm.to_vec(), plan })
     }
 
     /// The module with its plan embedded, as written to reproducer files.
@@ -116,18 +113,13 @@ impl TestCase {
         use wasm_encoder::Section;
         let mut out = self.wasm.clone();
         let json = serde_json::to_vec(&self.plan).expect("plan serializes");
-        wasm_encoder::CustomSection {
-            name: PLAN_SECTION.into(),
-            data: json.into(),
-        }
-        .append_to(&mut out);
+        wasm_encoder::CustomSection { name: PLAN_SECTION.into(), data: json.into() }.append_to(&mut out);
         out
     }
 
     /// The module as WAT text (plan section included).
     pub fn to_wat(&self) -> String {
-        wasmprinter::print_bytes(self.to_module_bytes())
-            .unwrap_or_else(|e| format!(";; not printable: {e}\n"))
+        wasmprinter::print_bytes(self.to_module_bytes()).unwrap_or_else(|e| format!(";; not printable: {e}\n"))
     }
 }
 
@@ -201,8 +193,7 @@ impl ModuleInfo {
                         if export.kind == ExternalKind::Func {
                             let ty = func_types.get(export.index as usize).copied();
                             let params = ty.and_then(|t| types.get(t as usize).cloned().flatten());
-                            exported_funcs
-                                .push((export.name.to_string(), params.unwrap_or_default()));
+                            exported_funcs.push((export.name.to_string(), params.unwrap_or_default()));
                         }
                     }
                 }
@@ -243,42 +234,29 @@ pub fn allocates(wasm: &[u8]) -> bool {
 
 impl Plan {
     /// Draws a plan for a generated module.
-    pub fn arbitrary(
-        profile: Profile,
-        info: &ModuleInfo,
-        u: &mut Unstructured,
-    ) -> arbitrary::Result<Plan> {
-        let callable: Vec<_> = info
-            .exported_funcs
-            .iter()
-            .filter(|(_, params)| params.iter().all(arg_possible))
-            .collect();
+    pub fn arbitrary(profile: Profile, info: &ModuleInfo, u: &mut Unstructured) -> arbitrary::Result<Plan> {
+        let callable: Vec<_> =
+            info.exported_funcs.iter().filter(|(_, params)| params.iter().all(arg_possible)).collect();
         let mut calls = Vec::new();
         for (name, params) in callable.iter().take(MAX_CALLS - 4) {
-            calls.push(Call {
-                export: name.clone(),
-                args: draw_args(params, u)?,
-                collect_before: u.ratio(1, 4)?,
-            });
+            calls.push(Call { export: name.clone(), args: draw_args(params, u)?, collect_before: u.ratio(1, 4)? });
         }
         if !callable.is_empty() {
             for _ in 0..u.int_in_range(0..=4)? {
                 let (name, params) = u.choose(&callable)?;
-                calls.push(Call {
-                    export: name.clone(),
-                    args: draw_args(params, u)?,
-                    collect_before: u.ratio(1, 4)?,
-                });
+                calls.push(Call { export: name.clone(), args: draw_args(params, u)?, collect_before: u.ratio(1, 4)? });
             }
         }
+        // A few zeal settings only: each distinct one needs its own Wasmtime
+        // engine per configuration in every worker.
         let zeal = match u.int_in_range(0..=9)? {
             0..=1 => None,
             2..=4 => Some(1),
-            5..=7 => Some(u.int_in_range(2..=16)?),
-            _ => Some(u.int_in_range(17..=1000)?),
+            5..=7 => Some(*u.choose(&[2, 3, 5, 8, 13])?),
+            _ => Some(*u.choose(&[100, 1000])?),
         };
         let gc_heap_initial = match u.int_in_range(0..=3)? {
-            0 => Some(1 << 20),
+            0 => Some(64 << 10),
             _ => None,
         };
         let mut configs = vec![ConfigId::Null, ConfigId::Drc, ConfigId::Copying];
@@ -286,27 +264,19 @@ impl Plan {
         if profile == Profile::RefTypes {
             configs.push(ConfigId::Wasmi);
         }
-        Ok(Plan {
-            profile,
-            calls,
-            zeal,
-            gc_heap_initial,
-            configs,
-        })
+        Ok(Plan { profile, calls, zeal, gc_heap_initial, configs })
     }
 
     /// The plan for a module that came without one: each export once, default
     /// arguments, every configuration that can run it, a collection at every
     /// allocation.
     pub fn default_for(wasm: &[u8], info: &ModuleInfo) -> Plan {
-        let profile = if wasmparser::Validator::new_with_features(Profile::RefTypes.features())
-            .validate_all(wasm)
-            .is_ok()
-        {
-            Profile::RefTypes
-        } else {
-            Profile::Gc
-        };
+        let profile =
+            if wasmparser::Validator::new_with_features(Profile::RefTypes.features()).validate_all(wasm).is_ok() {
+                Profile::RefTypes
+            } else {
+                Profile::Gc
+            };
         let calls = info
             .exported_funcs
             .iter()
@@ -322,13 +292,7 @@ impl Plan {
         if profile == Profile::RefTypes {
             configs.push(ConfigId::Wasmi);
         }
-        Plan {
-            profile,
-            calls,
-            zeal: Some(1),
-            gc_heap_initial: None,
-            configs,
-        }
+        Plan { profile, calls, zeal: Some(1), gc_heap_initial: None, configs }
     }
 }
 
@@ -387,13 +351,8 @@ fn draw_args(params: &[ValType], u: &mut Unstructured) -> arbitrary::Result<Vec<
                     let null = r.is_nullable() && u.ratio(1, 2)?;
                     match r.heap_type() {
                         _ if null => Arg::Null,
-                        HeapType::Abstract { ty: A::Extern, .. } => {
-                            Arg::Extern(u.int_in_range(0..=7)?)
-                        }
-                        HeapType::Abstract {
-                            ty: A::Any | A::Eq | A::I31,
-                            ..
-                        } => Arg::I31(u.int_in_range(-8..=8)?),
+                        HeapType::Abstract { ty: A::Extern, .. } => Arg::Extern(u.int_in_range(0..=7)?),
+                        HeapType::Abstract { ty: A::Any | A::Eq | A::I31, .. } => Arg::I31(u.int_in_range(-8..=8)?),
                         _ => Arg::Null,
                     }
                 }
@@ -439,10 +398,7 @@ mod tests {
         .unwrap();
         // `g` takes a non-null concrete reference the host cannot make.
         assert_eq!(case.plan.calls.len(), 1);
-        assert_eq!(
-            case.plan.calls[0].args,
-            vec![Arg::I32(0), Arg::Null, Arg::Extern(0)]
-        );
+        assert_eq!(case.plan.calls[0].args, vec![Arg::I32(0), Arg::Null, Arg::Extern(0)]);
         assert_eq!(case.plan.profile, Profile::Gc);
         assert_eq!(case.plan.configs[0], ConfigId::Null);
     }

@@ -28,10 +28,7 @@ pub enum MismatchKind {
 
 impl fmt::Display for MismatchKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let s = serde_json::to_value(self)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_owned))
-            .unwrap_or_default();
+        let s = serde_json::to_value(self).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
         f.write_str(&s)
     }
 }
@@ -90,11 +87,7 @@ pub fn compare(reference: &Outcome, other: &Outcome) -> Verdict {
             shape,
         })
     };
-    if let Some(v) = status_verdict(
-        &reference.instantiate,
-        &other.instantiate,
-        "instantiate".into(),
-    ) {
+    if let Some(v) = status_verdict(&reference.instantiate, &other.instantiate, "instantiate".into()) {
         return match v {
             StatusDiff::Inconclusive(why) => Verdict::Inconclusive(why),
             StatusDiff::Differ { shape, .. } => mismatch(
@@ -133,11 +126,7 @@ pub fn compare(reference: &Outcome, other: &Outcome) -> Verdict {
 
 enum StatusDiff {
     Inconclusive(String),
-    Differ {
-        kind: MismatchKind,
-        at: String,
-        shape: String,
-    },
+    Differ { kind: MismatchKind, at: String, shape: String },
 }
 
 fn status_kind(s: &Status) -> String {
@@ -154,48 +143,29 @@ fn status_kind(s: &Status) -> String {
 /// `None` when the statuses agree.
 fn status_verdict(r: &Status, o: &Status, at: String) -> Option<StatusDiff> {
     match (r, o) {
-        (Status::Exhausted(e), _) | (_, Status::Exhausted(e)) => {
-            Some(StatusDiff::Inconclusive(format!("{at}: {e:?}")))
-        }
+        (Status::Exhausted(e), _) | (_, Status::Exhausted(e)) => Some(StatusDiff::Inconclusive(format!("{at}: {e:?}"))),
         // Reported separately as a finding of its own.
         (Status::EngineBug(_), _) | (_, Status::EngineBug(_)) => {
             Some(StatusDiff::Inconclusive(format!("{at}: engine bug")))
         }
         (Status::Returned(a), Status::Returned(b)) => {
             if a.len() != b.len() {
-                return Some(StatusDiff::Differ {
-                    kind: MismatchKind::Result,
-                    at,
-                    shape: "result arity".into(),
-                });
+                return Some(StatusDiff::Differ { kind: MismatchKind::Result, at, shape: "result arity".into() });
             }
             a.iter().zip(b).enumerate().find_map(|(i, (x, y))| {
                 diff_value(x, y, format!("{at}.result[{i}]")).map(|d| StatusDiff::Differ {
-                    kind: if d.in_heap {
-                        MismatchKind::HeapShape
-                    } else {
-                        MismatchKind::Result
-                    },
+                    kind: if d.in_heap { MismatchKind::HeapShape } else { MismatchKind::Result },
                     at: d.at,
                     shape: d.shape,
                 })
             })
         }
-        (Status::Uncaught(a), Status::Uncaught(b)) => {
-            diff_ref(a, b, format!("{at}.exception"), false).map(|d| StatusDiff::Differ {
-                kind: MismatchKind::HeapShape,
-                at: d.at,
-                shape: d.shape,
-            })
-        }
+        (Status::Uncaught(a), Status::Uncaught(b)) => diff_ref(a, b, format!("{at}.exception"), false)
+            .map(|d| StatusDiff::Differ { kind: MismatchKind::HeapShape, at: d.at, shape: d.shape }),
         (Status::Error(_), Status::Error(_)) => None,
         (a, b) if a == b => None,
         (a, b) => Some(StatusDiff::Differ {
-            kind: if at == "instantiate" {
-                MismatchKind::Instantiate
-            } else {
-                MismatchKind::Trap
-            },
+            kind: if at == "instantiate" { MismatchKind::Instantiate } else { MismatchKind::Trap },
             shape: format!("{} vs {}", status_kind(a), status_kind(b)),
             at,
         }),
@@ -281,18 +251,7 @@ fn diff_ref(a: &Ref, b: &Ref, at: String, nested: bool) -> Option<Diff> {
         })
     };
     match (a, b) {
-        (
-            Ref::Struct {
-                id: i,
-                ty: t,
-                fields: f,
-            },
-            Ref::Struct {
-                id: j,
-                ty: u,
-                fields: g,
-            },
-        ) => {
+        (Ref::Struct { id: i, ty: t, fields: f }, Ref::Struct { id: j, ty: u, fields: g }) => {
             if t != u {
                 differ("struct type".into(), at)
             } else if i != j {
@@ -301,20 +260,7 @@ fn diff_ref(a: &Ref, b: &Ref, at: String, nested: bool) -> Option<Diff> {
                 fields(f, g, "field", &at).or_else(|| differ("struct".into(), at))
             }
         }
-        (
-            Ref::Array {
-                id: i,
-                ty: t,
-                len: l,
-                elems: e,
-            },
-            Ref::Array {
-                id: j,
-                ty: u,
-                len: m,
-                elems: f,
-            },
-        ) => {
+        (Ref::Array { id: i, ty: t, len: l, elems: e }, Ref::Array { id: j, ty: u, len: m, elems: f }) => {
             if t != u {
                 differ("array type".into(), at)
             } else if l != m {
@@ -325,23 +271,14 @@ fn diff_ref(a: &Ref, b: &Ref, at: String, nested: bool) -> Option<Diff> {
                 fields(e, f, "elem", &at).or_else(|| differ("array".into(), at))
             }
         }
-        (
-            Ref::Exn {
-                tag: t, fields: f, ..
-            },
-            Ref::Exn {
-                tag: u, fields: g, ..
-            },
-        ) => {
+        (Ref::Exn { tag: t, fields: f, .. }, Ref::Exn { tag: u, fields: g, .. }) => {
             if t != u {
                 differ("exception tag".into(), at)
             } else {
                 fields(f, g, "field", &at).or_else(|| differ("exn".into(), at))
             }
         }
-        (Ref::Internalized(x), Ref::Internalized(y)) => {
-            diff_ref(x, y, format!("{at}.internal"), nested)
-        }
+        (Ref::Internalized(x), Ref::Internalized(y)) => diff_ref(x, y, format!("{at}.internal"), nested),
         (Ref::I31(_), Ref::I31(_)) => differ("i31 value".into(), at),
         (Ref::Extern(_), Ref::Extern(_)) => differ("extern payload".into(), at),
         (Ref::Func(_), Ref::Func(_)) => differ("func signature".into(), at),
@@ -353,12 +290,7 @@ fn diff_ref(a: &Ref, b: &Ref, at: String, nested: bool) -> Option<Diff> {
 
 /// A top-level difference is heap shape when a GC object is involved.
 fn shape_is_heap(a: &Ref, b: &Ref) -> bool {
-    let heap = |r: &Ref| {
-        matches!(
-            r,
-            Ref::Struct { .. } | Ref::Array { .. } | Ref::Exn { .. } | Ref::Seen(_)
-        )
-    };
+    let heap = |r: &Ref| matches!(r, Ref::Struct { .. } | Ref::Array { .. } | Ref::Exn { .. } | Ref::Seen(_));
     heap(a) || heap(b)
 }
 
@@ -384,22 +316,14 @@ fn diff_state(r: &State, o: &State) -> Option<Diff> {
     }
     for ((name, a), (_, b)) in r.globals.iter().zip(&o.globals) {
         if let Some(mut d) = diff_value(a, b, format!("global {name}")) {
-            d.kind = if d.in_heap {
-                MismatchKind::HeapShape
-            } else {
-                MismatchKind::Global
-            };
+            d.kind = if d.in_heap { MismatchKind::HeapShape } else { MismatchKind::Global };
             d.shape = format!("global {}", d.shape);
             return Some(d);
         }
     }
     for ((name, a), (_, b)) in r.memories.iter().zip(&o.memories) {
         if a != b {
-            let shape = if a.size != b.size {
-                "memory size"
-            } else {
-                "memory contents"
-            };
+            let shape = if a.size != b.size { "memory size" } else { "memory contents" };
             return Some(Diff {
                 kind: MismatchKind::Memory,
                 at: format!("memory {name}"),
@@ -423,11 +347,7 @@ fn diff_state(r: &State, o: &State) -> Option<Diff> {
         }
         for (i, (x, y)) in a.elems.iter().zip(&b.elems).enumerate() {
             if let Some(mut d) = diff_ref(x, y, format!("table {name}[{i}]"), false) {
-                d.kind = if d.in_heap {
-                    MismatchKind::HeapShape
-                } else {
-                    MismatchKind::Table
-                };
+                d.kind = if d.in_heap { MismatchKind::HeapShape } else { MismatchKind::Table };
                 d.shape = format!("table {}", d.shape);
                 return Some(d);
             }
@@ -445,36 +365,20 @@ mod tests {
         Outcome {
             config: config.into(),
             instantiate: Status::Returned(vec![]),
-            calls: calls
-                .into_iter()
-                .map(|status| CallRecord {
-                    export: "f".into(),
-                    status,
-                })
-                .collect(),
+            calls: calls.into_iter().map(|status| CallRecord { export: "f".into(), status }).collect(),
             state: Some(State::default()),
             micros: 0,
         }
     }
 
     fn obj(id: u32, field: i32) -> Value {
-        Value::Ref(Ref::Struct {
-            id,
-            ty: "struct(i32)".into(),
-            fields: vec![Value::I32(field)],
-        })
+        Value::Ref(Ref::Struct { id, ty: "struct(i32)".into(), fields: vec![Value::I32(field)] })
     }
 
     #[test]
     fn equal_outcomes_agree() {
-        let a = outcome(
-            "null",
-            vec![Status::Returned(vec![Value::I32(1), obj(0, 2)])],
-        );
-        let b = outcome(
-            "drc",
-            vec![Status::Returned(vec![Value::I32(1), obj(0, 2)])],
-        );
+        let a = outcome("null", vec![Status::Returned(vec![Value::I32(1), obj(0, 2)])]);
+        let b = outcome("drc", vec![Status::Returned(vec![Value::I32(1), obj(0, 2)])]);
         assert_eq!(compare(&a, &b), Verdict::Agree);
     }
 
@@ -482,9 +386,7 @@ mod tests {
     fn scalar_difference_is_a_result_mismatch() {
         let a = outcome("null", vec![Status::Returned(vec![Value::I32(1)])]);
         let b = outcome("drc", vec![Status::Returned(vec![Value::I32(2)])]);
-        let Verdict::Mismatch(m) = compare(&a, &b) else {
-            panic!()
-        };
+        let Verdict::Mismatch(m) = compare(&a, &b) else { panic!() };
         assert_eq!(m.kind, MismatchKind::Result);
         assert_eq!(m.shape, "i32 value");
         assert_eq!(m.at, "call[0] f.result[0]");
@@ -494,9 +396,7 @@ mod tests {
     fn field_difference_is_heap_shape() {
         let a = outcome("null", vec![Status::Returned(vec![obj(0, 1)])]);
         let b = outcome("copying", vec![Status::Returned(vec![obj(0, 7)])]);
-        let Verdict::Mismatch(m) = compare(&a, &b) else {
-            panic!()
-        };
+        let Verdict::Mismatch(m) = compare(&a, &b) else { panic!() };
         assert_eq!(m.kind, MismatchKind::HeapShape);
         assert_eq!(m.shape, "field i32 value");
         assert_eq!(m.at, "call[0] f.result[0].field[0]");
@@ -506,14 +406,9 @@ mod tests {
     fn lost_aliasing_is_heap_shape() {
         // Two results that are the same object on one side, two equal objects
         // on the other: `ref.eq` would tell them apart.
-        let a = outcome(
-            "null",
-            vec![Status::Returned(vec![obj(0, 1), Value::Ref(Ref::Seen(0))])],
-        );
+        let a = outcome("null", vec![Status::Returned(vec![obj(0, 1), Value::Ref(Ref::Seen(0))])]);
         let b = outcome("drc", vec![Status::Returned(vec![obj(0, 1), obj(1, 1)])]);
-        let Verdict::Mismatch(m) = compare(&a, &b) else {
-            panic!()
-        };
+        let Verdict::Mismatch(m) = compare(&a, &b) else { panic!() };
         assert_eq!(m.kind, MismatchKind::HeapShape);
         assert_eq!(m.shape, "aliasing");
     }
@@ -522,9 +417,7 @@ mod tests {
     fn trap_classes_are_compared() {
         let a = outcome("null", vec![Status::Trapped(TrapClass::CastFailure)]);
         let b = outcome("drc", vec![Status::Trapped(TrapClass::NullReference)]);
-        let Verdict::Mismatch(m) = compare(&a, &b) else {
-            panic!()
-        };
+        let Verdict::Mismatch(m) = compare(&a, &b) else { panic!() };
         assert_eq!(m.kind, MismatchKind::Trap);
         assert_eq!(m.shape, "trap CastFailure vs trap NullReference");
         let c = outcome("drc", vec![Status::Trapped(TrapClass::CastFailure)]);
@@ -533,28 +426,10 @@ mod tests {
 
     #[test]
     fn exhaustion_is_inconclusive_but_earlier_calls_count() {
-        let a = outcome(
-            "null",
-            vec![
-                Status::Returned(vec![]),
-                Status::Exhausted(Exhausted::GcHeapOutOfMemory),
-            ],
-        );
-        let b = outcome(
-            "drc",
-            vec![
-                Status::Returned(vec![]),
-                Status::Returned(vec![Value::I32(3)]),
-            ],
-        );
+        let a = outcome("null", vec![Status::Returned(vec![]), Status::Exhausted(Exhausted::GcHeapOutOfMemory)]);
+        let b = outcome("drc", vec![Status::Returned(vec![]), Status::Returned(vec![Value::I32(3)])]);
         assert!(matches!(compare(&a, &b), Verdict::Inconclusive(_)));
-        let c = outcome(
-            "drc",
-            vec![
-                Status::Trapped(TrapClass::Unreachable),
-                Status::Returned(vec![]),
-            ],
-        );
+        let c = outcome("drc", vec![Status::Trapped(TrapClass::Unreachable), Status::Returned(vec![])]);
         assert!(matches!(compare(&a, &c), Verdict::Mismatch(_)));
     }
 
@@ -562,41 +437,17 @@ mod tests {
     fn memory_and_globals_are_compared() {
         let mut a = outcome("null", vec![]);
         let mut b = outcome("drc", vec![]);
-        a.state.as_mut().unwrap().memories.push((
-            "m".into(),
-            MemorySummary {
-                size: 65536,
-                hash: 1,
-            },
-        ));
-        b.state.as_mut().unwrap().memories.push((
-            "m".into(),
-            MemorySummary {
-                size: 65536,
-                hash: 2,
-            },
-        ));
-        let Verdict::Mismatch(m) = compare(&a, &b) else {
-            panic!()
-        };
+        a.state.as_mut().unwrap().memories.push(("m".into(), MemorySummary { size: 65536, hash: 1 }));
+        b.state.as_mut().unwrap().memories.push(("m".into(), MemorySummary { size: 65536, hash: 2 }));
+        let Verdict::Mismatch(m) = compare(&a, &b) else { panic!() };
         assert_eq!(m.kind, MismatchKind::Memory);
         b.state.as_mut().unwrap().memories[0].1.hash = 1;
         assert_eq!(compare(&a, &b), Verdict::Agree);
-        a.state
-            .as_mut()
-            .unwrap()
-            .globals
-            .push(("g".into(), Value::I64(1)));
-        b.state
-            .as_mut()
-            .unwrap()
-            .globals
-            .push(("g".into(), Value::I64(1)));
+        a.state.as_mut().unwrap().globals.push(("g".into(), Value::I64(1)));
+        b.state.as_mut().unwrap().globals.push(("g".into(), Value::I64(1)));
         assert_eq!(compare(&a, &b), Verdict::Agree);
         b.state.as_mut().unwrap().globals[0].1 = Value::I64(0);
-        let Verdict::Mismatch(m) = compare(&a, &b) else {
-            panic!()
-        };
+        let Verdict::Mismatch(m) = compare(&a, &b) else { panic!() };
         assert_eq!(m.kind, MismatchKind::Global);
     }
 

@@ -24,11 +24,7 @@ pub struct CaseReport {
 }
 
 /// Runs `case` on `configs` (the first is the reference) and judges it.
-pub fn check_case(
-    case: &TestCase,
-    configs: &[String],
-    exec: &mut dyn Executor,
-) -> Result<CaseReport> {
+pub fn check_case(case: &TestCase, configs: &[String], exec: &mut dyn Executor) -> Result<CaseReport> {
     let mut report = CaseReport::default();
     for config in configs {
         let mut result = exec.run(case, config)?;
@@ -54,9 +50,7 @@ pub fn check_case(
                 }
                 report.outcomes.push(outcome);
             }
-            RunResult::Crashed(crash) => report
-                .findings
-                .push(Finding::crash(FindingKind::Crash, crash)),
+            RunResult::Crashed(crash) => report.findings.push(Finding::crash(FindingKind::Crash, crash)),
             RunResult::TimedOut => report.findings.push(Finding::crash(
                 FindingKind::Timeout,
                 CrashInfo {
@@ -82,10 +76,8 @@ pub fn check_case(
 }
 
 fn engine_bug(outcome: &Outcome) -> Option<&str> {
-    std::iter::once(&outcome.instantiate)
-        .chain(outcome.calls.iter().map(|c| &c.status))
-        .find_map(|s| match s {
-            Status::EngineBug(msg) => Some(msg.as_str()),
-            _ => None,
-        })
+    std::iter::once(&outcome.instantiate).chain(outcome.calls.iter().map(|c| &c.status)).find_map(|s| match s {
+        Status::EngineBug(msg) => Some(msg.as_str()),
+        _ => None,
+    })
 }

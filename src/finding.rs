@@ -58,41 +58,25 @@ impl Finding {
         let first = &mismatches[0];
         let mut configs: Vec<String> = mismatches.iter().map(|m| m.other.clone()).collect();
         configs.sort();
-        let key = format!(
-            "mismatch|{}|{}|{}|{}",
-            first.kind,
-            first.reference,
-            configs.join(","),
-            first.shape
-        );
-        let signature = format!(
-            "mismatch-{}-{}-{}",
-            first.kind,
-            slug(&configs.join("-")),
-            short_hash(&key)
-        );
+        let key = format!("mismatch|{}|{}|{}|{}", first.kind, first.reference, configs.join(","), first.shape);
+        let signature = format!("mismatch-{}-{}-{}", first.kind, slug(&configs.join("-")), short_hash(&key));
         let summary = format!(
             "{} mismatch at {}: {} says {}, {} says {}",
             first.kind, first.at, first.reference, first.expected, first.other, first.actual
         );
-        Finding {
-            kind: FindingKind::Mismatch,
-            signature,
-            summary,
-            configs,
-            mismatches,
-            crash: None,
-        }
+        Finding { kind: FindingKind::Mismatch, signature, summary, configs, mismatches, crash: None }
     }
 
     pub fn crash(kind: FindingKind, crash: CrashInfo) -> Finding {
         let message = normalize_message(&crash.message);
         let frames = significant_frames(&crash.frames);
-        let how = match (crash.signal, kind) {
-            (Some(sig), _) => format!("signal {sig}"),
-            (None, FindingKind::Timeout) => "timeout".to_string(),
-            (None, FindingKind::EngineBug) => "engine-bug".to_string(),
-            _ => "panic".to_string(),
+        let how = match (kind, &crash.location, crash.signal, crash.exit_code) {
+            (FindingKind::Timeout, ..) => "timeout".to_string(),
+            (FindingKind::EngineBug, ..) => "engine-bug".to_string(),
+            (_, Some(_), ..) => "panic".to_string(),
+            (_, None, Some(sig), _) => format!("signal {sig}"),
+            (_, None, None, Some(code)) => format!("exit {code}"),
+            _ => "crash".to_string(),
         };
         let key = format!("{how}|{message}|{}", frames.join("|"));
         let prefix = match kind {
@@ -140,9 +124,15 @@ pub fn normalize_message(msg: &str) -> String {
     out
 }
 
-/// The first frames that say where the bug is: panic machinery, std, the
+/// The first frames that say where the bug is: everything up to the panic
+/// entry point (the hook, `begin_unwind`, `panic_fmt`), then std, the
 /// backtrace crate and the harness itself are left out, as are hashes.
 pub fn significant_frames(frames: &[String]) -> Vec<String> {
+    let after_panic = frames
+        .iter()
+        .rposition(|f| f.contains("rust_begin_unwind") || f.contains("panic_fmt") || f.contains("panicking::"))
+        .map_or(0, |i| i + 1);
+    let frames = &frames[after_panic..];
     const NOISE: &[&str] = &[
         "std::",
         "core::",
@@ -174,9 +164,7 @@ pub fn significant_frames(frames: &[String]) -> Vec<String> {
 
 fn strip_hash(frame: &str) -> String {
     match frame.rfind("::h") {
-        Some(i)
-            if frame.len() - i == 19 && frame[i + 3..].chars().all(|c| c.is_ascii_hexdigit()) =>
-        {
+        Some(i) if frame.len() - i == 19 && frame[i + 3..].chars().all(|c| c.is_ascii_hexdigit()) => {
             frame[..i].to_string()
         }
         _ => frame.to_string(),
@@ -186,10 +174,7 @@ fn strip_hash(frame: &str) -> String {
 /// A file-name-safe excerpt: lowercase words joined by `-`, at most 40 chars.
 fn slug(s: &str) -> String {
     let mut out = String::new();
-    for word in s
-        .split(|c: char| !c.is_ascii_alphanumeric())
-        .filter(|w| !w.is_empty())
-    {
+    for word in s.split(|c: char| !c.is_ascii_alphanumeric()).filter(|w| !w.is_empty()) {
         if out.len() + word.len() + 1 > 40 {
             break;
         }
@@ -198,11 +183,7 @@ fn slug(s: &str) -> String {
         }
         out.push_str(&word.to_ascii_lowercase());
     }
-    if out.is_empty() {
-        "unnamed".into()
-    } else {
-        out
-    }
+    if out.is_empty() { "unnamed".into() } else { out }
 }
 
 fn short_hash(key: &str) -> String {
@@ -288,17 +269,13 @@ pub fn store(
             fs::write(tmp.path().join("input.bin"), input)?;
         }
     }
-    fs::write(
-        tmp.path().join("finding.json"),
-        serde_json::to_string_pretty(&record)?,
-    )?;
+    fs::write(tmp.path().join("finding.json"), serde_json::to_string_pretty(&record)?)?;
     if new {
         let tmp = tmp.keep();
         if fs::rename(&tmp, &target).is_err() {
             // Another job stored the same signature first: merge into it.
             fs::remove_dir_all(&tmp).ok();
-            return store(dir, finding, case, input, record.origin, outcomes)
-                .map(|(p, _)| (p, false));
+            return store(dir, finding, case, input, record.origin, outcomes).map(|(p, _)| (p, false));
         }
     } else {
         for entry in fs::read_dir(tmp.path())? {
@@ -325,10 +302,7 @@ mod tests {
 
     #[test]
     fn messages_are_normalized() {
-        assert_eq!(
-            normalize_message("0x110 is not in the table"),
-            "0x_ is not in the table"
-        );
+        assert_eq!(normalize_message("0x110 is not in the table"), "0x_ is not in the table");
         assert_eq!(
             normalize_message("index out of bounds: the len is 3 but the index is 17\nmore"),
             "index out of bounds: the len is N but the index is N"
@@ -372,31 +346,14 @@ mod tests {
 
     #[test]
     fn crash_signatures_ignore_numbers_but_not_frames() {
-        let a = Finding::crash(
-            FindingKind::Crash,
-            crash(
-                "0x110 is not in the table",
-                &["wasmtime::a::h0123456789abcdef"],
-            ),
-        );
-        let b = Finding::crash(
-            FindingKind::Crash,
-            crash(
-                "0x2f8 is not in the table",
-                &["wasmtime::a::hfedcba9876543210"],
-            ),
-        );
-        let c = Finding::crash(
-            FindingKind::Crash,
-            crash("0x110 is not in the table", &["wasmtime::b"]),
-        );
+        let a =
+            Finding::crash(FindingKind::Crash, crash("0x110 is not in the table", &["wasmtime::a::h0123456789abcdef"]));
+        let b =
+            Finding::crash(FindingKind::Crash, crash("0x2f8 is not in the table", &["wasmtime::a::hfedcba9876543210"]));
+        let c = Finding::crash(FindingKind::Crash, crash("0x110 is not in the table", &["wasmtime::b"]));
         assert_eq!(a.signature, b.signature);
         assert_ne!(a.signature, c.signature);
-        assert!(
-            a.signature.starts_with("crash-0x-is-not-in-the-table-"),
-            "{}",
-            a.signature
-        );
+        assert!(a.signature.starts_with("crash-0x-is-not-in-the-table-"), "{}", a.signature);
     }
 
     #[test]

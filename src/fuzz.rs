@@ -20,15 +20,8 @@ pub fn differential(data: &[u8]) {
     let Ok(case) = TestCase::from_fuzz_input(data) else {
         return;
     };
-    let configs: Vec<String> = case
-        .plan
-        .configs
-        .iter()
-        .map(|c| c.name().to_string())
-        .collect();
-    let report = ENGINES
-        .with(|e| check_case(&case, &configs, &mut *e.borrow_mut()))
-        .expect("real engines exist");
+    let configs: Vec<String> = case.plan.configs.iter().map(|c| c.name().to_string()).collect();
+    let report = ENGINES.with(|e| check_case(&case, &configs, &mut *e.borrow_mut())).expect("real engines exist");
     if let Some(f) = report.findings.first() {
         panic!("gcfuzz finding {}: {}", f.signature, f.summary);
     }

@@ -51,17 +51,11 @@ pub const MODULE_FUEL: u32 = 1000;
 impl Profile {
     /// The Wasm features modules of this profile may use.
     pub fn features(self) -> WasmFeatures {
-        let base = WasmFeatures::WASM2
-            | WasmFeatures::TAIL_CALL
-            | WasmFeatures::MULTI_MEMORY
-            | WasmFeatures::EXTENDED_CONST;
+        let base =
+            WasmFeatures::WASM2 | WasmFeatures::TAIL_CALL | WasmFeatures::MULTI_MEMORY | WasmFeatures::EXTENDED_CONST;
         match self {
             Profile::RefTypes => base,
-            Profile::Gc => {
-                base | WasmFeatures::GC
-                    | WasmFeatures::FUNCTION_REFERENCES
-                    | WasmFeatures::EXCEPTIONS
-            }
+            Profile::Gc => base | WasmFeatures::GC | WasmFeatures::FUNCTION_REFERENCES | WasmFeatures::EXCEPTIONS,
         }
         .difference(WasmFeatures::SIMD)
     }
@@ -129,11 +123,7 @@ pub fn smith_config(profile: Profile, u: &mut Unstructured) -> Result<wasm_smith
         Profile::Gc => {
             c.gc_enabled = true;
             c.exceptions_enabled = u.ratio(1, 2)?;
-            c.max_tags = if c.exceptions_enabled {
-                u.int_in_range(1..=4)?
-            } else {
-                0
-            };
+            c.max_tags = if c.exceptions_enabled { u.int_in_range(1..=4)? } else { 0 };
             c.tail_call_enabled = u.ratio(1, 2)?;
             c.max_tables = u.int_in_range(0..=3)?;
         }
@@ -152,11 +142,7 @@ pub fn smith_config(profile: Profile, u: &mut Unstructured) -> Result<wasm_smith
 /// Swarm choice of instruction kinds, biased to aggregate, reference and
 /// control instructions: those are always on, the rest only sometimes, so
 /// their share of generated code goes up.
-fn instruction_kinds(
-    profile: Profile,
-    floats: bool,
-    u: &mut Unstructured,
-) -> Result<InstructionKinds> {
+fn instruction_kinds(profile: Profile, floats: bool, u: &mut Unstructured) -> Result<InstructionKinds> {
     use InstructionKind::*;
     let mut kinds = vec![Reference, Control, Variable, Parametric, NumericInt];
     if profile == Profile::Gc {
@@ -177,20 +163,14 @@ fn instruction_kinds(
 
 /// Picks a profile: mostly GC, a sixth inside wasmi's subset.
 pub fn choose_profile(u: &mut Unstructured) -> Result<Profile> {
-    Ok(if u.ratio(1, 6)? {
-        Profile::RefTypes
-    } else {
-        Profile::Gc
-    })
+    Ok(if u.ratio(1, 6)? { Profile::RefTypes } else { Profile::Gc })
 }
 
 /// Generates one module of `profile`, with termination ensured.
 pub fn module(profile: Profile, u: &mut Unstructured) -> Result<Vec<u8>> {
     let config = smith_config(profile, u)?;
     let mut module = wasm_smith::Module::new(config, u)?;
-    module
-        .ensure_termination(MODULE_FUEL)
-        .map_err(|_| arbitrary::Error::IncorrectFormat)?;
+    module.ensure_termination(MODULE_FUEL).map_err(|_| arbitrary::Error::IncorrectFormat)?;
     Ok(module.to_bytes())
 }
 
@@ -205,11 +185,7 @@ mod tests {
         for i in 0..60 {
             let data = seeded_input(7, i);
             let mut u = Unstructured::new(&data);
-            let profile = if i % 4 == 0 {
-                Profile::RefTypes
-            } else {
-                Profile::Gc
-            };
+            let profile = if i % 4 == 0 { Profile::RefTypes } else { Profile::Gc };
             let wasm = module(profile, &mut u).unwrap();
             wasmparser::Validator::new_with_features(profile.features())
                 .validate_all(&wasm)

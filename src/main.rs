@@ -65,6 +65,16 @@ enum Command {
         #[arg(long, default_value_t = 20)]
         timeout: u64,
     },
+    /// Write seed inputs for a libFuzzer target: seeded random inputs whose
+    /// modules allocate GC objects (and, for a share, stay in wasmi's subset).
+    SeedCorpus {
+        /// Directory to write into (created if missing).
+        dir: PathBuf,
+        #[arg(long, default_value_t = 16)]
+        count: u64,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+    },
     /// Serve engine runs for a parent process (internal).
     #[command(hide = true)]
     Worker,
@@ -83,19 +93,9 @@ fn main() -> ExitCode {
 
 fn dispatch(command: Command) -> Result<ExitCode> {
     match command {
-        Command::Run {
-            time,
-            seed,
-            jobs,
-            json,
-            configs,
-            out,
-            timeout,
-            max_execs,
-        } => {
+        Command::Run { time, seed, jobs, json, configs, out, timeout, max_execs } => {
             let seed = seed.unwrap_or_else(random_seed);
-            let jobs =
-                jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+            let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
             let stop = Arc::new(AtomicBool::new(false));
             let flag = stop.clone();
             // First Ctrl-C: finish the cases under way and report; second: quit.
@@ -104,11 +104,7 @@ fn dispatch(command: Command) -> Result<ExitCode> {
                     std::process::exit(130);
                 }
             });
-            eprintln!(
-                "gcfuzz {}: seed {seed}, {jobs} jobs, {time}s; findings go to {}",
-                version(),
-                out.display()
-            );
+            eprintln!("gcfuzz {}: seed {seed}, {jobs} jobs, {time}s; findings go to {}", version(), out.display());
             let opts = campaign::Options {
                 time: Duration::from_secs(time),
                 seed,
@@ -145,16 +141,9 @@ fn dispatch(command: Command) -> Result<ExitCode> {
                 ExitCode::from(1)
             })
         }
-        Command::Repro {
-            file,
-            configs,
-            json,
-            timeout,
-        } => {
-            let bytes =
-                std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
-            let case = TestCase::from_module_bytes(&bytes)
-                .with_context(|| format!("{}", file.display()))?;
+        Command::Repro { file, configs, json, timeout } => {
+            let bytes = std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
+            let case = TestCase::from_module_bytes(&bytes).with_context(|| format!("{}", file.display()))?;
             let names: Vec<String> = case
                 .plan
                 .configs
@@ -162,8 +151,7 @@ fn dispatch(command: Command) -> Result<ExitCode> {
                 .filter(|c| configs.is_empty() || configs.contains(c))
                 .map(|c| c.name().to_string())
                 .collect();
-            let mut worker =
-                Worker::new(WorkerCommand::current_exe()?, Duration::from_secs(timeout));
+            let mut worker = Worker::new(WorkerCommand::current_exe()?, Duration::from_secs(timeout));
             let report = check_case(&case, &names, &mut worker)?;
             if json {
                 let out = serde_json::json!({ "outcomes": report.outcomes, "findings": report.findings, "inconclusive": report.inconclusive });
@@ -176,19 +164,36 @@ fn dispatch(command: Command) -> Result<ExitCode> {
                     println!("FINDING {}: {}", f.signature, f.summary);
                 }
                 if report.findings.is_empty() {
-                    let verdict = if report.inconclusive {
-                        "agree up to an inconclusive point"
-                    } else {
-                        "agree"
-                    };
+                    let verdict = if report.inconclusive { "agree up to an inconclusive point" } else { "agree" };
                     println!("{} configurations {verdict}", report.outcomes.len());
                 }
             }
-            Ok(if report.findings.is_empty() {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(1)
-            })
+            Ok(if report.findings.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+        }
+        Command::SeedCorpus { dir, count, seed } => {
+            std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+            let (mut written, mut reftypes) = (0, 0);
+            let mut index = 0;
+            while written < count {
+                let input = gcfuzz::case::seeded_input(seed, index);
+                index += 1;
+                let Ok(case) = TestCase::from_fuzz_input(&input) else { continue };
+                // A quarter inside wasmi's subset, the rest allocating GC modules.
+                let wanted = if reftypes * 4 < count {
+                    case.plan.profile == gcfuzz::generate::Profile::RefTypes
+                } else {
+                    gcfuzz::case::allocates(&case.wasm)
+                };
+                if !wanted {
+                    continue;
+                }
+                reftypes += (case.plan.profile == gcfuzz::generate::Profile::RefTypes) as u64;
+                let name = format!("{:016x}", xxhash_rust::xxh3::xxh3_64(&input));
+                std::fs::write(dir.join(name), &input)?;
+                written += 1;
+            }
+            eprintln!("wrote {written} inputs to {}", dir.display());
+            Ok(ExitCode::SUCCESS)
         }
         Command::Worker => {
             gcfuzz::worker::serve(real_engine)?;
@@ -221,8 +226,6 @@ fn print_outcome(o: &Outcome) {
 }
 
 fn random_seed() -> u64 {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
     (nanos as u64) ^ ((std::process::id() as u64) << 32)
 }

@@ -22,19 +22,11 @@ pub enum Value {
 
 impl Value {
     pub fn f32(bits: u32) -> Value {
-        if f32::from_bits(bits).is_nan() {
-            Value::F32(0x7fc0_0000)
-        } else {
-            Value::F32(bits)
-        }
+        if f32::from_bits(bits).is_nan() { Value::F32(0x7fc0_0000) } else { Value::F32(bits) }
     }
 
     pub fn f64(bits: u64) -> Value {
-        if f64::from_bits(bits).is_nan() {
-            Value::F64(0x7ff8_0000_0000_0000)
-        } else {
-            Value::F64(bits)
-        }
+        if f64::from_bits(bits).is_nan() { Value::F64(0x7ff8_0000_0000_0000) } else { Value::F64(bits) }
     }
 }
 
@@ -248,10 +240,7 @@ mod tests {
     #[test]
     fn nans_are_canonicalized() {
         assert_eq!(Value::f32(0x7fc0_0001), Value::f32(0xffc0_0000));
-        assert_eq!(
-            Value::f64(0xfff8_0000_0000_0001),
-            Value::F64(0x7ff8_0000_0000_0000)
-        );
+        assert_eq!(Value::f64(0xfff8_0000_0000_0001), Value::F64(0x7ff8_0000_0000_0000));
         assert_ne!(Value::f32(1.0f32.to_bits()), Value::f32(2.0f32.to_bits()));
         // Signed zeros are distinct values, not NaNs.
         assert_ne!(Value::f32(0), Value::f32(0x8000_0000));
@@ -259,11 +248,7 @@ mod tests {
 
     #[test]
     fn display_shows_aliasing() {
-        let v = Value::Ref(Ref::Struct {
-            id: 0,
-            ty: "struct(i32)".into(),
-            fields: vec![Value::I32(1)],
-        });
+        let v = Value::Ref(Ref::Struct { id: 0, ty: "struct(i32)".into(), fields: vec![Value::I32(1)] });
         assert_eq!(v.to_string(), "#0=struct(i32){i32:1}");
         assert_eq!(Value::Ref(Ref::Seen(0)).to_string(), "#0");
     }

@@ -74,18 +74,14 @@ pub struct InProcess {
 
 impl InProcess {
     pub fn new(factory: Factory) -> InProcess {
-        InProcess {
-            factory,
-            engines: HashMap::new(),
-        }
+        InProcess { factory, engines: HashMap::new() }
     }
 }
 
 impl Executor for InProcess {
     fn run(&mut self, case: &TestCase, config: &str) -> Result<RunResult> {
         if !self.engines.contains_key(config) {
-            let engine = (self.factory)(config)
-                .ok_or_else(|| anyhow!("unknown configuration {config:?}"))?;
+            let engine = (self.factory)(config).ok_or_else(|| anyhow!("unknown configuration {config:?}"))?;
             self.engines.insert(config.to_string(), engine);
         }
         let engine = self.engines.get_mut(config).expect("just inserted");
@@ -143,25 +139,12 @@ pub fn serve(factory: Factory) -> Result<()> {
     std::panic::set_hook(Box::new(|info| {
         let message = match info.payload().downcast_ref::<&str>() {
             Some(s) => s.to_string(),
-            None => info
-                .payload()
-                .downcast_ref::<String>()
-                .cloned()
-                .unwrap_or_else(|| "<non-string panic>".into()),
+            None => info.payload().downcast_ref::<String>().cloned().unwrap_or_else(|| "<non-string panic>".into()),
         };
-        let location = info
-            .location()
-            .map(|l| format!("{}:{}", l.file(), l.line()));
+        let location = info.location().map(|l| format!("{}:{}", l.file(), l.line()));
         let frames = backtrace_frames(&std::backtrace::Backtrace::force_capture().to_string());
-        eprintln!(
-            "worker panicked at {}: {message}",
-            location.as_deref().unwrap_or("?")
-        );
-        send(&Response::Panic {
-            message,
-            location,
-            frames,
-        });
+        eprintln!("worker panicked at {}: {message}", location.as_deref().unwrap_or("?"));
+        send(&Response::Panic { message, location, frames });
         std::process::abort();
     }));
 
@@ -171,14 +154,11 @@ pub fn serve(factory: Factory) -> Result<()> {
     while let Some(frame) = read_frame(&mut stdin)? {
         match serde_json::from_slice(&frame).context("worker: bad request")? {
             Request::Load { plan } => {
-                let wasm = read_frame(&mut stdin)?
-                    .ok_or_else(|| anyhow!("worker: module frame missing"))?;
+                let wasm = read_frame(&mut stdin)?.ok_or_else(|| anyhow!("worker: module frame missing"))?;
                 case = Some(TestCase { wasm, plan });
             }
             Request::Run { config } => {
-                let case = case
-                    .as_ref()
-                    .ok_or_else(|| anyhow!("worker: run before load"))?;
+                let case = case.as_ref().ok_or_else(|| anyhow!("worker: run before load"))?;
                 if !engines.contains_key(&config) {
                     match factory(&config) {
                         Some(engine) => {
@@ -206,9 +186,7 @@ pub fn backtrace_frames(text: &str) -> Vec<String> {
     text.lines()
         .filter_map(|line| {
             let (num, rest) = line.trim_start().split_once(": ")?;
-            num.chars()
-                .all(|c| c.is_ascii_digit())
-                .then(|| rest.trim().to_string())
+            num.chars().all(|c| c.is_ascii_digit()).then(|| rest.trim().to_string())
         })
         .collect()
 }
@@ -223,10 +201,7 @@ pub struct WorkerCommand {
 impl WorkerCommand {
     /// This executable's own `worker` subcommand.
     pub fn current_exe() -> Result<WorkerCommand> {
-        Ok(WorkerCommand {
-            program: std::env::current_exe()?,
-            args: vec!["worker".into()],
-        })
+        Ok(WorkerCommand { program: std::env::current_exe()?, args: vec!["worker".into()] })
     }
 }
 
@@ -259,28 +234,18 @@ pub struct Worker {
 
 impl Worker {
     pub fn new(command: WorkerCommand, timeout: Duration) -> Worker {
-        Worker {
-            command,
-            timeout,
-            process: None,
-            loaded: None,
-            spawned: 0,
-        }
+        Worker { command, timeout, process: None, loaded: None, spawned: 0 }
     }
 
     fn spawn(&mut self) -> Result<&mut Process> {
         if self.process.is_none() {
             let mut cmd = Command::new(&self.command.program);
-            cmd.args(&self.command.args)
-                .stdin(Stdio::piped())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped());
+            cmd.args(&self.command.args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
             // Own process group: a Ctrl-C at the terminal stops the campaign,
             // which then stops its workers; it must not look like a crash.
             std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
-            let mut child = cmd
-                .spawn()
-                .with_context(|| format!("starting worker {}", self.command.program.display()))?;
+            let mut child =
+                cmd.spawn().with_context(|| format!("starting worker {}", self.command.program.display()))?;
             let stdin = child.stdin.take().expect("piped");
             let mut stdout = child.stdout.take().expect("piped");
             let mut stderr = child.stderr.take().expect("piped");
@@ -306,13 +271,7 @@ impl Worker {
             });
             self.spawned += 1;
             self.loaded = None;
-            self.process = Some(Process {
-                child,
-                stdin,
-                frames,
-                stderr_tail,
-                stderr_reader,
-            });
+            self.process = Some(Process { child, stdin, frames, stderr_tail, stderr_reader });
         }
         Ok(self.process.as_mut().expect("just spawned"))
     }
@@ -324,31 +283,18 @@ impl Worker {
     }
 
     /// Runs `config` on `case` in the worker with the given time limit.
-    pub fn run_with_timeout(
-        &mut self,
-        case: &TestCase,
-        config: &str,
-        timeout: Duration,
-    ) -> Result<RunResult> {
-        let needs_load = self
-            .loaded
-            .as_ref()
-            .is_none_or(|(wasm, plan)| *wasm != case.wasm || *plan != case.plan);
-        let process = self.spawn()?;
+    pub fn run_with_timeout(&mut self, case: &TestCase, config: &str, timeout: Duration) -> Result<RunResult> {
+        self.spawn()?;
+        // A fresh worker (after a crash) has nothing loaded.
+        let needs_load = self.loaded.as_ref().is_none_or(|(wasm, plan)| *wasm != case.wasm || *plan != case.plan);
+        let process = self.process.as_mut().expect("just spawned");
         let send = |process: &mut Process| -> std::io::Result<()> {
             if needs_load {
-                let load = serde_json::to_vec(&Request::Load {
-                    plan: case.plan.clone(),
-                })?;
+                let load = serde_json::to_vec(&Request::Load { plan: case.plan.clone() })?;
                 write_frame(&mut process.stdin, &load)?;
                 write_frame(&mut process.stdin, &case.wasm)?;
             }
-            write_frame(
-                &mut process.stdin,
-                &serde_json::to_vec(&Request::Run {
-                    config: config.to_string(),
-                })?,
-            )
+            write_frame(&mut process.stdin, &serde_json::to_vec(&Request::Run { config: config.to_string() })?)
         };
         // A write error means the worker is already dead; the read below
         // then sees end-of-stream and reports how it died.
@@ -358,9 +304,7 @@ impl Worker {
         }
         let process = self.process.as_mut().expect("spawned above");
         let response = match process.frames.recv_timeout(timeout) {
-            Ok(Frame::Data(bytes)) => {
-                Some(serde_json::from_slice::<Response>(&bytes).context("worker: bad response")?)
-            }
+            Ok(Frame::Data(bytes)) => Some(serde_json::from_slice::<Response>(&bytes).context("worker: bad response")?),
             Ok(Frame::Eof) | Err(RecvTimeoutError::Disconnected) => None,
             Err(RecvTimeoutError::Timeout) => {
                 self.kill();
@@ -371,11 +315,7 @@ impl Worker {
             Some(Response::Outcome(o)) => Ok(RunResult::Outcome(o)),
             Some(Response::Unsupported) => Ok(RunResult::Unsupported),
             Some(Response::UnknownConfig) => bail!("worker does not know configuration {config:?}"),
-            Some(Response::Panic {
-                message,
-                location,
-                frames,
-            }) => {
+            Some(Response::Panic { message, location, frames }) => {
                 let status = self.wait_for_exit();
                 Ok(RunResult::Crashed(CrashInfo {
                     config: config.into(),
@@ -387,24 +327,12 @@ impl Worker {
                 }))
             }
             None => {
-                let tail = self
-                    .process
-                    .as_ref()
-                    .expect("spawned above")
-                    .stderr_tail
-                    .clone();
+                let tail = self.process.as_ref().expect("spawned above").stderr_tail.clone();
                 let status = self.wait_for_exit();
-                let message = last_lines(
-                    &String::from_utf8_lossy(tail.lock().unwrap().make_contiguous()),
-                    5,
-                );
+                let message = last_lines(&String::from_utf8_lossy(tail.lock().unwrap().make_contiguous()), 5);
                 Ok(RunResult::Crashed(CrashInfo {
                     config: config.into(),
-                    message: if message.is_empty() {
-                        "worker died without a message".into()
-                    } else {
-                        message
-                    },
+                    message: if message.is_empty() { "worker died without a message".into() } else { message },
                     location: None,
                     signal: status.and_then(|s| std::os::unix::process::ExitStatusExt::signal(&s)),
                     exit_code: status.and_then(|s| s.code()),
@@ -472,9 +400,6 @@ mod tests {
     #[test]
     fn backtrace_lines_are_parsed() {
         let text = "   0: std::backtrace::Backtrace::create\n             at /rustc/x/library/std/src/backtrace.rs:331:13\n   1: wasmtime::foo::bar\n";
-        assert_eq!(
-            backtrace_frames(text),
-            vec!["std::backtrace::Backtrace::create", "wasmtime::foo::bar"]
-        );
+        assert_eq!(backtrace_frames(text), vec!["std::backtrace::Backtrace::create", "wasmtime::foo::bar"]);
     }
 }

@@ -8,10 +8,7 @@ use std::path::Path;
 pub fn replay_main(target: fn(&[u8])) {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.is_empty() {
-        eprintln!(
-            "usage: {} FILE_OR_DIR...",
-            std::env::args().next().unwrap_or_default()
-        );
+        eprintln!("usage: {} FILE_OR_DIR...", std::env::args().next().unwrap_or_default());
         std::process::exit(2);
     }
     let mut count = 0;
@@ -20,11 +17,8 @@ pub fn replay_main(target: fn(&[u8])) {
         let files: Vec<_> = if path.is_dir() {
             match std::fs::read_dir(path) {
                 Ok(entries) => {
-                    let mut files: Vec<_> = entries
-                        .filter_map(|e| e.ok())
-                        .map(|e| e.path())
-                        .filter(|p| p.is_file())
-                        .collect();
+                    let mut files: Vec<_> =
+                        entries.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.is_file()).collect();
                     files.sort();
                     files
                 }

@@ -27,19 +27,7 @@ pub const TABLE_LIMIT: usize = 10_000;
 /// The configurations gcfuzz knows. The first three run on every GC case;
 /// one of [`ConfigId::VARIANTS`] joins them per case; wasmi joins cases
 /// inside its feature set.
-#[derive(
-    Clone,
-    Copy,
-    Debug,
-    PartialEq,
-    Eq,
-    Hash,
-    PartialOrd,
-    Ord,
-    Serialize,
-    Deserialize,
-    clap::ValueEnum,
-)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum ConfigId {
     /// Wasmtime, Cranelift native, Null collector: never collects, so it is
@@ -74,12 +62,8 @@ impl ConfigId {
         ConfigId::Wasmi,
     ];
     /// One of these joins each generated case.
-    pub const VARIANTS: &'static [ConfigId] = &[
-        ConfigId::DrcO0,
-        ConfigId::DrcSinglepass,
-        ConfigId::CopyingInline,
-        ConfigId::PulleyDrc,
-    ];
+    pub const VARIANTS: &'static [ConfigId] =
+        &[ConfigId::DrcO0, ConfigId::DrcSinglepass, ConfigId::CopyingInline, ConfigId::PulleyDrc];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -155,26 +139,22 @@ pub fn execute(engine: &mut dyn Engine, case: &TestCase) -> Option<Outcome> {
             }
             let status = instance.call(call);
             let stop = status.is_exhausted() || matches!(status, Status::EngineBug(_));
-            calls.push(CallRecord {
-                export: call.export.clone(),
-                status,
-            });
+            calls.push(CallRecord { export: call.export.clone(), status });
             if stop {
                 complete = false;
                 break;
             }
         }
         if complete {
-            state = Some(instance.state());
+            let mut s = instance.state();
+            // Engines list exports in different orders (wasmi sorts them).
+            s.globals.sort_by(|a, b| a.0.cmp(&b.0));
+            s.memories.sort_by(|a, b| a.0.cmp(&b.0));
+            s.tables.sort_by(|a, b| a.0.cmp(&b.0));
+            state = Some(s);
         }
     }
-    Some(Outcome {
-        config,
-        instantiate,
-        calls,
-        state,
-        micros: start.elapsed().as_micros() as u64,
-    })
+    Some(Outcome { config, instantiate, calls, state, micros: start.elapsed().as_micros() as u64 })
 }
 
 /// Renders a function type as `(params)->(results)`: the identity funcrefs

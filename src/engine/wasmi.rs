@@ -7,12 +7,11 @@ use super::{CALL_FUEL, Engine, Instance, MEMORY_LIMIT, TABLE_LIMIT, signature};
 use crate::case::{Arg, Call, TestCase};
 use crate::generate::{HOST_MODULE, Profile};
 use crate::outcome::{
-    Exhausted, MemorySummary, Ref as Shape, State, Status, TABLE_ELEMS, TableSummary, TrapClass,
-    Value,
+    Exhausted, MemorySummary, Ref as Shape, State, Status, TABLE_ELEMS, TableSummary, TrapClass, Value,
 };
 use wasmi::{
-    Caller, Config, Extern, ExternRef, Func, Linker, Module, Nullable, Ref, Store, StoreLimits,
-    StoreLimitsBuilder, TrapCode, Val, ValType,
+    Caller, Config, Extern, ExternRef, Func, Linker, Module, Nullable, Ref, Store, StoreLimits, StoreLimitsBuilder,
+    TrapCode, Val, ValType,
 };
 
 struct Host {
@@ -42,33 +41,18 @@ impl WasmiEngine {
             .wasm_bulk_memory(true);
         let engine = wasmi::Engine::new(&config);
         let mut linker = Linker::new(&engine);
+        linker.func_wrap(HOST_MODULE, "gc", || {}).expect("fresh linker");
+        linker.func_wrap(HOST_MODULE, "gc_extern", |r: Nullable<ExternRef>| r).expect("fresh linker");
         linker
-            .func_wrap(HOST_MODULE, "gc", || {})
+            .func_wrap(HOST_MODULE, "extern_new", |mut caller: Caller<'_, Host>, id: i32| {
+                Nullable::Val(ExternRef::new(&mut caller, id as u32))
+            })
             .expect("fresh linker");
         linker
-            .func_wrap(HOST_MODULE, "gc_extern", |r: Nullable<ExternRef>| r)
-            .expect("fresh linker");
-        linker
-            .func_wrap(
-                HOST_MODULE,
-                "extern_new",
-                |mut caller: Caller<'_, Host>, id: i32| {
-                    Nullable::Val(ExternRef::new(&mut caller, id as u32))
-                },
-            )
-            .expect("fresh linker");
-        linker
-            .func_wrap(
-                HOST_MODULE,
-                "extern_id",
-                |caller: Caller<'_, Host>, r: Nullable<ExternRef>| match r {
-                    Nullable::Null => -1,
-                    Nullable::Val(r) => r
-                        .data(&caller)
-                        .downcast_ref::<u32>()
-                        .map_or(-2, |id| *id as i32),
-                },
-            )
+            .func_wrap(HOST_MODULE, "extern_id", |caller: Caller<'_, Host>, r: Nullable<ExternRef>| match r {
+                Nullable::Null => -1,
+                Nullable::Val(r) => r.data(&caller).downcast_ref::<u32>().map_or(-2, |id| *id as i32),
+            })
             .expect("fresh linker");
         WasmiEngine { engine, linker }
     }
@@ -80,9 +64,7 @@ impl Engine for WasmiEngine {
     }
 
     fn supports(&self, case: &TestCase) -> bool {
-        wasmparser::Validator::new_with_features(Profile::RefTypes.features())
-            .validate_all(&case.wasm)
-            .is_ok()
+        wasmparser::Validator::new_with_features(Profile::RefTypes.features()).validate_all(&case.wasm).is_ok()
     }
 
     fn instantiate<'a>(&'a mut self, case: &TestCase) -> (Status, Option<Box<dyn Instance + 'a>>) {
@@ -90,20 +72,14 @@ impl Engine for WasmiEngine {
             Ok(m) => m,
             Err(e) => return (Status::Error(format!("compile: {e}")), None),
         };
-        let limits = StoreLimitsBuilder::new()
-            .memory_size(MEMORY_LIMIT)
-            .table_elements(TABLE_LIMIT)
-            .build();
+        let limits = StoreLimitsBuilder::new().memory_size(MEMORY_LIMIT).table_elements(TABLE_LIMIT).build();
         let mut store = Store::new(&self.engine, Host { limits });
         store.limiter(|host| &mut host.limits);
         if store.set_fuel(CALL_FUEL).is_err() {
             return (Status::Error("fuel not enabled".into()), None);
         }
         match self.linker.instantiate_and_start(&mut store, &module) {
-            Ok(instance) => (
-                Status::Returned(vec![]),
-                Some(Box::new(WasmiInstance { store, instance })),
-            ),
+            Ok(instance) => (Status::Returned(vec![]), Some(Box::new(WasmiInstance { store, instance }))),
             Err(e) => (classify(e), None),
         }
     }
@@ -128,17 +104,8 @@ impl Instance for WasmiInstance {
                 call.args.len()
             ));
         }
-        let args: Vec<Val> = call
-            .args
-            .iter()
-            .zip(ty.params())
-            .map(|(a, t)| arg_val(&mut self.store, a, t))
-            .collect();
-        let mut results: Vec<Val> = ty
-            .results()
-            .iter()
-            .map(|t| Val::default_for_ty(*t))
-            .collect();
+        let args: Vec<Val> = call.args.iter().zip(ty.params()).map(|(a, t)| arg_val(&mut self.store, a, t)).collect();
+        let mut results: Vec<Val> = ty.results().iter().map(|t| Val::default_for_ty(*t)).collect();
         if self.store.set_fuel(CALL_FUEL).is_err() {
             return Status::Error("fuel not enabled".into());
         }
@@ -151,25 +118,17 @@ impl Instance for WasmiInstance {
     fn collect(&mut self) {}
 
     fn state(&mut self) -> State {
-        let exports: Vec<(String, Extern)> = self
-            .instance
-            .exports(&self.store)
-            .map(|e| (e.name().to_string(), e.into_extern()))
-            .collect();
+        let exports: Vec<(String, Extern)> =
+            self.instance.exports(&self.store).map(|e| (e.name().to_string(), e.into_extern())).collect();
         let mut state = State::default();
         for (name, ext) in exports {
             match ext {
-                Extern::Global(g) => state
-                    .globals
-                    .push((name, value(&self.store, &g.get(&self.store)))),
+                Extern::Global(g) => state.globals.push((name, value(&self.store, &g.get(&self.store)))),
                 Extern::Memory(m) => {
                     let data = m.data(&self.store);
                     state.memories.push((
                         name,
-                        MemorySummary {
-                            size: data.len() as u64,
-                            hash: xxhash_rust::xxh3::xxh3_64(data),
-                        },
+                        MemorySummary { size: data.len() as u64, hash: xxhash_rust::xxh3::xxh3_64(data) },
                     ));
                 }
                 Extern::Table(t) => {
@@ -227,10 +186,7 @@ fn func_shape(store: &Store<Host>, f: &Nullable<Func>) -> Shape {
         Nullable::Null => Shape::Null,
         Nullable::Val(f) => {
             let ty = f.ty(store);
-            Shape::Func(signature(
-                ty.params().iter().map(val_desc),
-                ty.results().iter().map(val_desc),
-            ))
+            Shape::Func(signature(ty.params().iter().map(val_desc), ty.results().iter().map(val_desc)))
         }
     }
 }
@@ -277,11 +233,7 @@ fn classify(e: wasmi::Error) -> Status {
         },
         None => {
             let msg = e.to_string();
-            if msg.contains("limit") {
-                Status::Exhausted(Exhausted::ResourceLimit)
-            } else {
-                Status::Error(msg)
-            }
+            if msg.contains("limit") { Status::Exhausted(Exhausted::ResourceLimit) } else { Status::Error(msg) }
         }
     }
 }

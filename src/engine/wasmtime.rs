@@ -10,15 +10,14 @@ use super::{CALL_FUEL, ConfigId, Engine, Instance, MEMORY_LIMIT, TABLE_LIMIT, si
 use crate::case::{Arg, Call, TestCase};
 use crate::generate::HOST_MODULE;
 use crate::outcome::{
-    Exhausted, MemorySummary, Ref as Shape, State, Status, TABLE_ELEMS, TableSummary, TrapClass,
-    Value,
+    Exhausted, MemorySummary, Ref as Shape, State, Status, TABLE_ELEMS, TableSummary, TrapClass, Value,
 };
 use std::collections::HashMap;
 use std::num::NonZeroU32;
 use wasmtime::{
-    AnyRef, Collector, Config, ExnRef, ExternRef, Func, GcHeapOutOfMemory, HeapType, I31, Inlining,
-    Linker, Module, OptLevel, RefType, RegallocAlgorithm, Rooted, StorageType, Store, StoreLimits,
-    StoreLimitsBuilder, ThrownException, Trap, Val, ValType, WasmtimeBug,
+    AnyRef, Collector, Config, ExnRef, ExternRef, Func, GcHeapOutOfMemory, HeapType, I31, Inlining, Linker, Module,
+    OptLevel, RefType, RegallocAlgorithm, Rooted, StorageType, Store, StoreLimits, StoreLimitsBuilder, ThrownException,
+    Trap, Val, ValType, WasmtimeBug,
 };
 
 /// The Wasmtime version the harness is built against.
@@ -49,14 +48,8 @@ pub struct WasmtimeEngine {
 
 impl WasmtimeEngine {
     pub fn new(id: ConfigId) -> WasmtimeEngine {
-        assert!(
-            id != ConfigId::Wasmi,
-            "wasmi is not a Wasmtime configuration"
-        );
-        WasmtimeEngine {
-            id,
-            engines: HashMap::new(),
-        }
+        assert!(id != ConfigId::Wasmi, "wasmi is not a Wasmtime configuration");
+        WasmtimeEngine { id, engines: HashMap::new() }
     }
 
     fn collects(&self) -> bool {
@@ -64,11 +57,7 @@ impl WasmtimeEngine {
     }
 
     /// The `wasmtime::Config` for this configuration and per-case settings.
-    pub fn config(
-        id: ConfigId,
-        zeal: Option<u32>,
-        gc_heap_initial: Option<u64>,
-    ) -> wasmtime::Result<Config> {
+    pub fn config(id: ConfigId, zeal: Option<u32>, gc_heap_initial: Option<u64>) -> wasmtime::Result<Config> {
         let mut c = Config::new();
         c.wasm_gc(true)
             .wasm_function_references(true)
@@ -110,16 +99,11 @@ impl WasmtimeEngine {
 
     fn engine(&mut self, case: &TestCase) -> wasmtime::Result<&(wasmtime::Engine, Linker<Host>)> {
         let key = EngineKey {
-            zeal: if self.collects() {
-                case.plan.zeal
-            } else {
-                None
-            },
+            zeal: if self.collects() { case.plan.zeal } else { None },
             gc_heap_initial: case.plan.gc_heap_initial,
         };
         if !self.engines.contains_key(&key) {
-            let engine =
-                wasmtime::Engine::new(&Self::config(self.id, key.zeal, key.gc_heap_initial)?)?;
+            let engine = wasmtime::Engine::new(&Self::config(self.id, key.zeal, key.gc_heap_initial)?)?;
             let linker = host_functions(&engine)?;
             self.engines.insert(key, (engine, linker));
         }
@@ -130,11 +114,7 @@ impl WasmtimeEngine {
 /// The host functions generated modules may import (see `generate`).
 fn host_functions(engine: &wasmtime::Engine) -> wasmtime::Result<Linker<Host>> {
     let mut linker = Linker::new(engine);
-    linker.func_wrap(
-        HOST_MODULE,
-        "gc",
-        |mut caller: wasmtime::Caller<'_, Host>| caller.gc(None),
-    )?;
+    linker.func_wrap(HOST_MODULE, "gc", |mut caller: wasmtime::Caller<'_, Host>| caller.gc(None))?;
     linker.func_wrap(
         HOST_MODULE,
         "gc_any",
@@ -158,18 +138,14 @@ fn host_functions(engine: &wasmtime::Engine) -> wasmtime::Result<Linker<Host>> {
     linker.func_wrap(
         HOST_MODULE,
         "extern_new",
-        |mut caller: wasmtime::Caller<'_, Host>,
-         id: i32|
-         -> wasmtime::Result<Option<Rooted<ExternRef>>> {
+        |mut caller: wasmtime::Caller<'_, Host>, id: i32| -> wasmtime::Result<Option<Rooted<ExternRef>>> {
             Ok(Some(ExternRef::new(&mut caller, id as u32)?))
         },
     )?;
     linker.func_wrap(
         HOST_MODULE,
         "extern_id",
-        |caller: wasmtime::Caller<'_, Host>,
-         r: Option<Rooted<ExternRef>>|
-         -> wasmtime::Result<i32> {
+        |caller: wasmtime::Caller<'_, Host>, r: Option<Rooted<ExternRef>>| -> wasmtime::Result<i32> {
             Ok(match r {
                 None => -1,
                 Some(r) => match r.data(&caller)?.and_then(|d| d.downcast_ref::<u32>()) {
@@ -202,20 +178,14 @@ impl Engine for WasmtimeEngine {
             Ok(m) => m,
             Err(e) => return (Status::Error(format!("compile: {e:#}")), None),
         };
-        let limits = StoreLimitsBuilder::new()
-            .memory_size(MEMORY_LIMIT)
-            .table_elements(TABLE_LIMIT)
-            .build();
+        let limits = StoreLimitsBuilder::new().memory_size(MEMORY_LIMIT).table_elements(TABLE_LIMIT).build();
         let mut store = Store::new(engine, Host { limits });
         store.limiter(|host| &mut host.limits);
         if store.set_fuel(CALL_FUEL).is_err() {
             return (Status::Error("fuel not enabled".into()), None);
         }
         match linker.instantiate(&mut store, &module) {
-            Ok(instance) => (
-                Status::Returned(vec![]),
-                Some(Box::new(WasmtimeInstance { store, instance })),
-            ),
+            Ok(instance) => (Status::Returned(vec![]), Some(Box::new(WasmtimeInstance { store, instance }))),
             Err(e) => (classify(&mut store, e), None),
         }
     }
@@ -255,10 +225,8 @@ impl Instance for WasmtimeInstance {
         match func.call(&mut scope, &args, &mut results) {
             Ok(()) => {
                 let mut walker = Walker::new();
-                let values: wasmtime::Result<Vec<_>> = results
-                    .into_iter()
-                    .map(|v| walker.val(&mut scope, v, 0))
-                    .collect();
+                let values: wasmtime::Result<Vec<_>> =
+                    results.into_iter().map(|v| walker.val(&mut scope, v, 0)).collect();
                 match values {
                     Ok(values) => Status::Returned(values),
                     Err(e) => Status::Error(format!("walking results: {e:#}")),
@@ -275,11 +243,8 @@ impl Instance for WasmtimeInstance {
 
     fn state(&mut self) -> State {
         let mut scope = wasmtime::RootScope::new(&mut self.store);
-        let exports: Vec<(String, wasmtime::Extern)> = self
-            .instance
-            .exports(&mut scope)
-            .map(|e| (e.name().to_string(), e.into_extern()))
-            .collect();
+        let exports: Vec<(String, wasmtime::Extern)> =
+            self.instance.exports(&mut scope).map(|e| (e.name().to_string(), e.into_extern())).collect();
         let mut state = State::default();
         // One walker for the whole snapshot: aliasing between globals and
         // tables is part of the shape.
@@ -293,10 +258,7 @@ impl Instance for WasmtimeInstance {
                 }
                 wasmtime::Extern::Memory(m) => {
                     let data = m.data(&scope);
-                    let summary = MemorySummary {
-                        size: data.len() as u64,
-                        hash: xxhash_rust::xxh3::xxh3_64(data),
-                    };
+                    let summary = MemorySummary { size: data.len() as u64, hash: xxhash_rust::xxh3::xxh3_64(data) };
                     state.memories.push((name, summary));
                 }
                 wasmtime::Extern::Table(t) => {
@@ -304,12 +266,8 @@ impl Instance for WasmtimeInstance {
                     let mut elems = Vec::new();
                     for i in 0..size.min(TABLE_ELEMS as u64) {
                         let shape = match t.get(&mut scope, i) {
-                            Some(r) => walker
-                                .val(&mut scope, r.into(), 0)
-                                .unwrap_or_else(walk_error),
-                            None => {
-                                walk_error(wasmtime::format_err!("table element {i} unreadable"))
-                            }
+                            Some(r) => walker.val(&mut scope, r.into(), 0).unwrap_or_else(walk_error),
+                            None => walk_error(wasmtime::format_err!("table element {i} unreadable")),
                         };
                         elems.push(match shape {
                             Value::Ref(r) => r,
@@ -331,11 +289,7 @@ fn walk_error(e: wasmtime::Error) -> Value {
     Value::Ref(Shape::Func(format!("<walk failed: {e}>")))
 }
 
-fn arg_val(
-    store: &mut impl wasmtime::AsContextMut,
-    arg: &Arg,
-    ty: &ValType,
-) -> wasmtime::Result<Val> {
+fn arg_val(store: &mut impl wasmtime::AsContextMut, arg: &Arg, ty: &ValType) -> wasmtime::Result<Val> {
     Ok(match (arg, ty) {
         (Arg::I32(v), _) => Val::I32(*v),
         (Arg::I64(v), _) => Val::I64(*v),
@@ -407,25 +361,14 @@ struct Walker {
 
 impl Walker {
     fn new() -> Walker {
-        Walker {
-            seen: Vec::new(),
-            seen_exn: Vec::new(),
-            ids: Vec::new(),
-            exn_ids: Vec::new(),
-            next: 0,
-        }
+        Walker { seen: Vec::new(), seen_exn: Vec::new(), ids: Vec::new(), exn_ids: Vec::new(), next: 0 }
     }
 
     fn budget_left(&self) -> bool {
         (self.next as usize) < MAX_OBJECTS
     }
 
-    fn val(
-        &mut self,
-        store: &mut impl wasmtime::AsContextMut,
-        v: Val,
-        depth: usize,
-    ) -> wasmtime::Result<Value> {
+    fn val(&mut self, store: &mut impl wasmtime::AsContextMut, v: Val, depth: usize) -> wasmtime::Result<Value> {
         Ok(match v {
             Val::I32(v) => Value::I32(v),
             Val::I64(v) => Value::I64(v),
@@ -450,10 +393,7 @@ impl Walker {
         e: Rooted<ExternRef>,
         depth: usize,
     ) -> wasmtime::Result<Shape> {
-        let host_id = e
-            .data(&*store)?
-            .and_then(|d| d.downcast_ref::<u32>())
-            .copied();
+        let host_id = e.data(&*store)?.and_then(|d| d.downcast_ref::<u32>()).copied();
         Ok(match host_id {
             Some(id) => Shape::Extern(id),
             None => {
@@ -488,21 +428,14 @@ impl Walker {
             let ty = s.ty(&*store)?;
             let desc = format!(
                 "struct({})",
-                ty.fields()
-                    .map(|f| field_desc(f.mutability(), f.element_type()))
-                    .collect::<Vec<_>>()
-                    .join(" ")
+                ty.fields().map(|f| field_desc(f.mutability(), f.element_type())).collect::<Vec<_>>().join(" ")
             );
             let mut fields = Vec::new();
             for i in 0..ty.fields().len() {
                 let v = s.field(&mut *store, i)?;
                 fields.push(self.val(store, v, depth + 1)?);
             }
-            return Ok(Shape::Struct {
-                id,
-                ty: desc,
-                fields,
-            });
+            return Ok(Shape::Struct { id, ty: desc, fields });
         }
         if let Some(arr) = a.as_array(&*store)? {
             let ty = arr.ty(&*store)?;
@@ -514,17 +447,9 @@ impl Walker {
                 let v = arr.get(&mut *store, i)?;
                 elems.push(self.val(store, v, depth + 1)?);
             }
-            return Ok(Shape::Array {
-                id,
-                ty: desc,
-                len,
-                elems,
-            });
+            return Ok(Shape::Array { id, ty: desc, len, elems });
         }
-        Ok(Shape::Func(format!(
-            "<anyref of type {:?}>",
-            a.ty(&*store)?
-        )))
+        Ok(Shape::Func(format!("<anyref of type {:?}>", a.ty(&*store)?)))
     }
 
     fn exn(
@@ -547,29 +472,19 @@ impl Walker {
         self.exn_ids.push(id);
         let tag = e.tag(&mut *store)?;
         let tag_ty = tag.ty(&*store);
-        let sig = signature(
-            tag_ty.ty().params().map(|p| val_desc(&p)),
-            std::iter::empty::<String>(),
-        );
+        let sig = signature(tag_ty.ty().params().map(|p| val_desc(&p)), std::iter::empty::<String>());
         let mut fields = Vec::new();
         for i in 0..tag_ty.ty().params().len() {
             let v = e.field(&mut *store, i)?;
             fields.push(self.val(store, v, depth + 1)?);
         }
-        Ok(Shape::Exn {
-            id,
-            tag: sig,
-            fields,
-        })
+        Ok(Shape::Exn { id, tag: sig, fields })
     }
 }
 
 fn func_sig(store: &impl wasmtime::AsContext, f: &Func) -> String {
     let ty = f.ty(store);
-    signature(
-        ty.params().map(|p| val_desc(&p)),
-        ty.results().map(|r| val_desc(&r)),
-    )
+    signature(ty.params().map(|p| val_desc(&p)), ty.results().map(|r| val_desc(&r)))
 }
 
 fn field_desc(m: wasmtime::Mutability, s: &StorageType) -> String {
@@ -617,9 +532,5 @@ fn ref_desc(r: &RefType) -> String {
         HeapType::NoExn => "noexn",
         _ => "cont",
     };
-    if r.is_nullable() {
-        format!("ref null {heap}")
-    } else {
-        format!("ref {heap}")
-    }
+    if r.is_nullable() { format!("ref null {heap}") } else { format!("ref {heap}") }
 }

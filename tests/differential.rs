@@ -1,0 +1,124 @@
+//! End-to-end checks of the differential core: planted bugs are found, real
+//! engines on seeded inputs are not accused.
+
+#[path = "support/planted.rs"]
+mod planted;
+
+use gcfuzz::case::{TestCase, seeded_input};
+use gcfuzz::differential::check_case;
+use gcfuzz::finding::FindingKind;
+use gcfuzz::worker::{InProcess, Worker, WorkerCommand};
+use std::time::Duration;
+
+const MODULE: &str = r#"(module
+  (type $s (struct (field i32)))
+  (import "host" "gc" (func $gc))
+  (func (export "f") (result i32)
+    (local $x (ref null $s))
+    (local.set $x (struct.new $s (i32.const 41)))
+    (call $gc)
+    (struct.get $s 0 (local.get $x))))"#;
+
+fn case() -> TestCase {
+    TestCase::from_module_bytes(MODULE.as_bytes()).unwrap()
+}
+
+fn names(configs: &[&str]) -> Vec<String> {
+    configs.iter().map(|s| s.to_string()).collect()
+}
+
+/// The worker with planted configurations (tests/support/planted_worker.rs).
+fn planted_worker() -> WorkerCommand {
+    WorkerCommand { program: env!("CARGO_BIN_EXE_planted-worker").into(), args: vec![] }
+}
+
+#[test]
+fn real_configurations_agree_on_a_rooted_struct() {
+    let mut exec = InProcess::new(planted::factory);
+    let report = check_case(&case(), &names(&["null", "drc", "copying", "pulley-drc"]), &mut exec).unwrap();
+    assert!(report.findings.is_empty(), "{:?}", report.findings);
+    assert_eq!(report.outcomes.len(), 4);
+    assert_eq!(report.outcomes[0].calls[0].status.to_string(), "ok(i32:41)");
+}
+
+#[test]
+fn planted_wrong_result_is_a_mismatch() {
+    let mut exec = InProcess::new(planted::factory);
+    let report = check_case(&case(), &names(&["null", "drc", "planted-wrong-result"]), &mut exec).unwrap();
+    assert_eq!(report.findings.len(), 1, "{:?}", report.findings);
+    let f = &report.findings[0];
+    assert_eq!(f.kind, FindingKind::Mismatch);
+    assert_eq!(f.configs, vec!["planted-wrong-result"]);
+    assert!(f.signature.starts_with("mismatch-result-planted-wrong-result-"), "{}", f.signature);
+    assert!(f.summary.contains("null says ok(i32:41)") && f.summary.contains("says ok(i32:42)"), "{}", f.summary);
+}
+
+#[test]
+fn planted_rooting_panic_is_a_crash_with_its_message() {
+    let mut worker = Worker::new(planted_worker(), Duration::from_secs(60));
+    let report = check_case(&case(), &names(&["null", "planted-panic", "drc"]), &mut worker).unwrap();
+    assert_eq!(report.findings.len(), 1, "{:?}", report.findings);
+    let f = &report.findings[0];
+    assert_eq!(f.kind, FindingKind::Crash);
+    let crash = f.crash.as_ref().unwrap();
+    assert_eq!(crash.config, "planted-panic");
+    assert!(crash.message.contains("VMGcRefActivationsTable"), "{}", crash.message);
+    assert_eq!(crash.signal, Some(libc::SIGABRT));
+    assert!(f.signature.starts_with("crash-every-on-stack-gc-ref-inside-a-wasm-"), "{}", f.signature);
+    assert!(f.summary.starts_with("panic on planted-panic: every on-stack gc_ref"), "{}", f.summary);
+    // The configurations after the crash still ran, in a fresh worker.
+    assert_eq!(report.outcomes.iter().map(|o| o.config.as_str()).collect::<Vec<_>>(), ["null", "drc"]);
+    assert_eq!(worker.spawned, 2);
+
+    // The same bug found again has the same signature.
+    let again = check_case(&case(), &names(&["null", "planted-panic"]), &mut worker).unwrap();
+    assert_eq!(again.findings[0].signature, f.signature);
+}
+
+#[test]
+fn aborts_signals_and_hangs_are_isolated() {
+    let mut worker = Worker::new(planted_worker(), Duration::from_secs(3));
+    let report =
+        check_case(&case(), &names(&["null", "planted-abort", "planted-segfault", "planted-hang", "drc"]), &mut worker)
+            .unwrap();
+    let by_config =
+        |c: &str| report.findings.iter().find(|f| f.configs == [c]).unwrap_or_else(|| panic!("no finding for {c}"));
+    let abort = by_config("planted-abort");
+    assert_eq!((abort.kind, abort.crash.as_ref().unwrap().signal), (FindingKind::Crash, Some(libc::SIGABRT)));
+    let segv = by_config("planted-segfault");
+    assert_eq!((segv.kind, segv.crash.as_ref().unwrap().signal), (FindingKind::Crash, Some(libc::SIGSEGV)));
+    assert_eq!(by_config("planted-hang").kind, FindingKind::Timeout);
+    assert_ne!(abort.signature, segv.signature);
+    // Outcomes of the healthy configurations survive all of it, and agree.
+    assert_eq!(report.outcomes.len(), 2);
+    assert!(!report.findings.iter().any(|f| f.kind == FindingKind::Mismatch));
+}
+
+/// Seeded generated cases on the real configurations: any finding here is a
+/// false positive of ours (or a real Wasmtime bug, to be kept and explained).
+fn no_false_positives(seeds: std::ops::Range<u64>) {
+    let mut exec = InProcess::new(gcfuzz::engine::real_engine);
+    let mut compared = 0;
+    let mut wasmi = 0;
+    for i in seeds.clone() {
+        let case = TestCase::from_fuzz_input(&seeded_input(0xfa15e, i)).unwrap();
+        let configs: Vec<String> = case.plan.configs.iter().map(|c| c.name().to_string()).collect();
+        let report = check_case(&case, &configs, &mut exec).unwrap();
+        assert!(report.findings.is_empty(), "case {i}: {:#?}", report.findings);
+        compared += (report.outcomes.len() >= 4) as u32;
+        wasmi += report.outcomes.iter().any(|o| o.config == "wasmi") as u32;
+    }
+    // Every case really ran on all its configurations, and wasmi took part.
+    assert_eq!(compared as usize, seeds.clone().count());
+    assert!(wasmi >= 10, "wasmi ran on only {wasmi} cases");
+}
+
+#[test]
+fn seeded_cases_give_no_false_positives_1() {
+    no_false_positives(0..150);
+}
+
+#[test]
+fn seeded_cases_give_no_false_positives_2() {
+    no_false_positives(150..300);
+}

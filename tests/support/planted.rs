@@ -1,0 +1,103 @@
+//! Deliberately broken engine configurations, for tests only: each wraps a
+//! real configuration and misbehaves in one planted way, so the tests can
+//! check that gcfuzz notices.
+
+use gcfuzz::case::{Call, TestCase};
+use gcfuzz::engine::{Engine, Instance, real_engine};
+use gcfuzz::outcome::{State, Status, Value};
+
+/// The message of Wasmtime's DRC rooting assert, as a planted panic.
+pub const ROOT_ASSERT: &str = "every on-stack gc_ref inside a Wasm frame should have an entry in the VMGcRefActivationsTable: 0x110 is not in the table";
+
+#[derive(Clone, Copy, PartialEq)]
+enum Misbehaviour {
+    /// Adds one to every i32 a call returns.
+    WrongResult,
+    /// Panics with Wasmtime's rooting assert message on the first call.
+    Panic,
+    /// Aborts the process on the first call.
+    Abort,
+    /// Dies of SIGSEGV on the first call.
+    Segfault,
+    /// Never returns from the first call.
+    Hang,
+}
+
+pub struct Planted {
+    inner: Box<dyn Engine>,
+    name: String,
+    how: Misbehaviour,
+}
+
+/// Real configurations by name, plus `planted-*` ones wrapping `drc`.
+pub fn factory(name: &str) -> Option<Box<dyn Engine>> {
+    let how = match name {
+        "planted-wrong-result" => Misbehaviour::WrongResult,
+        "planted-panic" => Misbehaviour::Panic,
+        "planted-abort" => Misbehaviour::Abort,
+        "planted-segfault" => Misbehaviour::Segfault,
+        "planted-hang" => Misbehaviour::Hang,
+        _ => return real_engine(name),
+    };
+    Some(Box::new(Planted { inner: real_engine("drc")?, name: name.to_string(), how }))
+}
+
+impl Engine for Planted {
+    fn name(&self) -> String {
+        self.name.clone()
+    }
+    fn supports(&self, case: &TestCase) -> bool {
+        self.inner.supports(case)
+    }
+    fn instantiate<'a>(&'a mut self, case: &TestCase) -> (Status, Option<Box<dyn Instance + 'a>>) {
+        let how = self.how;
+        let (status, instance) = self.inner.instantiate(case);
+        (status, instance.map(|inner| Box::new(PlantedInstance { inner, how }) as Box<dyn Instance + 'a>))
+    }
+}
+
+struct PlantedInstance<'a> {
+    inner: Box<dyn Instance + 'a>,
+    how: Misbehaviour,
+}
+
+impl Instance for PlantedInstance<'_> {
+    fn call(&mut self, call: &Call) -> Status {
+        match self.how {
+            Misbehaviour::WrongResult => match self.inner.call(call) {
+                Status::Returned(values) => Status::Returned(
+                    values
+                        .into_iter()
+                        .map(|v| match v {
+                            Value::I32(x) => Value::I32(x.wrapping_add(1)),
+                            other => other,
+                        })
+                        .collect(),
+                ),
+                other => other,
+            },
+            Misbehaviour::Panic => panic!("{ROOT_ASSERT}"),
+            Misbehaviour::Abort => std::process::abort(),
+            Misbehaviour::Segfault => {
+                // Wasmtime's and std's SIGSEGV handlers would treat a raised
+                // signal as handled; restore the default action first, as
+                // they do before a real fault kills the process.
+                // SAFETY: deliberately fatal; the process dies right here.
+                unsafe {
+                    libc::signal(libc::SIGSEGV, libc::SIG_DFL);
+                    libc::raise(libc::SIGSEGV);
+                }
+                unreachable!()
+            }
+            Misbehaviour::Hang => loop {
+                std::thread::sleep(std::time::Duration::from_secs(1));
+            },
+        }
+    }
+    fn collect(&mut self) {
+        self.inner.collect()
+    }
+    fn state(&mut self) -> State {
+        self.inner.state()
+    }
+}
