@@ -17,6 +17,7 @@ pub mod finding;
 pub mod fuzz;
 pub mod generate;
 pub mod outcome;
+pub mod shrink;
 pub mod worker;
 
 /// `gcfuzz` version with the engine versions it was built against.

@@ -65,6 +65,20 @@ enum Command {
         #[arg(long, default_value_t = 20)]
         timeout: u64,
     },
+    /// Minimize a reproducer (.wasm or .wat) while it keeps its finding's
+    /// signature; writes `<name>.shrunk.wasm` and `.wat` next to it.
+    Shrink {
+        file: PathBuf,
+        /// The signature to keep (default: the first finding the file gives).
+        #[arg(long)]
+        signature: Option<String>,
+        /// Shrink attempts without progress before stopping.
+        #[arg(long, default_value_t = 1000)]
+        attempts: u32,
+        /// Wall-clock limit per configuration run, in seconds.
+        #[arg(long, default_value_t = 20)]
+        timeout: u64,
+    },
     /// Write seed inputs for a libFuzzer target: seeded random inputs whose
     /// modules allocate GC objects (and, for a share, stay in wasmi's subset).
     SeedCorpus {
@@ -169,6 +183,51 @@ fn dispatch(command: Command) -> Result<ExitCode> {
                 }
             }
             Ok(if report.findings.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+        }
+        Command::Shrink { file, signature, attempts, timeout } => {
+            let bytes = std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
+            let case = TestCase::from_module_bytes(&bytes).with_context(|| format!("{}", file.display()))?;
+            let mut worker = Worker::new(WorkerCommand::current_exe()?, Duration::from_secs(timeout));
+            let all: Vec<String> = case.plan.configs.iter().map(|c| c.name().to_string()).collect();
+            let report = check_case(&case, &all, &mut worker)?;
+            let finding = match &signature {
+                Some(sig) => report.findings.iter().find(|f| &f.signature == sig),
+                None => report.findings.first(),
+            };
+            let Some(finding) = finding else {
+                anyhow::bail!(
+                    "{}: does not reproduce{}",
+                    file.display(),
+                    signature.map(|s| format!(" {s}")).unwrap_or_default()
+                );
+            };
+            // Only the configurations the finding involves (and the reference).
+            let mut configs: Vec<String> = all.iter().filter(|c| finding.configs.contains(c)).cloned().collect();
+            if finding.kind == gcfuzz::finding::FindingKind::Mismatch {
+                configs.insert(0, all[0].clone());
+            }
+            let bar = indicatif::ProgressBar::new_spinner();
+            bar.set_message(format!("shrinking {} ({} bytes)", finding.signature, case.wasm.len()));
+            bar.enable_steady_tick(Duration::from_millis(200));
+            let shrunk = gcfuzz::shrink::shrink(&case, &finding.signature, &configs, &mut worker, attempts, |size| {
+                bar.set_message(format!("shrinking {}: {size} bytes", finding.signature))
+            })?;
+            bar.finish_and_clear();
+            let stem = file.with_extension("");
+            let wasm_out = stem.with_extension("shrunk.wasm");
+            let wat_out = stem.with_extension("shrunk.wat");
+            std::fs::write(&wasm_out, shrunk.case.to_module_bytes())?;
+            std::fs::write(&wat_out, shrunk.case.to_wat())?;
+            println!(
+                "{}: {} -> {} bytes of module ({:.0}% smaller); wrote {} and {}",
+                finding.signature,
+                shrunk.input_size,
+                shrunk.output_size,
+                100.0 * (1.0 - shrunk.output_size as f64 / shrunk.input_size.max(1) as f64),
+                wasm_out.display(),
+                wat_out.display()
+            );
+            Ok(ExitCode::SUCCESS)
         }
         Command::SeedCorpus { dir, count, seed } => {
             std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;

@@ -122,3 +122,21 @@ fn seeded_cases_give_no_false_positives_1() {
 fn seeded_cases_give_no_false_positives_2() {
     no_false_positives(150..300);
 }
+
+/// Instantiation traps are compared by class across engines that report them
+/// differently (wasmi: an instantiation error for element segments).
+#[test]
+fn segment_initialization_traps_agree_across_engines() {
+    let mut exec = InProcess::new(gcfuzz::engine::real_engine);
+    for wat in [
+        r#"(module (table 1 funcref) (func $f) (elem (i32.const 5) func $f))"#,
+        r#"(module (memory 1) (data (i32.const 65535) "ab"))"#,
+    ] {
+        let case = TestCase::from_module_bytes(wat.as_bytes()).unwrap();
+        assert!(case.plan.configs.contains(&gcfuzz::engine::ConfigId::Wasmi));
+        let report = check_case(&case, &names(&["null", "wasmi"]), &mut exec).unwrap();
+        assert!(report.findings.is_empty(), "{wat}: {:?}", report.findings);
+        assert_eq!(report.outcomes.len(), 2);
+        assert!(report.outcomes[1].instantiate.to_string().contains("OutOfBounds"), "{:?}", report.outcomes[1]);
+    }
+}

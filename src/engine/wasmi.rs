@@ -232,6 +232,12 @@ fn classify(e: wasmi::Error) -> Status {
             TrapCode::BadSignature => Status::Trapped(TrapClass::BadSignature),
         },
         None => {
+            use wasmi::errors::{ErrorKind, InstantiationError};
+            // Segment initialization out of bounds is a trap by the spec;
+            // wasmi reports element segments as an instantiation error.
+            if let ErrorKind::Instantiation(InstantiationError::ElementSegmentDoesNotFit { .. }) = e.kind() {
+                return Status::Trapped(TrapClass::TableOutOfBounds);
+            }
             let msg = e.to_string();
             if msg.contains("limit") { Status::Exhausted(Exhausted::ResourceLimit) } else { Status::Error(msg) }
         }
