@@ -65,6 +65,24 @@ pub fn check_case(case: &TestCase, configs: &[String], exec: &mut dyn Executor) 
         }
         report.ran.push(config.clone());
     }
+    // One finding per signature: the same panic on several configurations
+    // is one bug seen by each of them.
+    let mut merged: Vec<Finding> = Vec::new();
+    for f in report.findings.drain(..) {
+        match merged.iter_mut().find(|m| m.signature == f.signature) {
+            Some(m) => {
+                m.summary = match m.summary.split_once(" (also on ") {
+                    Some((head, tail)) => {
+                        format!("{head} (also on {}, {})", tail.trim_end_matches(')'), f.configs.join(", "))
+                    }
+                    None => format!("{} (also on {})", m.summary, f.configs.join(", ")),
+                };
+                m.configs.extend(f.configs);
+            }
+            None => merged.push(f),
+        }
+    }
+    report.findings = merged;
     let start = Instant::now();
     let (mismatches, inconclusive) = compare_all(&report.outcomes);
     report.inconclusive = inconclusive;

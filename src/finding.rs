@@ -152,6 +152,7 @@ pub fn significant_frames(frames: &[String]) -> Vec<String> {
         "main",
         "wasmtime::runtime::vm::traphandlers::",
         "wasmtime::runtime::func::",
+        "wasmtime::runtime::vm::interpreter::",
         "<unknown>",
     ];
     frames
@@ -208,6 +209,10 @@ pub struct Record {
     /// again": replaying it must not reproduce.
     #[serde(default)]
     pub expected_on: Vec<String>,
+    /// What a person learned about this finding (root cause, upstream
+    /// issue, which engine is at fault).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notes: Option<String>,
     pub hits: u64,
     pub first_seen: String,
     pub last_seen: String,
@@ -244,6 +249,7 @@ pub fn store(
         finding: finding.clone(),
         engine: engine_version(),
         expected_on: vec![],
+        notes: None,
         hits: 0,
         first_seen: now.clone(),
         last_seen: now.clone(),
@@ -354,6 +360,16 @@ mod tests {
         assert_eq!(a.signature, b.signature);
         assert_ne!(a.signature, c.signature);
         assert!(a.signature.starts_with("crash-0x-is-not-in-the-table-"), "{}", a.signature);
+        // The same panic reached through Pulley's interpreter loop rather than
+        // native code is the same bug.
+        let pulley = Finding::crash(
+            FindingKind::Crash,
+            crash(
+                "0x110 is not in the table",
+                &["wasmtime::a", "wasmtime::runtime::vm::interpreter::InterpreterRef::call"],
+            ),
+        );
+        assert_eq!(a.signature, pulley.signature);
     }
 
     #[test]

@@ -24,3 +24,9 @@ pub mod worker;
 pub fn version() -> &'static str {
     concat!(env!("CARGO_PKG_VERSION"), " (wasmtime 48.0.8, wasmi 2.0.0)")
 }
+
+/// The engines this build runs, as `crashes/*/finding.json` names them in
+/// `expected_on`.
+pub fn engine_versions() -> [&'static str; 2] {
+    ["wasmtime 48.0.8", "wasmi 2.0.0"]
+}

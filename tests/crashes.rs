@@ -1,0 +1,48 @@
+//! Every reproducer under `crashes/` replays against the engines this build
+//! pins, and reproduces exactly when its metadata says it is expected to
+//! (an open bug in one of these engine versions); otherwise it must not.
+
+use gcfuzz::case::TestCase;
+use gcfuzz::differential::check_case;
+use gcfuzz::finding::read_record;
+use gcfuzz::worker::{Worker, WorkerCommand};
+use std::time::Duration;
+
+#[test]
+fn reproducers_replay_as_their_metadata_says() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("crashes");
+    let Ok(entries) = std::fs::read_dir(&dir) else { return };
+    let worker = WorkerCommand { program: env!("CARGO_BIN_EXE_gcfuzz").into(), args: vec!["worker".into()] };
+    let mut worker = Worker::new(worker, Duration::from_secs(60));
+    let mut checked = 0;
+    for entry in entries {
+        let path = entry.unwrap().path();
+        if !path.is_dir() || path.file_name().unwrap().to_string_lossy().starts_with('.') {
+            continue;
+        }
+        let record = read_record(&path).unwrap();
+        assert_eq!(
+            path.file_name().unwrap().to_string_lossy(),
+            record.finding.signature,
+            "directory named by signature"
+        );
+        let case = TestCase::from_module_bytes(&std::fs::read(path.join("module.wasm")).unwrap()).unwrap();
+        let configs: Vec<String> = case.plan.configs.iter().map(|c| c.name().to_string()).collect();
+        let report = check_case(&case, &configs, &mut worker).unwrap();
+        let reproduced = report.findings.iter().any(|f| f.signature == record.finding.signature);
+        let expected = record.expected_on.iter().any(|e| gcfuzz::engine_versions().contains(&e.as_str()));
+        assert_eq!(
+            reproduced,
+            expected,
+            "{}: reproduced={reproduced}, but expected_on={:?}; findings now: {:?}",
+            path.display(),
+            record.expected_on,
+            report.findings.iter().map(|f| &f.signature).collect::<Vec<_>>()
+        );
+        // The text form is the same case.
+        let wat = std::fs::read_to_string(path.join("module.wat")).unwrap();
+        assert_eq!(TestCase::from_module_bytes(wat.as_bytes()).unwrap().plan, case.plan, "{}", path.display());
+        checked += 1;
+    }
+    eprintln!("replayed {checked} reproducers");
+}
