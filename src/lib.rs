@@ -17,6 +17,7 @@ pub mod finding;
 pub mod fuzz;
 pub mod generate;
 pub mod outcome;
+pub mod reduce;
 pub mod shrink;
 pub mod worker;
 

@@ -213,17 +213,22 @@ fn dispatch(command: Command) -> Result<ExitCode> {
                 bar.set_message(format!("shrinking {}: {size} bytes", finding.signature))
             })?;
             bar.finish_and_clear();
+            // `x.wasm` → `x.shrunk.wasm`; shrinking `x.shrunk.wasm` again overwrites it.
             let stem = file.with_extension("");
+            let stem = if stem.extension().is_some_and(|e| e == "shrunk") { stem.with_extension("") } else { stem };
             let wasm_out = stem.with_extension("shrunk.wasm");
             let wat_out = stem.with_extension("shrunk.wat");
             std::fs::write(&wasm_out, shrunk.case.to_module_bytes())?;
             std::fs::write(&wat_out, shrunk.case.to_wat())?;
             println!(
-                "{}: {} -> {} bytes of module ({:.0}% smaller); wrote {} and {}",
+                "{}: {} -> {} bytes of module ({:.0}% smaller), {} -> {} calls, {} runs; wrote {} and {}",
                 finding.signature,
                 shrunk.input_size,
                 shrunk.output_size,
                 100.0 * (1.0 - shrunk.output_size as f64 / shrunk.input_size.max(1) as f64),
+                case.plan.calls.len(),
+                shrunk.case.plan.calls.len(),
+                shrunk.runs,
                 wasm_out.display(),
                 wat_out.display()
             );

@@ -21,6 +21,9 @@ enum Misbehaviour {
     Segfault,
     /// Never returns from the first call.
     Hang,
+    /// Panics when a call returns a struct, like a GC bug that needs one
+    /// particular instruction: what the shrinker must keep.
+    PanicOnStruct,
 }
 
 pub struct Planted {
@@ -37,6 +40,7 @@ pub fn factory(name: &str) -> Option<Box<dyn Engine>> {
         "planted-abort" => Misbehaviour::Abort,
         "planted-segfault" => Misbehaviour::Segfault,
         "planted-hang" => Misbehaviour::Hang,
+        "planted-panic-on-struct" => Misbehaviour::PanicOnStruct,
         _ => return real_engine(name),
     };
     Some(Box::new(Planted { inner: real_engine("drc")?, name: name.to_string(), how }))
@@ -92,6 +96,15 @@ impl Instance for PlantedInstance<'_> {
             Misbehaviour::Hang => loop {
                 std::thread::sleep(std::time::Duration::from_secs(1));
             },
+            Misbehaviour::PanicOnStruct => {
+                let status = self.inner.call(call);
+                if let Status::Returned(values) = &status
+                    && values.iter().any(|v| matches!(v, Value::Ref(gcfuzz::outcome::Ref::Struct { .. })))
+                {
+                    panic!("{ROOT_ASSERT}");
+                }
+                status
+            }
         }
     }
     fn collect(&mut self) {
