@@ -175,7 +175,7 @@ fn job(opts: &Options, deadline: Instant, next: &AtomicU64, totals: &Mutex<Total
         // A finding's signature and files are written before the case counts.
         let mut stored = Vec::new();
         for f in &report.findings {
-            let origin = Origin { seed: Some(opts.seed), index: Some(index) };
+            let origin = Origin { seed: Some(opts.seed), index: Some(index), file: None };
             match finding::store(&opts.out, f, &case, Some(&input), origin, &report.outcomes) {
                 Ok((path, new)) => stored.push(FindingReport {
                     kind: f.kind,

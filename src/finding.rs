@@ -196,6 +196,9 @@ fn short_hash(key: &str) -> String {
 pub struct Origin {
     pub seed: Option<u64>,
     pub index: Option<u64>,
+    /// The file it was triaged from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
 }
 
 /// `crashes/<signature>/finding.json`.
@@ -293,6 +296,24 @@ pub fn store(
         }
     }
     Ok((target, new))
+}
+
+/// Replaces the reproducer in `crashes/<signature>/` with a smaller form of
+/// the same case (a shrunk one), each file written then renamed into place.
+pub fn replace_reproducer(target: &Path, case: &TestCase) -> Result<()> {
+    let mut record = read_record(target)?;
+    let module = case.to_module_bytes();
+    record.size = module.len();
+    for (name, bytes) in [
+        ("module.wasm", module),
+        ("module.wat", case.to_wat().into_bytes()),
+        ("finding.json", serde_json::to_string_pretty(&record)?.into_bytes()),
+    ] {
+        let tmp = tempfile::NamedTempFile::new_in(target)?;
+        fs::write(tmp.path(), bytes)?;
+        tmp.persist(target.join(name))?;
+    }
+    Ok(())
 }
 
 pub fn read_record(dir: &Path) -> Result<Record> {

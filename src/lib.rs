@@ -19,6 +19,7 @@ pub mod generate;
 pub mod outcome;
 pub mod reduce;
 pub mod shrink;
+pub mod triage;
 pub mod worker;
 
 /// `gcfuzz` version with the engine versions it was built against.

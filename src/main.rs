@@ -79,6 +79,24 @@ enum Command {
         #[arg(long, default_value_t = 20)]
         timeout: u64,
     },
+    /// Bucket a directory of crash inputs (libFuzzer `crash-*` artifacts,
+    /// .wasm or .wat files) into the crash directory by signature, shrinking
+    /// new signatures. Exit 1 when some file could not be bucketed.
+    Triage {
+        dir: PathBuf,
+        /// Crash directory to bucket into.
+        #[arg(long, default_value = "crashes")]
+        out: PathBuf,
+        /// Keep new reproducers as they are.
+        #[arg(long)]
+        no_shrink: bool,
+        /// Shrink attempts without progress (wasm-shrink) per new signature.
+        #[arg(long, default_value_t = 500)]
+        attempts: u32,
+        /// Wall-clock limit per configuration run, in seconds.
+        #[arg(long, default_value_t = 20)]
+        timeout: u64,
+    },
     /// Write seed inputs for a libFuzzer target: seeded random inputs whose
     /// modules allocate GC objects (and, for a share, stay in wasmi's subset).
     SeedCorpus {
@@ -233,6 +251,26 @@ fn dispatch(command: Command) -> Result<ExitCode> {
                 wat_out.display()
             );
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Triage { dir, out, no_shrink, attempts, timeout } => {
+            let mut worker = Worker::new(WorkerCommand::current_exe()?, Duration::from_secs(timeout));
+            let attempts = (!no_shrink).then_some(attempts);
+            let report = gcfuzz::triage::triage(&dir, &out, &mut worker, None, attempts, |line| eprintln!("{line}"))?;
+            println!("{:<56} {:<11} {:>5}  {:<5}  shrunk", "signature", "kind", "files", "");
+            for (signature, b) in &report.buckets {
+                let kind = serde_json::to_value(b.kind)?.as_str().unwrap_or_default().to_string();
+                let shrunk = b.shrunk.map_or(String::new(), |(from, to)| format!("{from} -> {to} bytes"));
+                let status = if b.new { "new" } else { "known" };
+                println!("{signature:<56} {kind:<11} {:>5}  {status:<5}  {shrunk}", b.count);
+            }
+            println!(
+                "{} files: {} bucketed into {} signatures, {} failed",
+                report.files,
+                report.files - report.failures.len(),
+                report.buckets.len(),
+                report.failures.len()
+            );
+            Ok(if report.failures.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
         }
         Command::SeedCorpus { dir, count, seed } => {
             std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;

@@ -51,3 +51,44 @@ fn shrinking_a_planted_crash_keeps_its_signature() {
     let text = shrunk.case.to_wat();
     assert!(text.contains("struct.new") && !text.contains("array.new") && !text.contains("i32.store"), "{text}");
 }
+
+#[test]
+fn bulk_triage_buckets_by_signature_and_reports_bad_files() {
+    let inputs = tempfile::tempdir().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let write = |name: &str, bytes: &[u8]| std::fs::write(inputs.path().join(name), bytes).unwrap();
+    write("a.wat", NOISY.as_bytes());
+    // The same bug in a differently shaped module.
+    write("b.wat", br#"(module (type $t (struct)) (func (export "f") (result (ref $t)) struct.new $t))"#);
+    write("clean.wat", br#"(module (func (export "f") (result i32) i32.const 1))"#);
+    write("truncated.wasm", b"\0asm\x01\0\0\0\x01\x05");
+    write("syntax.wat", b"(module (func");
+    let configs = vec!["planted-panic-on-struct".to_string()];
+    let mut worker = planted_worker();
+    let mut lines = Vec::new();
+    let report = gcfuzz::triage::triage(inputs.path(), out.path(), &mut worker, Some(&configs), Some(100), |l| {
+        lines.push(l.to_string())
+    })
+    .unwrap();
+    assert_eq!(report.files, 5);
+    assert_eq!(report.buckets.len(), 1, "{:?}", report.buckets);
+    let (signature, bucket) = report.buckets.iter().next().unwrap();
+    assert_eq!((bucket.count, bucket.new), (2, true));
+    let (from, to) = bucket.shrunk.unwrap();
+    assert!(to < from, "{from} -> {to}");
+    // The stored, shrunk reproducer replays to the same signature.
+    let stored = TestCase::from_module_bytes(&std::fs::read(bucket.path.join("module.wasm")).unwrap()).unwrap();
+    let again = check_case(&stored, &configs, &mut worker).unwrap();
+    assert_eq!(&again.findings[0].signature, signature);
+    assert_eq!(gcfuzz::finding::read_record(&bucket.path).unwrap().hits, 2);
+    // Each bad file gets one line, and the rest of the batch went on.
+    let failed: Vec<_> =
+        report.failures.iter().map(|(p, _)| p.file_name().unwrap().to_string_lossy().into_owned()).collect();
+    assert_eq!(failed, ["clean.wat", "syntax.wat", "truncated.wasm"]);
+    assert!(report.failures[0].1.contains("does not reproduce"), "{:?}", report.failures);
+    assert_eq!(lines.len(), 5);
+
+    // A second batch finds the signature known.
+    let again = gcfuzz::triage::triage(inputs.path(), out.path(), &mut worker, Some(&configs), None, |_| {}).unwrap();
+    assert!(!again.buckets[signature].new);
+}
