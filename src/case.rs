@@ -156,6 +156,8 @@ fn split_plan(wasm: &[u8]) -> Result<(Vec<u8>, Option<Plan>)> {
 pub struct ModuleInfo {
     /// Exported functions in export order, with parameter types.
     pub exported_funcs: Vec<(String, Vec<ValType>)>,
+    /// For each type index, whether it is a function type.
+    pub is_func_type: Vec<bool>,
 }
 
 impl ModuleInfo {
@@ -200,7 +202,27 @@ impl ModuleInfo {
                 _ => {}
             }
         }
-        Ok(ModuleInfo { exported_funcs })
+        let is_func_type = types.iter().map(Option::is_some).collect();
+        Ok(ModuleInfo { exported_funcs, is_func_type })
+    }
+}
+
+impl ModuleInfo {
+    /// The top of a reference type's hierarchy (`any`, `func`, `extern` or
+    /// `exn`), which decides what a null of it is to a host.
+    pub fn hierarchy(&self, ty: &ValType) -> &'static str {
+        use wasmparser::AbstractHeapType as A;
+        let ValType::Ref(r) = ty else { return "any" };
+        match r.heap_type() {
+            HeapType::Abstract { ty: A::Func | A::NoFunc, .. } => "func",
+            HeapType::Abstract { ty: A::Extern | A::NoExtern, .. } => "extern",
+            HeapType::Abstract { ty: A::Exn | A::NoExn, .. } => "exn",
+            HeapType::Abstract { .. } => "any",
+            HeapType::Concrete(i) | HeapType::Exact(i) => match i.as_module_index() {
+                Some(i) if self.is_func_type.get(i as usize) == Some(&true) => "func",
+                _ => "any",
+            },
+        }
     }
 }
 

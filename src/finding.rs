@@ -274,6 +274,7 @@ pub fn store(
     if smaller {
         fs::write(tmp.path().join("module.wasm"), &module)?;
         fs::write(tmp.path().join("module.wat"), case.to_wat())?;
+        fs::write(tmp.path().join("regression.wast"), regression_wast(finding, case, outcomes)?)?;
         if let Some(input) = input {
             fs::write(tmp.path().join("input.bin"), input)?;
         }
@@ -298,15 +299,25 @@ pub fn store(
     Ok((target, new))
 }
 
+/// The regression `.wast` for a finding, expectations from the first
+/// configuration that ran to the end (the reference, unless it crashed).
+fn regression_wast(finding: &Finding, case: &TestCase, outcomes: &[Outcome]) -> Result<String> {
+    crate::regression::wast(case, &finding.signature, outcomes.first(), &finding.summary)
+}
+
 /// Replaces the reproducer in `crashes/<signature>/` with a smaller form of
-/// the same case (a shrunk one), each file written then renamed into place.
-pub fn replace_reproducer(target: &Path, case: &TestCase) -> Result<()> {
+/// the same case (a shrunk one) and its outcomes, each file written then
+/// renamed into place.
+pub fn replace_reproducer(target: &Path, case: &TestCase, outcomes: &[Outcome]) -> Result<()> {
     let mut record = read_record(target)?;
     let module = case.to_module_bytes();
     record.size = module.len();
+    record.outcomes = outcomes.to_vec();
+    let wast = regression_wast(&record.finding, case, outcomes)?;
     for (name, bytes) in [
         ("module.wasm", module),
         ("module.wat", case.to_wat().into_bytes()),
+        ("regression.wast", wast.into_bytes()),
         ("finding.json", serde_json::to_string_pretty(&record)?.into_bytes()),
     ] {
         let tmp = tempfile::NamedTempFile::new_in(target)?;

@@ -18,6 +18,7 @@ pub mod fuzz;
 pub mod generate;
 pub mod outcome;
 pub mod reduce;
+pub mod regression;
 pub mod shrink;
 pub mod triage;
 pub mod worker;

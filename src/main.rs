@@ -97,6 +97,28 @@ enum Command {
         #[arg(long, default_value_t = 20)]
         timeout: u64,
     },
+    /// Print a regression test for a reproducer (.wasm or .wat) in the form of
+    /// Wasmtime's misc_testsuite (expected results from the reference).
+    Regression {
+        file: PathBuf,
+        /// Wall-clock limit per configuration run, in seconds.
+        #[arg(long, default_value_t = 20)]
+        timeout: u64,
+    },
+    /// Run a .wast file with Wasmtime's own wast runner on configurations.
+    /// Exit 1 when it fails on any of them.
+    Wast {
+        file: PathBuf,
+        /// Configurations to run it on (comma-separated; Wasmtime ones).
+        #[arg(long, value_delimiter = ',', default_value = "null,drc,copying,pulley-drc")]
+        configs: Vec<ConfigId>,
+        /// `gc_zeal_alloc_counter` for collecting configurations.
+        #[arg(long)]
+        zeal: Option<u32>,
+        /// Run in this process instead of one process per configuration.
+        #[arg(long, hide = true)]
+        here: bool,
+    },
     /// Write seed inputs for a libFuzzer target: seeded random inputs whose
     /// modules allocate GC objects (and, for a share, stay in wasmi's subset).
     SeedCorpus {
@@ -272,6 +294,42 @@ fn dispatch(command: Command) -> Result<ExitCode> {
             );
             Ok(if report.failures.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
         }
+        Command::Regression { file, timeout } => {
+            let bytes = std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
+            let case = TestCase::from_module_bytes(&bytes).with_context(|| format!("{}", file.display()))?;
+            let names: Vec<String> = case.plan.configs.iter().map(|c| c.name().to_string()).collect();
+            let mut worker = Worker::new(WorkerCommand::current_exe()?, Duration::from_secs(timeout));
+            let report = check_case(&case, &names, &mut worker)?;
+            let (signature, summary) = report
+                .findings
+                .first()
+                .map_or(("no finding".to_string(), "all configurations agree".to_string()), |f| {
+                    (f.signature.clone(), f.summary.clone())
+                });
+            print!("{}", gcfuzz::regression::wast(&case, &signature, report.outcomes.first(), &summary)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Wast { file, configs, zeal, here } => {
+            let text = std::fs::read_to_string(&file).with_context(|| format!("cannot read {}", file.display()))?;
+            let mut failed = false;
+            for config in configs.iter().filter(|c| **c != ConfigId::Wasmi) {
+                let verdict = if here {
+                    gcfuzz::regression::run(&text, *config, zeal).map_err(|e| format!("{e:#}"))
+                } else {
+                    // One process per configuration: an engine panic can
+                    // abort the process (panics in libcalls do not unwind).
+                    wast_in_child(&file, *config, zeal)?
+                };
+                match verdict {
+                    Ok(()) => println!("{config}: pass"),
+                    Err(e) => {
+                        failed = true;
+                        println!("{config}: FAIL: {}", e.lines().next().unwrap_or_default());
+                    }
+                }
+            }
+            Ok(if failed { ExitCode::from(1) } else { ExitCode::SUCCESS })
+        }
         Command::SeedCorpus { dir, count, seed } => {
             std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
             let (mut written, mut reftypes) = (0, 0);
@@ -325,6 +383,32 @@ fn print_outcome(o: &Outcome) {
         }
         None => println!("  state: not compared (run cut short)"),
     }
+}
+
+/// Runs `gcfuzz wast --here` for one configuration; the verdict with the
+/// child's own words, or how it died.
+fn wast_in_child(file: &std::path::Path, config: ConfigId, zeal: Option<u32>) -> Result<Result<(), String>> {
+    let mut cmd = std::process::Command::new(std::env::current_exe()?);
+    cmd.arg("wast").arg(file).arg("--here").arg("--configs").arg(config.name());
+    if let Some(z) = zeal {
+        cmd.arg("--zeal").arg(z.to_string());
+    }
+    let out = cmd.output()?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if out.status.success() {
+        return Ok(Ok(()));
+    }
+    if let Some(line) = stdout.lines().find_map(|l| l.split_once(": FAIL: ").map(|(_, m)| m.to_string())) {
+        return Ok(Err(line));
+    }
+    // Died: the panic message, when there was one.
+    let panic = stderr.lines().skip_while(|l| !l.contains("panicked at")).nth(1).unwrap_or("").trim().to_string();
+    Ok(Err(format!(
+        "engine died ({}){}",
+        out.status,
+        if panic.is_empty() { String::new() } else { format!(": {panic}") }
+    )))
 }
 
 fn random_seed() -> u64 {

@@ -108,7 +108,8 @@ fn triage_file(
                 involved.insert(0, configs[0].clone());
             }
             let shrunk = crate::shrink::shrink(&case, &f.signature, &involved, exec, attempts, |_| {})?;
-            finding::replace_reproducer(&path, &shrunk.case)?;
+            let outcomes = check_case(&shrunk.case, &configs, exec)?.outcomes;
+            finding::replace_reproducer(&path, &shrunk.case, &outcomes)?;
             bucket.shrunk = Some((shrunk.input_size, shrunk.output_size));
         }
         lines.push(format!("{} ({})", f.signature, if new { "new" } else { "known" }));

@@ -1,6 +1,7 @@
 //! Every reproducer under `crashes/` replays against the engines this build
 //! pins, and reproduces exactly when its metadata says it is expected to
-//! (an open bug in one of these engine versions); otherwise it must not.
+//! (an open bug in one of these engine versions); otherwise it must not. Its
+//! regression `.wast` fails on Wasmtime exactly when the bug is Wasmtime's.
 
 use gcfuzz::case::TestCase;
 use gcfuzz::differential::check_case;
@@ -38,6 +39,21 @@ fn reproducers_replay_as_their_metadata_says() {
             path.display(),
             record.expected_on,
             report.findings.iter().map(|f| &f.signature).collect::<Vec<_>>()
+        );
+        // The regression test fails on Wasmtime exactly when the bug is
+        // expected on this Wasmtime (wasmi bugs: Wasmtime passes it).
+        let wasmtime_bug = record.expected_on.iter().any(|e| e == gcfuzz::engine_versions()[0]);
+        let wast = std::process::Command::new(env!("CARGO_BIN_EXE_gcfuzz"))
+            .arg("wast")
+            .arg(path.join("regression.wast"))
+            .output()
+            .unwrap();
+        assert_eq!(
+            wast.status.code(),
+            Some(if wasmtime_bug { 1 } else { 0 }),
+            "{}: {}",
+            path.display(),
+            String::from_utf8_lossy(&wast.stdout)
         );
         // The text form is the same case.
         let wat = std::fs::read_to_string(path.join("module.wat")).unwrap();

@@ -6,6 +6,7 @@ mod planted;
 
 use gcfuzz::case::{TestCase, seeded_input};
 use gcfuzz::differential::check_case;
+use gcfuzz::engine::ConfigId;
 use gcfuzz::finding::FindingKind;
 use gcfuzz::worker::{InProcess, Worker, WorkerCommand};
 use std::time::Duration;
@@ -139,4 +140,38 @@ fn segment_initialization_traps_agree_across_engines() {
         assert_eq!(report.outcomes.len(), 2);
         assert!(report.outcomes[1].instantiate.to_string().contains("OutOfBounds"), "{:?}", report.outcomes[1]);
     }
+}
+
+/// The regression `.wast` written from the right outcome passes on Wasmtime;
+/// written from a planted wrong one, it fails there: the file tells a buggy
+/// engine from a correct one.
+#[test]
+fn regression_wast_tells_right_from_wrong() {
+    let wat = r#"(module
+      (type $s (struct (field i32)))
+      (tag $e (param i32))
+      (import "host" "gc" (func $gc))
+      (func (export "f") (result i32) (call $gc) (struct.get $s 0 (struct.new $s (i32.const 5))))
+      (func (export "g") (result i32) (drop (ref.cast (ref $s) (ref.i31 (i32.const 1)))) (i32.const 0))
+      (func (export "h") (throw $e (i32.const 3)))
+      (func (export "k") (param externref) (result externref) (local.get 0))
+      (func (export "n") (result (ref null $s)) (struct.new $s (i32.const 1))))"#;
+    let case = TestCase::from_module_bytes(wat.as_bytes()).unwrap();
+    let mut exec = InProcess::new(planted::factory);
+    let report = check_case(&case, &names(&["null", "planted-wrong-result"]), &mut exec).unwrap();
+    let sig = &report.findings[0].signature;
+    let good = gcfuzz::regression::wast(&case, sig, Some(&report.outcomes[0]), "test").unwrap();
+    assert!(good.starts_with(";;! gc = true\n"), "{good}");
+    for directive in
+        ["(assert_return (invoke $test \"f\") (i32.const 5))", "(assert_trap (invoke $test \"g\") \"cast failure\")"]
+    {
+        assert!(good.contains(directive), "{directive} missing in\n{good}");
+    }
+    assert!(good.contains("(assert_exception (invoke $test \"h\"))"), "{good}");
+    assert!(good.contains("(ref.null extern)") && good.contains("(ref.struct)"), "{good}");
+    for config in [ConfigId::Null, ConfigId::Drc, ConfigId::Copying, ConfigId::PulleyDrc] {
+        gcfuzz::regression::run(&good, config, Some(1)).unwrap_or_else(|e| panic!("{config}: {e:#}\n{good}"));
+    }
+    let bad = gcfuzz::regression::wast(&case, sig, Some(&report.outcomes[1]), "test").unwrap();
+    assert!(gcfuzz::regression::run(&bad, ConfigId::Drc, None).is_err(), "{bad}");
 }
