@@ -67,11 +67,13 @@ pub struct Summary {
     pub engine_runs: BTreeMap<String, u64>,
     /// Seconds inside each configuration (compile, run, walk).
     pub engine_secs: BTreeMap<String, f64>,
-    /// Cases with at least one mismatch / crash / engine-reported bug / timeout.
+    /// Cases with at least one mismatch / crash / engine-reported bug /
+    /// timeout / worker past its memory limit.
     pub mismatches: u64,
     pub crashes: u64,
     pub engine_bugs: u64,
     pub timeouts: u64,
+    pub out_of_memory: u64,
     /// Cases whose comparison stopped early for a legitimate reason.
     pub inconclusive: u64,
     /// Inputs that did not produce a case (should be 0).
@@ -202,6 +204,7 @@ fn job(opts: &Options, deadline: Instant, next: &AtomicU64, totals: &Mutex<Total
         s.crashes += has(FindingKind::Crash);
         s.engine_bugs += has(FindingKind::EngineBug);
         s.timeouts += has(FindingKind::Timeout);
+        s.out_of_memory += has(FindingKind::OutOfMemory);
         s.worker_restarts = s.worker_restarts.max(worker.spawned.saturating_sub(1));
         t.generate_micros += generate_micros;
         for o in &report.outcomes {

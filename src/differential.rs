@@ -50,7 +50,13 @@ pub fn check_case(case: &TestCase, configs: &[String], exec: &mut dyn Executor) 
                 }
                 report.outcomes.push(outcome);
             }
-            RunResult::Crashed(crash) => report.findings.push(Finding::crash(FindingKind::Crash, crash)),
+            RunResult::Crashed(crash) => {
+                // Rust's allocation-failure message: the memory limit was hit.
+                let oom = crash.message.contains("memory allocation of");
+                report
+                    .findings
+                    .push(Finding::crash(if oom { FindingKind::OutOfMemory } else { FindingKind::Crash }, crash))
+            }
             RunResult::TimedOut => report.findings.push(Finding::crash(
                 FindingKind::Timeout,
                 CrashInfo {

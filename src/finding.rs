@@ -23,6 +23,8 @@ pub enum FindingKind {
     EngineBug,
     /// A configuration exceeded the wall-clock limit twice.
     Timeout,
+    /// A worker went past its memory limit.
+    OutOfMemory,
 }
 
 /// How a worker process died.
@@ -72,6 +74,7 @@ impl Finding {
         let frames = significant_frames(&crash.frames);
         let how = match (kind, &crash.location, crash.signal, crash.exit_code) {
             (FindingKind::Timeout, ..) => "timeout".to_string(),
+            (FindingKind::OutOfMemory, ..) => "out of memory".to_string(),
             (FindingKind::EngineBug, ..) => "engine-bug".to_string(),
             (_, Some(_), ..) => "panic".to_string(),
             (_, None, Some(sig), _) => format!("signal {sig}"),
@@ -81,6 +84,7 @@ impl Finding {
         let key = format!("{how}|{message}|{}", frames.join("|"));
         let prefix = match kind {
             FindingKind::Timeout => "timeout".to_string(),
+            FindingKind::OutOfMemory => "oom".to_string(),
             FindingKind::EngineBug => "engine-bug".to_string(),
             _ => "crash".to_string(),
         };

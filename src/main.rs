@@ -50,6 +50,10 @@ enum Command {
         /// Stop after this many cases.
         #[arg(long)]
         max_execs: Option<u64>,
+        /// Memory limit per worker process, in MiB; going past it is a
+        /// finding of its own (`oom-…`).
+        #[arg(long, default_value_t = 4096)]
+        memory_limit_mb: u64,
     },
     /// Run one module (.wasm or .wat) on every configuration and show the
     /// outcomes. Exit 1 when they disagree or one crashes.
@@ -131,7 +135,10 @@ enum Command {
     },
     /// Serve engine runs for a parent process (internal).
     #[command(hide = true)]
-    Worker,
+    Worker {
+        #[arg(long)]
+        memory_limit_mb: Option<u64>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -147,7 +154,7 @@ fn main() -> ExitCode {
 
 fn dispatch(command: Command) -> Result<ExitCode> {
     match command {
-        Command::Run { time, seed, jobs, json, configs, out, timeout, max_execs } => {
+        Command::Run { time, seed, jobs, json, configs, out, timeout, max_execs, memory_limit_mb } => {
             let seed = seed.unwrap_or_else(random_seed);
             let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
             let stop = Arc::new(AtomicBool::new(false));
@@ -166,7 +173,7 @@ fn dispatch(command: Command) -> Result<ExitCode> {
                 configs,
                 out,
                 timeout: Duration::from_secs(timeout),
-                worker: WorkerCommand::current_exe()?,
+                worker: WorkerCommand::current_exe()?.memory_limit_mb(memory_limit_mb),
                 max_execs,
                 stop,
             };
@@ -355,8 +362,8 @@ fn dispatch(command: Command) -> Result<ExitCode> {
             eprintln!("wrote {written} inputs to {}", dir.display());
             Ok(ExitCode::SUCCESS)
         }
-        Command::Worker => {
-            gcfuzz::worker::serve(real_engine)?;
+        Command::Worker { memory_limit_mb } => {
+            gcfuzz::worker::serve(real_engine, memory_limit_mb)?;
             Ok(ExitCode::SUCCESS)
         }
     }

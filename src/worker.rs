@@ -122,9 +122,27 @@ fn send(response: &Response) {
     }
 }
 
-/// The worker side: serve requests on stdin until it closes.
-pub fn serve(factory: Factory) -> Result<()> {
+/// Caps the process's writable private memory (`RLIMIT_DATA`). Wasmtime's
+/// reservations are inaccessible mappings and do not count; what it makes
+/// accessible, and every heap allocation, does. Past the limit an allocation
+/// fails and the process aborts with "memory allocation of N bytes failed".
+fn limit_memory(megabytes: u64) -> Result<()> {
+    let bytes = megabytes.saturating_mul(1 << 20) as libc::rlim_t;
+    let limit = libc::rlimit { rlim_cur: bytes, rlim_max: bytes };
+    // SAFETY: setrlimit reads the struct we pass.
+    if unsafe { libc::setrlimit(libc::RLIMIT_DATA, &limit) } != 0 {
+        bail!("worker: cannot set the memory limit: {}", std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// The worker side: serve requests on stdin until it closes, optionally
+/// under a memory limit.
+pub fn serve(factory: Factory, memory_limit_mb: Option<u64>) -> Result<()> {
     use std::os::fd::FromRawFd;
+    if let Some(mb) = memory_limit_mb {
+        limit_memory(mb)?;
+    }
     // Move the protocol off fd 1: anything else that prints to stdout lands
     // on stderr instead of in the middle of a frame.
     // SAFETY: plain fd duplication on descriptors this process owns.
@@ -202,6 +220,13 @@ impl WorkerCommand {
     /// This executable's own `worker` subcommand.
     pub fn current_exe() -> Result<WorkerCommand> {
         Ok(WorkerCommand { program: std::env::current_exe()?, args: vec!["worker".into()] })
+    }
+
+    /// Workers started with this command run under a memory limit.
+    pub fn memory_limit_mb(mut self, megabytes: u64) -> WorkerCommand {
+        self.args.push("--memory-limit-mb".into());
+        self.args.push(megabytes.to_string());
+        self
     }
 }
 

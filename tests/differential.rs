@@ -95,6 +95,17 @@ fn aborts_signals_and_hangs_are_isolated() {
     assert!(!report.findings.iter().any(|f| f.kind == FindingKind::Mismatch));
 }
 
+#[test]
+fn a_worker_past_its_memory_limit_is_an_oom_finding() {
+    let mut worker = Worker::new(planted_worker().memory_limit_mb(256), Duration::from_secs(60));
+    let report = check_case(&case(), &names(&["null", "planted-leak", "drc"]), &mut worker).unwrap();
+    assert_eq!(report.findings.len(), 1, "{:?}", report.findings);
+    let f = &report.findings[0];
+    assert_eq!((f.kind, f.configs.as_slice()), (FindingKind::OutOfMemory, &["planted-leak".to_string()][..]));
+    assert!(f.signature.starts_with("oom-memory-allocation-of-n-bytes-failed-"), "{}", f.signature);
+    assert_eq!(report.outcomes.len(), 2, "the other configurations still ran");
+}
+
 /// Seeded generated cases on the real configurations: any finding here is a
 /// false positive of ours (or a real Wasmtime bug, to be kept and explained).
 fn no_false_positives(seeds: std::ops::Range<u64>) {

@@ -24,6 +24,8 @@ enum Misbehaviour {
     /// Panics when a call returns a struct, like a GC bug that needs one
     /// particular instruction: what the shrinker must keep.
     PanicOnStruct,
+    /// Allocates without bound on the first call.
+    Leak,
 }
 
 pub struct Planted {
@@ -41,6 +43,7 @@ pub fn factory(name: &str) -> Option<Box<dyn Engine>> {
         "planted-segfault" => Misbehaviour::Segfault,
         "planted-hang" => Misbehaviour::Hang,
         "planted-panic-on-struct" => Misbehaviour::PanicOnStruct,
+        "planted-leak" => Misbehaviour::Leak,
         _ => return real_engine(name),
     };
     Some(Box::new(Planted { inner: real_engine("drc")?, name: name.to_string(), how }))
@@ -96,6 +99,13 @@ impl Instance for PlantedInstance<'_> {
             Misbehaviour::Hang => loop {
                 std::thread::sleep(std::time::Duration::from_secs(1));
             },
+            Misbehaviour::Leak => {
+                let mut hoard: Vec<Vec<u8>> = Vec::new();
+                loop {
+                    hoard.push(vec![1; 1 << 20]);
+                    std::hint::black_box(&hoard);
+                }
+            }
             Misbehaviour::PanicOnStruct => {
                 let status = self.inner.call(call);
                 if let Status::Returned(values) = &status

@@ -5,7 +5,10 @@
 mod planted;
 
 fn main() {
-    if let Err(e) = gcfuzz::worker::serve(planted::factory) {
+    // Same flag as `gcfuzz worker`.
+    let args: Vec<String> = std::env::args().collect();
+    let limit = args.iter().position(|a| a == "--memory-limit-mb").and_then(|i| args.get(i + 1)?.parse().ok());
+    if let Err(e) = gcfuzz::worker::serve(planted::factory, limit) {
         eprintln!("planted worker: {e:#}");
         std::process::exit(2);
     }
