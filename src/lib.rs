@@ -16,6 +16,7 @@ pub mod engine;
 pub mod finding;
 pub mod fuzz;
 pub mod generate;
+pub mod narrow;
 pub mod outcome;
 pub mod reduce;
 pub mod regression;

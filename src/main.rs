@@ -101,6 +101,17 @@ enum Command {
         #[arg(long, default_value_t = 20)]
         timeout: u64,
     },
+    /// Find which Wasm proposals and engine settings a reproducer's finding
+    /// needs; print them as a `wasmtime` command line and a Config snippet.
+    Narrow {
+        file: PathBuf,
+        /// The signature to narrow (default: the first finding the file gives).
+        #[arg(long)]
+        signature: Option<String>,
+        /// Wall-clock limit per configuration run, in seconds.
+        #[arg(long, default_value_t = 20)]
+        timeout: u64,
+    },
     /// Print a regression test for a reproducer (.wasm or .wat) in the form of
     /// Wasmtime's misc_testsuite (expected results from the reference).
     Regression {
@@ -300,6 +311,27 @@ fn dispatch(command: Command) -> Result<ExitCode> {
                 report.failures.len()
             );
             Ok(if report.failures.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+        }
+        Command::Narrow { file, signature, timeout } => {
+            let bytes = std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
+            let case = TestCase::from_module_bytes(&bytes).with_context(|| format!("{}", file.display()))?;
+            let mut worker = Worker::new(WorkerCommand::current_exe()?, Duration::from_secs(timeout));
+            let all: Vec<String> = case.plan.configs.iter().map(|c| c.name().to_string()).collect();
+            let report = check_case(&case, &all, &mut worker)?;
+            let finding = match &signature {
+                Some(sig) => report.findings.iter().find(|f| &f.signature == sig),
+                None => report.findings.first(),
+            };
+            let Some(finding) = finding else {
+                anyhow::bail!(
+                    "{}: does not reproduce{}",
+                    file.display(),
+                    signature.map(|s| format!(" {s}")).unwrap_or_default()
+                );
+            };
+            let narrowed = gcfuzz::narrow::narrow(&case, finding, &mut worker)?;
+            print!("{}", gcfuzz::narrow::render(&narrowed, &file.display().to_string()));
+            Ok(ExitCode::SUCCESS)
         }
         Command::Regression { file, timeout } => {
             let bytes = std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;

@@ -92,3 +92,29 @@ fn bulk_triage_buckets_by_signature_and_reports_bad_files() {
     let again = gcfuzz::triage::triage(inputs.path(), out.path(), &mut worker, Some(&configs), None, |_| {}).unwrap();
     assert!(!again.buckets[signature].new);
 }
+
+#[test]
+fn narrowing_finds_the_one_configuration_and_zeal_a_planted_bug_needs() {
+    // `copying` in this worker adds one to i32 results, under zeal 1 only.
+    let command =
+        WorkerCommand { program: env!("CARGO_BIN_EXE_planted-worker").into(), args: vec!["--plant-copying".into()] };
+    let mut worker = Worker::new(command, Duration::from_secs(60));
+    let mut case = TestCase::from_module_bytes(
+        br#"(module (type $s (struct (field i32)))
+              (func (export "f") (result i32) (struct.get $s 0 (struct.new $s (i32.const 41)))))"#,
+    )
+    .unwrap();
+    case.plan.zeal = Some(1);
+    let report = check_case(&case, &["null".to_string(), "copying".to_string()], &mut worker).unwrap();
+    let finding = &report.findings[0];
+    let n = gcfuzz::narrow::narrow(&case, finding, &mut worker).unwrap();
+    let hits: Vec<String> = n.configs.iter().filter(|(_, h)| *h).map(|(c, _)| c.to_string()).collect();
+    assert_eq!(hits, ["copying"]);
+    assert_eq!(n.zeal_needed(), Some(Some(1)));
+    // The module uses GC but neither exceptions nor tail calls.
+    assert!(n.features.contains(&"gc") && !n.features.contains(&"exceptions") && !n.features.contains(&"tail_call"));
+    let text = gcfuzz::narrow::render(&n, "m.wasm");
+    assert!(text.contains("-C collector=copying"), "{text}");
+    assert!(text.contains("config.gc_zeal_alloc_counter(std::num::NonZeroU32::new(1))?;"), "{text}");
+    assert!(text.contains("config.collector(wasmtime::Collector::Copying);"), "{text}");
+}

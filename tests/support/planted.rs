@@ -26,7 +26,16 @@ enum Misbehaviour {
     PanicOnStruct,
     /// Allocates without bound on the first call.
     Leak,
+    /// Adds one to every i32 result, but only with a collection at every
+    /// allocation: a rooting bug that needs `gc_zeal_alloc_counter(1)`.
+    WrongUnderZeal1,
 }
+
+/// When set, the real `copying` configuration is replaced by a planted
+/// `WrongUnderZeal1` one (the worker's `--plant-copying` flag), so that
+/// feature narrowing, which tries the real configuration names, meets a bug
+/// in exactly one of them.
+pub static PLANT_COPYING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 pub struct Planted {
     inner: Box<dyn Engine>,
@@ -44,6 +53,13 @@ pub fn factory(name: &str) -> Option<Box<dyn Engine>> {
         "planted-hang" => Misbehaviour::Hang,
         "planted-panic-on-struct" => Misbehaviour::PanicOnStruct,
         "planted-leak" => Misbehaviour::Leak,
+        "copying" if PLANT_COPYING.load(std::sync::atomic::Ordering::Relaxed) => {
+            return Some(Box::new(Planted {
+                inner: real_engine("copying")?,
+                name: name.into(),
+                how: Misbehaviour::WrongUnderZeal1,
+            }));
+        }
         _ => return real_engine(name),
     };
     Some(Box::new(Planted { inner: real_engine("drc")?, name: name.to_string(), how }))
@@ -57,7 +73,12 @@ impl Engine for Planted {
         self.inner.supports(case)
     }
     fn instantiate<'a>(&'a mut self, case: &TestCase) -> (Status, Option<Box<dyn Instance + 'a>>) {
-        let how = self.how;
+        // The zeal-dependent bug is only there when the plan asks for zeal 1.
+        let how = match self.how {
+            Misbehaviour::WrongUnderZeal1 if case.plan.zeal == Some(1) => Misbehaviour::WrongResult,
+            Misbehaviour::WrongUnderZeal1 => Misbehaviour::WrongUnderZeal1,
+            other => other,
+        };
         let (status, instance) = self.inner.instantiate(case);
         (status, instance.map(|inner| Box::new(PlantedInstance { inner, how }) as Box<dyn Instance + 'a>))
     }
@@ -99,6 +120,7 @@ impl Instance for PlantedInstance<'_> {
             Misbehaviour::Hang => loop {
                 std::thread::sleep(std::time::Duration::from_secs(1));
             },
+            Misbehaviour::WrongUnderZeal1 => self.inner.call(call),
             Misbehaviour::Leak => {
                 let mut hoard: Vec<Vec<u8>> = Vec::new();
                 loop {

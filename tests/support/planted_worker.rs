@@ -8,6 +8,9 @@ fn main() {
     // Same flag as `gcfuzz worker`.
     let args: Vec<String> = std::env::args().collect();
     let limit = args.iter().position(|a| a == "--memory-limit-mb").and_then(|i| args.get(i + 1)?.parse().ok());
+    if args.iter().any(|a| a == "--plant-copying") {
+        planted::PLANT_COPYING.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
     if let Err(e) = gcfuzz::worker::serve(planted::factory, limit) {
         eprintln!("planted worker: {e:#}");
         std::process::exit(2);
