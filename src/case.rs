@@ -6,7 +6,7 @@
 //! runs exactly the calls, arguments and GC settings that found the bug.
 
 use crate::engine::ConfigId;
-use crate::generate::{self, Profile};
+use crate::generate::{self, Generator, Profile};
 use anyhow::{Context, Result};
 use arbitrary::Unstructured;
 use rand_core::{RngCore, SeedableRng};
@@ -82,10 +82,34 @@ impl TestCase {
     /// of the input and the module from the rest: wasm-smith consumes all it
     /// is given, which would otherwise leave every plan at its defaults.
     pub fn from_fuzz_input(data: &[u8]) -> Result<TestCase> {
-        let (module_bytes, plan_bytes) = data.split_at(data.len() - (data.len() / 8).min(256));
+        Self::generate(Generator::Rooted, data)
+    }
+
+    /// Builds the case for fuzz input `data` with `generator`. The input is
+    /// split: the module draws from the front, the rewrite pass from a small
+    /// middle part and the plan from the tail (wasm-smith consumes all it is
+    /// given, which would otherwise leave the rest at their defaults).
+    pub fn generate(generator: Generator, data: &[u8]) -> Result<TestCase> {
+        let (rest, plan_bytes) = data.split_at(data.len() - (data.len() / 8).min(256));
+        let (module_bytes, pass_bytes) = rest.split_at(rest.len() - (rest.len() / 16).min(128));
         let mut u = Unstructured::new(module_bytes);
-        let profile = generate::choose_profile(&mut u)?;
-        let wasm = generate::module(profile, &mut u)?;
+        let (profile, wasm) = match generator {
+            Generator::Smith | Generator::Rooted => {
+                let profile = generate::choose_profile(&mut u)?;
+                let wasm = generate::module(profile, &mut u)?;
+                match (generator, profile) {
+                    // GC modules only: the pass's observations use GC
+                    // instructions, which would take a module out of wasmi's
+                    // reach. A module the pass cannot handle stays as it is.
+                    (Generator::Rooted, Profile::Gc) => {
+                        let rewritten = crate::rewrite::rewrite(&wasm, &mut Unstructured::new(pass_bytes));
+                        (profile, rewritten.map_or(wasm, |(w, _)| w))
+                    }
+                    _ => (profile, wasm),
+                }
+            }
+            Generator::Plain => (Profile::Gc, generate::plain_module(&mut u)?),
+        };
         let info = ModuleInfo::parse(&wasm)?;
         let plan = Plan::arbitrary(profile, &info, &mut Unstructured::new(plan_bytes))?;
         Ok(TestCase { wasm, plan })

@@ -23,6 +23,8 @@ pub enum Profile {
 
 /// Name of the host module every generated module may import from.
 pub const HOST_MODULE: &str = "host";
+/// The import that forces a collection.
+pub const GC_IMPORT_NAME: &str = "gc";
 
 /// Host functions on offer. `gc` forces a collection, so a collection can
 /// happen at any call site; the `gc_*` pass-throughs force one while the host
@@ -58,6 +60,11 @@ impl Profile {
             Profile::Gc => base | WasmFeatures::GC | WasmFeatures::FUNCTION_REFERENCES | WasmFeatures::EXCEPTIONS,
         }
         .difference(WasmFeatures::SIMD)
+    }
+
+    /// Validates `wasm` against this profile's features.
+    pub fn validate(self, wasm: &[u8]) -> std::result::Result<(), wasmparser::BinaryReaderError> {
+        wasmparser::Validator::new_with_features(self.features()).validate_all(wasm).map(|_| ())
     }
 
     fn imports(self) -> &'static str {
@@ -164,6 +171,46 @@ fn instruction_kinds(profile: Profile, floats: bool, u: &mut Unstructured) -> Re
 /// Picks a profile: mostly GC, a sixth inside wasmi's subset.
 pub fn choose_profile(u: &mut Unstructured) -> Result<Profile> {
     Ok(if u.ratio(1, 6)? { Profile::RefTypes } else { Profile::Gc })
+}
+
+/// Which generator builds a case's module.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Generator {
+    /// `smith` followed by the rooting rewrite pass (`rewrite`) on GC
+    /// modules: references held across forced collections and observed
+    /// after them. The default.
+    Rooted,
+    /// wasm-smith, swarm-configured for GC (`smith_config`).
+    Smith,
+    /// wasm-smith with an arbitrary configuration and GC forced on, as
+    /// Wasmtime's own fuzzers use it: the baseline the others are measured
+    /// against.
+    Plain,
+}
+
+impl Generator {
+    pub fn name(self) -> &'static str {
+        match self {
+            Generator::Rooted => "rooted",
+            Generator::Smith => "smith",
+            Generator::Plain => "plain",
+        }
+    }
+}
+
+/// wasm-smith from an arbitrary configuration, with GC and reference types
+/// forced on and the same host imports.
+pub fn plain_module(u: &mut Unstructured) -> Result<Vec<u8>> {
+    let mut config: wasm_smith::Config = u.arbitrary()?;
+    config.gc_enabled = true;
+    config.reference_types_enabled = true;
+    config.available_imports = Some(wat::parse_str(GC_IMPORTS).expect("import module parses"));
+    config.export_everything = true;
+    config.canonicalize_nans = true;
+    let mut module = wasm_smith::Module::new(config, u)?;
+    module.ensure_termination(MODULE_FUEL).map_err(|_| arbitrary::Error::IncorrectFormat)?;
+    Ok(module.to_bytes())
 }
 
 /// Generates one module of `profile`, with termination ensured.

@@ -18,9 +18,12 @@ pub mod fuzz;
 pub mod generate;
 pub mod narrow;
 pub mod outcome;
+pub mod pressure;
 pub mod reduce;
 pub mod regression;
+pub mod rewrite;
 pub mod shrink;
+pub mod stats;
 pub mod triage;
 pub mod worker;
 

@@ -134,6 +134,21 @@ enum Command {
         #[arg(long, hide = true)]
         here: bool,
     },
+    /// Rooting pressure of generated modules: references live across
+    /// safepoints where a collection is forced, per generator.
+    Stats {
+        /// Cases per generator.
+        #[arg(long, default_value_t = 1000)]
+        count: u64,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Generators to measure (comma-separated; default: all).
+        #[arg(long, value_delimiter = ',')]
+        generators: Vec<gcfuzz::generate::Generator>,
+        /// One JSON array on stdout.
+        #[arg(long)]
+        json: bool,
+    },
     /// Write seed inputs for a libFuzzer target: seeded random inputs whose
     /// modules allocate GC objects (and, for a share, stay in wasmi's subset).
     SeedCorpus {
@@ -368,6 +383,48 @@ fn dispatch(command: Command) -> Result<ExitCode> {
                 }
             }
             Ok(if failed { ExitCode::from(1) } else { ExitCode::SUCCESS })
+        }
+        Command::Stats { count, seed, generators, json } => {
+            use clap::ValueEnum;
+            let generators =
+                if generators.is_empty() { gcfuzz::generate::Generator::value_variants().to_vec() } else { generators };
+            let bar = indicatif::ProgressBar::new_spinner();
+            let mut all = Vec::new();
+            for g in generators {
+                bar.set_message(format!("analyzing {count} {} modules", g.name()));
+                bar.enable_steady_tick(Duration::from_millis(200));
+                all.push(gcfuzz::stats::measure(g, seed, count));
+            }
+            bar.finish_and_clear();
+            if json {
+                println!("{}", serde_json::to_string_pretty(&all)?);
+            } else {
+                println!(
+                    "{:<10} {:>7} {:>10} {:>14} {:>12} {:>10} {:>9} {:>9}",
+                    "generator",
+                    "modules",
+                    "allocating",
+                    "forced-live %",
+                    "forced/mod",
+                    "live/mod",
+                    "allocs",
+                    "gc calls"
+                );
+                for s in &all {
+                    println!(
+                        "{:<10} {:>7} {:>9.1}% {:>13.1}% {:>12.2} {:>10.2} {:>9.2} {:>9.2}",
+                        s.generator,
+                        s.modules,
+                        100.0 * s.with_allocation as f64 / s.modules.max(1) as f64,
+                        100.0 * s.share_forced_live,
+                        s.mean_forced_live_sites,
+                        s.mean_live_sites,
+                        s.mean_allocation_sites,
+                        s.mean_gc_calls
+                    );
+                }
+            }
+            Ok(ExitCode::SUCCESS)
         }
         Command::SeedCorpus { dir, count, seed } => {
             std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
