@@ -16,6 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 pub struct Options {
+    pub generator: crate::generate::Generator,
     pub time: Duration,
     pub seed: u64,
     pub jobs: usize,
@@ -57,6 +58,7 @@ pub struct TimeSplit {
 
 #[derive(Debug, Default, Serialize)]
 pub struct Summary {
+    pub generator: String,
     pub seed: u64,
     pub elapsed_secs: f64,
     pub execs: u64,
@@ -118,6 +120,7 @@ pub fn run(opts: &Options) -> Summary {
     let mut t = totals.into_inner().unwrap();
     let s = &mut t.summary;
     s.seed = opts.seed;
+    s.generator = opts.generator.name().to_string();
     s.elapsed_secs = start.elapsed().as_secs_f64();
     s.execs_per_sec = s.execs as f64 / s.elapsed_secs.max(1e-9);
     s.modules_with_gc_share = s.modules_with_gc as f64 / (s.execs.max(1)) as f64;
@@ -146,7 +149,7 @@ fn job(opts: &Options, deadline: Instant, next: &AtomicU64, totals: &Mutex<Total
         }
         let case_start = Instant::now();
         let input = seeded_input(opts.seed, index);
-        let case = match TestCase::from_fuzz_input(&input) {
+        let case = match TestCase::generate(opts.generator, &input) {
             Ok(case) => case,
             Err(_) => {
                 totals.lock().unwrap().summary.generation_failures += 1;

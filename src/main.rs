@@ -25,6 +25,9 @@ struct Cli {
 enum Command {
     /// Run a fuzzing campaign on seeded random inputs.
     Run {
+        /// Which generator makes the cases.
+        #[arg(long, value_enum, default_value = "rooted")]
+        generator: gcfuzz::generate::Generator,
         /// Campaign length in seconds.
         #[arg(long, default_value_t = 60)]
         time: u64,
@@ -180,7 +183,7 @@ fn main() -> ExitCode {
 
 fn dispatch(command: Command) -> Result<ExitCode> {
     match command {
-        Command::Run { time, seed, jobs, json, configs, out, timeout, max_execs, memory_limit_mb } => {
+        Command::Run { generator, time, seed, jobs, json, configs, out, timeout, max_execs, memory_limit_mb } => {
             let seed = seed.unwrap_or_else(random_seed);
             let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
             let stop = Arc::new(AtomicBool::new(false));
@@ -191,8 +194,14 @@ fn dispatch(command: Command) -> Result<ExitCode> {
                     std::process::exit(130);
                 }
             });
-            eprintln!("gcfuzz {}: seed {seed}, {jobs} jobs, {time}s; findings go to {}", version(), out.display());
+            eprintln!(
+                "gcfuzz {}: {} generator, seed {seed}, {jobs} jobs, {time}s; findings go to {}",
+                version(),
+                generator.name(),
+                out.display()
+            );
             let opts = campaign::Options {
+                generator,
                 time: Duration::from_secs(time),
                 seed,
                 jobs,

@@ -35,8 +35,16 @@ use wasmparser::{CompositeInnerType, Operator, Parser, Payload, StorageType, Sub
 /// Name of the observation global's export.
 pub const OBSERVE_EXPORT: &str = "gcfuzz:observe";
 
-/// At most this many insertions per function.
-const MAX_SITES: usize = 6;
+/// At most this many insertions per function, of each kind. Each inserted
+/// collection costs (a full DRC collection with gc_zeal's heap checks); these
+/// limits keep the pass's throughput cost near a third (see README).
+const MAX_SITES: usize = 3;
+const MAX_GC_BEFORE: usize = 2;
+
+/// Inserted collections per instance: each inserted `call $gc` runs only
+/// while this budget (a new global) lasts, so inserted calls in hot loops
+/// cannot dominate a run.
+const COLLECTION_BUDGET: i32 = 24;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Template {
@@ -218,7 +226,7 @@ fn plan_function(
                 | Operator::ArrayNewFixed { .. }
         );
         let reachable = v.get_control_frame(0).is_some_and(|f| !f.unreachable);
-        if is_safepoint && reachable && plan.gc_before.len() < MAX_SITES && u.ratio(1, 4).unwrap_or(false) {
+        if is_safepoint && reachable && plan.gc_before.len() < MAX_GC_BEFORE && u.ratio(1, 8).unwrap_or(false) {
             plan.gc_before.push(index);
         }
         v.op(offset as u64, &op)?;
@@ -232,7 +240,7 @@ fn plan_function(
             && let Some(r) = by_index(r, ids)
             && eligible(&r, types)
             && plan.sites.len() < MAX_SITES
-            && u.ratio(1, 2).unwrap_or(false)
+            && u.ratio(1, 3).unwrap_or(false)
         {
             let template = match u.int_in_range(0..=2).unwrap_or(0) {
                 0 => Template::Local,
@@ -422,18 +430,32 @@ impl<'a> Encoder<'a> {
         f.instruction(&Instruction::GlobalSet(self.observe_global));
     }
 
+    /// `call $gc` while the collection budget lasts: stack-neutral, so the
+    /// references around it stay live across it.
+    fn collect(&self, f: &mut wasm_encoder::Function) {
+        let budget = self.observe_global + 1;
+        f.instruction(&Instruction::GlobalGet(budget));
+        f.instruction(&Instruction::If(BlockType::Empty));
+        f.instruction(&Instruction::GlobalGet(budget));
+        f.instruction(&Instruction::I32Const(1));
+        f.instruction(&Instruction::I32Sub);
+        f.instruction(&Instruction::GlobalSet(budget));
+        f.instruction(&Instruction::Call(self.gc));
+        f.instruction(&Instruction::End);
+    }
+
     fn emit_site(&mut self, f: &mut wasm_encoder::Function, site: &Site, t: u32, u_local: u32) {
         let ty = self.encode_val(site.ty);
         match site.template {
             Template::Local => {
                 f.instruction(&Instruction::LocalTee(t));
-                f.instruction(&Instruction::Call(self.gc));
+                self.collect(f);
                 self.observe(f, t, site.ty);
             }
             Template::BlockParam => {
                 let bt = self.block_types.iter().find(|(r, _)| *r == site.ty).expect("planned").1;
                 f.instruction(&Instruction::Block(BlockType::FunctionType(bt)));
-                f.instruction(&Instruction::Call(self.gc));
+                self.collect(f);
                 f.instruction(&Instruction::End);
                 f.instruction(&Instruction::LocalTee(t));
                 self.observe(f, t, site.ty);
@@ -456,7 +478,7 @@ impl<'a> Encoder<'a> {
                 f.instruction(&Instruction::I32And);
                 f.instruction(&Instruction::TypedSelect(ty));
                 f.instruction(&Instruction::LocalSet(u_local));
-                f.instruction(&Instruction::Call(self.gc));
+                self.collect(f);
                 self.observe(f, u_local, site.ty);
                 f.instruction(&Instruction::LocalGet(t));
             }
@@ -564,6 +586,10 @@ impl Reencode for Encoder<'_> {
             wasm_encoder::GlobalType { val_type: ValType::I64, mutable: true, shared: false },
             &wasm_encoder::ConstExpr::i64_const(0),
         );
+        globals.global(
+            wasm_encoder::GlobalType { val_type: ValType::I32, mutable: true, shared: false },
+            &wasm_encoder::ConstExpr::i32_const(COLLECTION_BUDGET),
+        );
         Ok(())
     }
 
@@ -605,7 +631,7 @@ impl Reencode for Encoder<'_> {
         while !ops.eof() {
             let op = ops.read()?;
             if gc_before.contains(&index) {
-                f.instruction(&Instruction::Call(self.gc));
+                self.collect(&mut f);
             }
             f.instruction(&self.instruction(op)?);
             for (k, site) in sites.iter().enumerate().filter(|(_, s)| s.after == index) {
