@@ -188,7 +188,7 @@ fn analyze_body(
     for _ in 0..locals_reader.get_count() {
         let offset = locals_reader.original_position();
         let (count, ty) = locals_reader.read()?;
-        v.define_locals(offset as u64, count, ty)?;
+        v.define_locals(offset, count, ty)?;
         declared += count as usize;
     }
     // Parameters hold the caller's references from entry on; declared
@@ -265,7 +265,7 @@ fn analyze_body(
             }
             _ => {}
         }
-        v.op(offset as u64, &op)?;
+        v.op(offset, &op)?;
         let height = v.operand_stack_height() as usize;
         stack.truncate(height);
         let pushes = height - stack.len();

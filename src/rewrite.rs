@@ -204,7 +204,7 @@ fn plan_function(
     for _ in 0..locals.get_count() {
         let offset = locals.original_position();
         let (count, ty) = locals.read()?;
-        v.define_locals(offset as u64, count, ty)?;
+        v.define_locals(offset, count, ty)?;
         declared += count;
     }
     let total = (0..).take_while(|i| v.get_local_type(*i).is_some()).count() as u32;
@@ -229,7 +229,7 @@ fn plan_function(
         if is_safepoint && reachable && plan.gc_before.len() < MAX_GC_BEFORE && u.ratio(1, 8).unwrap_or(false) {
             plan.gc_before.push(index);
         }
-        v.op(offset as u64, &op)?;
+        v.op(offset, &op)?;
         // The top operand, if it belongs to the current block (values of
         // enclosing blocks are out of reach here).
         let in_frame =
