@@ -42,6 +42,11 @@ pub struct Call {
     pub args: Vec<Arg>,
     /// Force a collection from the host just before the call.
     pub collect_before: bool,
+    /// The values the call must return, when a model knows them (the
+    /// rooting generator's): any configuration returning something else,
+    /// or trapping, is a finding.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expect: Option<Vec<crate::outcome::Value>>,
 }
 
 /// How to run a module: what to call and under which engine settings.
@@ -109,6 +114,10 @@ impl TestCase {
                 }
             }
             Generator::Plain => (Profile::Gc, generate::plain_module(&mut u)?),
+            Generator::GcStress => {
+                let (wasm, plan) = crate::stress::case(&mut u, &mut Unstructured::new(plan_bytes))?;
+                return Ok(TestCase { wasm, plan });
+            }
         };
         let info = ModuleInfo::parse(&wasm)?;
         let plan = Plan::arbitrary(profile, &info, &mut Unstructured::new(plan_bytes))?;
@@ -285,12 +294,22 @@ impl Plan {
             info.exported_funcs.iter().filter(|(_, params)| params.iter().all(arg_possible)).collect();
         let mut calls = Vec::new();
         for (name, params) in callable.iter().take(MAX_CALLS - 4) {
-            calls.push(Call { export: name.clone(), args: draw_args(params, u)?, collect_before: u.ratio(1, 4)? });
+            calls.push(Call {
+                export: name.clone(),
+                args: draw_args(params, u)?,
+                collect_before: u.ratio(1, 4)?,
+                expect: None,
+            });
         }
         if !callable.is_empty() {
             for _ in 0..u.int_in_range(0..=4)? {
                 let (name, params) = u.choose(&callable)?;
-                calls.push(Call { export: name.clone(), args: draw_args(params, u)?, collect_before: u.ratio(1, 4)? });
+                calls.push(Call {
+                    export: name.clone(),
+                    args: draw_args(params, u)?,
+                    collect_before: u.ratio(1, 4)?,
+                    expect: None,
+                });
             }
         }
         // A few zeal settings only: each distinct one needs its own Wasmtime
@@ -334,6 +353,7 @@ impl Plan {
                 export: name.clone(),
                 args: params.iter().map(default_arg).collect(),
                 collect_before: false,
+                expect: None,
             })
             .collect();
         let mut configs = vec![ConfigId::Null, ConfigId::Drc, ConfigId::Copying];

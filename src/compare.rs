@@ -124,6 +124,32 @@ pub fn compare(reference: &Outcome, other: &Outcome) -> Verdict {
     }
 }
 
+/// The first call of `outcome` that returned something other than the
+/// plan expects (a model's expectation, see `Call::expect`). Calls cut short
+/// or exhausted are not judged.
+pub fn check_expected(outcome: &Outcome, plan: &crate::case::Plan) -> Option<Mismatch> {
+    for (i, (call, record)) in plan.calls.iter().zip(&outcome.calls).enumerate() {
+        let Some(expect) = &call.expect else { continue };
+        let expected = Status::Returned(expect.clone());
+        let at = format!("call[{i}] {}", call.export);
+        match status_verdict(&expected, &record.status, at) {
+            None | Some(StatusDiff::Inconclusive(_)) => {}
+            Some(StatusDiff::Differ { kind, at, shape }) => {
+                return Some(Mismatch {
+                    kind,
+                    reference: "model".into(),
+                    other: outcome.config.clone(),
+                    at,
+                    expected: expected.to_string(),
+                    actual: record.status.to_string(),
+                    shape,
+                });
+            }
+        }
+    }
+    None
+}
+
 enum StatusDiff {
     Inconclusive(String),
     Differ { kind: MismatchKind, at: String, shape: String },

@@ -2,7 +2,7 @@
 //! engine-reported bugs, timeouts and disagreements into findings.
 
 use crate::case::TestCase;
-use crate::compare::compare_all;
+use crate::compare::{check_expected, compare_all};
 use crate::finding::{CrashInfo, Finding, FindingKind};
 use crate::outcome::{Outcome, Status};
 use crate::worker::{Executor, RunResult};
@@ -94,6 +94,11 @@ pub fn check_case(case: &TestCase, configs: &[String], exec: &mut dyn Executor) 
     report.inconclusive = inconclusive;
     if !mismatches.is_empty() {
         report.findings.push(Finding::mismatch(mismatches));
+    }
+    // Against the model, where the plan has one.
+    let against_model: Vec<_> = report.outcomes.iter().filter_map(|o| check_expected(o, &case.plan)).collect();
+    if !against_model.is_empty() {
+        report.findings.push(Finding::mismatch(against_model));
     }
     report.compare_micros = start.elapsed().as_micros() as u64;
     Ok(report)

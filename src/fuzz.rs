@@ -5,6 +5,7 @@
 use crate::case::TestCase;
 use crate::differential::check_case;
 use crate::engine::real_engine;
+use crate::generate::Generator;
 use crate::worker::InProcess;
 use std::cell::RefCell;
 
@@ -13,11 +14,22 @@ thread_local! {
     static ENGINES: RefCell<InProcess> = RefCell::new(InProcess::new(real_engine));
 }
 
-/// The `differential` target: generate a case from `data`, run it on its
-/// configurations in this process, and panic on any finding (that is how
-/// libFuzzer learns of it). Engine panics propagate as they are.
+/// The `differential` target: generate a case from `data` (the default
+/// `rooted` generator), run it on its configurations in this process, and
+/// panic on any finding (that is how libFuzzer learns of it). Engine panics
+/// propagate as they are.
 pub fn differential(data: &[u8]) {
-    let Ok(case) = TestCase::from_fuzz_input(data) else {
+    run(Generator::Rooted, data)
+}
+
+/// The `gc_stress` target: the rooting generator, judged by its model as
+/// well as by the other configurations.
+pub fn gc_stress(data: &[u8]) {
+    run(Generator::GcStress, data)
+}
+
+fn run(generator: Generator, data: &[u8]) {
+    let Ok(case) = TestCase::generate(generator, data) else {
         return;
     };
     let configs: Vec<String> = case.plan.configs.iter().map(|c| c.name().to_string()).collect();

@@ -187,6 +187,9 @@ pub enum Generator {
     /// Wasmtime's own fuzzers use it: the baseline the others are measured
     /// against.
     Plain,
+    /// The rooting generator (`stress`): programs built for rooting, with a
+    /// model that knows the result.
+    GcStress,
 }
 
 impl Generator {
@@ -195,6 +198,7 @@ impl Generator {
             Generator::Rooted => "rooted",
             Generator::Smith => "smith",
             Generator::Plain => "plain",
+            Generator::GcStress => "gc-stress",
         }
     }
 }

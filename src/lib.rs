@@ -24,6 +24,7 @@ pub mod regression;
 pub mod rewrite;
 pub mod shrink;
 pub mod stats;
+pub mod stress;
 pub mod triage;
 pub mod worker;
 

@@ -157,6 +157,9 @@ enum Command {
     SeedCorpus {
         /// Directory to write into (created if missing).
         dir: PathBuf,
+        /// The generator whose inputs these are (the fuzz target's).
+        #[arg(long, value_enum, default_value = "rooted")]
+        generator: gcfuzz::generate::Generator,
         #[arg(long, default_value_t = 16)]
         count: u64,
         #[arg(long, default_value_t = 0)]
@@ -435,16 +438,18 @@ fn dispatch(command: Command) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::SeedCorpus { dir, count, seed } => {
+        Command::SeedCorpus { dir, generator, count, seed } => {
             std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
             let (mut written, mut reftypes) = (0, 0);
             let mut index = 0;
             while written < count {
                 let input = gcfuzz::case::seeded_input(seed, index);
                 index += 1;
-                let Ok(case) = TestCase::from_fuzz_input(&input) else { continue };
+                let Ok(case) = TestCase::generate(generator, &input) else { continue };
                 // A quarter inside wasmi's subset, the rest allocating GC modules.
-                let wanted = if reftypes * 4 < count {
+                let wanted = if generator == gcfuzz::generate::Generator::GcStress {
+                    true
+                } else if reftypes * 4 < count {
                     case.plan.profile == gcfuzz::generate::Profile::RefTypes
                 } else {
                     gcfuzz::case::allocates(&case.wasm)

@@ -3,15 +3,23 @@
 
 use std::process::Command;
 
-#[test]
-fn differential_replays_its_seed_corpus() {
-    let corpus = concat!(env!("CARGO_MANIFEST_DIR"), "/../corpus/differential");
-    let out = Command::new(env!("CARGO_BIN_EXE_differential")).arg(corpus).output().unwrap();
+fn replays(binary: &str, corpus: &str) {
+    let out = Command::new(binary).arg(corpus).output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     let count = std::fs::read_dir(corpus).unwrap().count();
     assert!(count >= 8, "corpus has only {count} inputs");
     assert!(stderr.contains(&format!("replayed {count} inputs")), "{stderr}");
+}
+
+#[test]
+fn differential_replays_its_seed_corpus() {
+    replays(env!("CARGO_BIN_EXE_differential"), concat!(env!("CARGO_MANIFEST_DIR"), "/../corpus/differential"));
+}
+
+#[test]
+fn gc_stress_replays_its_seed_corpus() {
+    replays(env!("CARGO_BIN_EXE_gc_stress"), concat!(env!("CARGO_MANIFEST_DIR"), "/../corpus/gc_stress"));
 }
 
 #[test]

@@ -3,7 +3,7 @@
 //! check that gcfuzz notices.
 
 use gcfuzz::case::{Call, TestCase};
-use gcfuzz::engine::{Engine, Instance, real_engine};
+use gcfuzz::engine::{ConfigId, Engine, Instance, real_engine};
 use gcfuzz::outcome::{State, Status, Value};
 
 /// The message of Wasmtime's DRC rooting assert, as a planted panic.
@@ -43,8 +43,38 @@ pub struct Planted {
     how: Misbehaviour,
 }
 
+/// A host `gc_any` that forgets its root: it collects, then hands back a
+/// copy of the object with its first `i32` field changed, as a moving
+/// collector would if it moved the object and left a stale reference.
+fn forget_root(linker: &mut wasmtime::Linker<gcfuzz::engine::wasmtime::Host>) -> wasmtime::Result<()> {
+    use wasmtime::{AnyRef, Rooted, StructRef, StructRefPre, Val};
+    linker.func_wrap(
+        "host",
+        "gc_any",
+        |mut caller: wasmtime::Caller<'_, gcfuzz::engine::wasmtime::Host>,
+         r: Option<Rooted<AnyRef>>|
+         -> wasmtime::Result<Option<Rooted<AnyRef>>> {
+            caller.gc(None)?;
+            let Some(s) = r.map(|r| r.as_struct(&caller)).transpose()?.flatten() else { return Ok(r) };
+            let ty = s.ty(&caller)?;
+            let mut fields: Vec<Val> =
+                (0..ty.fields().len()).map(|i| s.field(&mut caller, i)).collect::<wasmtime::Result<_>>()?;
+            if let Some(Val::I32(v)) = fields.first_mut() {
+                *v = v.wrapping_add(1000);
+            }
+            let pre = StructRefPre::new(&mut caller, ty);
+            Ok(Some(StructRef::new(&mut caller, &pre, &fields)?.to_anyref()))
+        },
+    )?;
+    Ok(())
+}
+
 /// Real configurations by name, plus `planted-*` ones wrapping `drc`.
 pub fn factory(name: &str) -> Option<Box<dyn Engine>> {
+    if name == "planted-forget-root" {
+        let engine = gcfuzz::engine::wasmtime::WasmtimeEngine::with_linker_hook(ConfigId::Copying, forget_root);
+        return Some(Box::new(Renamed { inner: Box::new(engine), name: "planted-forget-root" }));
+    }
     let how = match name {
         "planted-wrong-result" => Misbehaviour::WrongResult,
         "planted-panic" => Misbehaviour::Panic,
@@ -144,5 +174,23 @@ impl Instance for PlantedInstance<'_> {
     }
     fn state(&mut self) -> State {
         self.inner.state()
+    }
+}
+
+/// A real engine under a planted name.
+struct Renamed {
+    inner: Box<dyn Engine>,
+    name: &'static str,
+}
+
+impl Engine for Renamed {
+    fn name(&self) -> String {
+        self.name.into()
+    }
+    fn supports(&self, case: &TestCase) -> bool {
+        self.inner.supports(case)
+    }
+    fn instantiate<'a>(&'a mut self, case: &TestCase) -> (Status, Option<Box<dyn Instance + 'a>>) {
+        self.inner.instantiate(case)
     }
 }
