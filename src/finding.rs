@@ -81,6 +81,13 @@ impl Finding {
             (_, None, None, Some(code)) => format!("exit {code}"),
             _ => "crash".to_string(),
         };
+        // A death with neither a panic nor frames has nothing to tell one
+        // bug from another but the engine it happened in.
+        let message = if frames.is_empty() && crash.location.is_none() {
+            format!("{message} in {}", engine_family(&crash.config))
+        } else {
+            message
+        };
         let key = format!("{how}|{message}|{}", frames.join("|"));
         let prefix = match kind {
             FindingKind::Timeout => "timeout".to_string(),
@@ -99,6 +106,17 @@ impl Finding {
             mismatches: vec![],
             crash: Some(crash),
         }
+    }
+}
+
+/// The engine a configuration runs on: `wasmi`, `pulley` or `cranelift`.
+fn engine_family(config: &str) -> &'static str {
+    if config.starts_with("wasmi") {
+        "wasmi"
+    } else if config.starts_with("pulley") {
+        "pulley"
+    } else {
+        "cranelift"
     }
 }
 
@@ -157,6 +175,13 @@ pub fn significant_frames(frames: &[String]) -> Vec<String> {
         "wasmtime::runtime::vm::traphandlers::",
         "wasmtime::runtime::func::",
         "wasmtime::runtime::vm::interpreter::",
+        // Embedding API entry points and Wasmtime's own bug reporting: the
+        // same bug is reached through instantiation or a call.
+        "wasmtime::runtime::instance::",
+        "wasmtime::runtime::linker::",
+        "wasmtime::runtime::bug::",
+        "wasmtime::runtime::trap::",
+        "wasmtime::runtime::vm::assert_ready",
         "<unknown>",
     ];
     frames

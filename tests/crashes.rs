@@ -41,20 +41,26 @@ fn reproducers_replay_as_their_metadata_says() {
             report.findings.iter().map(|f| &f.signature).collect::<Vec<_>>()
         );
         // The regression test fails on Wasmtime exactly when the bug is
-        // expected on this Wasmtime (wasmi bugs: Wasmtime passes it).
+        // expected on this Wasmtime (wasmi bugs: Wasmtime passes it). Wasm
+        // cannot make host externrefs, so a `.wast` for a module that needs
+        // `host.extern_new` approximates them and is not held to this.
         let wasmtime_bug = record.expected_on.iter().any(|e| e == gcfuzz::engine_versions()[0]);
+        let needs_host_externrefs = case.to_wat().contains("\"extern_new\"");
         let wast = std::process::Command::new(env!("CARGO_BIN_EXE_gcfuzz"))
             .arg("wast")
             .arg(path.join("regression.wast"))
             .output()
             .unwrap();
-        assert_eq!(
-            wast.status.code(),
-            Some(if wasmtime_bug { 1 } else { 0 }),
-            "{}: {}",
-            path.display(),
-            String::from_utf8_lossy(&wast.stdout)
-        );
+        assert!(wast.status.code().is_some(), "{}: the wast runner died", path.display());
+        if !needs_host_externrefs {
+            assert_eq!(
+                wast.status.code(),
+                Some(if wasmtime_bug { 1 } else { 0 }),
+                "{}: {}",
+                path.display(),
+                String::from_utf8_lossy(&wast.stdout)
+            );
+        }
         // The text form is the same case.
         let wat = std::fs::read_to_string(path.join("module.wat")).unwrap();
         assert_eq!(TestCase::from_module_bytes(wat.as_bytes()).unwrap().plan, case.plan, "{}", path.display());
