@@ -91,6 +91,9 @@ enum Command {
     /// new signatures. Exit 1 when some file could not be bucketed.
     Triage {
         dir: PathBuf,
+        /// The generator raw inputs are for (the fuzz target's).
+        #[arg(long, value_enum, default_value = "rooted")]
+        generator: gcfuzz::generate::Generator,
         /// Crash directory to bucket into.
         #[arg(long, default_value = "crashes")]
         out: PathBuf,
@@ -151,6 +154,36 @@ enum Command {
         /// One JSON array on stdout.
         #[arg(long)]
         json: bool,
+    },
+    /// The scheduled job: build the libFuzzer targets, fuzz each for its
+    /// share of the time on all cores, merge the corpora, triage new
+    /// artifacts, write report.json / report.md / report.html. Exit 0 no new
+    /// signature, 1 new signatures, 2 infrastructure failure.
+    Nightly {
+        /// Total fuzzing time in seconds, shared among the targets.
+        #[arg(long, default_value_t = 3600)]
+        time: u64,
+        /// Work directory: corpora, artifacts, reports (kept between runs).
+        #[arg(long, default_value = "nightly")]
+        work: PathBuf,
+        /// Targets to run (comma-separated; default: all).
+        #[arg(long, value_delimiter = ',')]
+        targets: Vec<String>,
+        /// Fuzzing processes (default: cores).
+        #[arg(long)]
+        jobs: Option<usize>,
+        /// Crash directory new signatures go to.
+        #[arg(long, default_value = "crashes")]
+        out: PathBuf,
+        /// Use the fuzz binaries already built.
+        #[arg(long)]
+        no_build: bool,
+        /// libFuzzer's per-input timeout, in seconds.
+        #[arg(long, default_value_t = 60)]
+        input_timeout: u64,
+        /// libFuzzer's RSS limit, in MiB.
+        #[arg(long, default_value_t = 4096)]
+        rss_limit_mb: u64,
     },
     /// Write seed inputs for a libFuzzer target: seeded random inputs whose
     /// modules allocate GC objects (and, for a share, stay in wasmi's subset).
@@ -319,10 +352,12 @@ fn dispatch(command: Command) -> Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
-        Command::Triage { dir, out, no_shrink, attempts, timeout } => {
+        Command::Triage { dir, generator, out, no_shrink, attempts, timeout } => {
             let mut worker = Worker::new(WorkerCommand::current_exe()?, Duration::from_secs(timeout));
             let attempts = (!no_shrink).then_some(attempts);
-            let report = gcfuzz::triage::triage(&dir, &out, &mut worker, None, attempts, |line| eprintln!("{line}"))?;
+            let report = gcfuzz::triage::triage_with(&dir, &out, &mut worker, generator, None, attempts, |line| {
+                eprintln!("{line}")
+            })?;
             println!("{:<56} {:<11} {:>5}  {:<5}  shrunk", "signature", "kind", "files", "");
             for (signature, b) in &report.buckets {
                 let kind = serde_json::to_value(b.kind)?.as_str().unwrap_or_default().to_string();
@@ -395,6 +430,24 @@ fn dispatch(command: Command) -> Result<ExitCode> {
                 }
             }
             Ok(if failed { ExitCode::from(1) } else { ExitCode::SUCCESS })
+        }
+        Command::Nightly { time, work, targets, jobs, out, no_build, input_timeout, rss_limit_mb } => {
+            let root = std::env::current_dir()?;
+            let opts = gcfuzz::nightly::Options {
+                time: Duration::from_secs(time),
+                work,
+                targets,
+                jobs: jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
+                out,
+                seeds: root.join("corpus"),
+                no_build,
+                input_timeout_secs: input_timeout,
+                rss_limit_mb,
+            };
+            let report = gcfuzz::nightly::run(&root, &opts)?;
+            eprint!("{}", gcfuzz::report::markdown(&report));
+            eprintln!("reports: {}/report.{{json,md,html}}", opts.work.display());
+            Ok(ExitCode::from(report.exit_code))
         }
         Command::Stats { count, seed, generators, json } => {
             use clap::ValueEnum;

@@ -5,6 +5,7 @@
 use crate::case::TestCase;
 use crate::differential::check_case;
 use crate::finding::{self, FindingKind, Origin};
+use crate::generate::Generator;
 use crate::worker::Executor;
 use anyhow::{Context, Result};
 use std::collections::BTreeMap;
@@ -32,13 +33,14 @@ pub struct Report {
 }
 
 /// How a file is read: a module (`.wasm` by its magic, `.wat` by its
-/// extension) or else a raw fuzz input as libFuzzer saves it.
-pub fn load(path: &Path, bytes: &[u8]) -> Result<(TestCase, Option<Vec<u8>>)> {
+/// extension) or else a raw fuzz input as libFuzzer saves it, for the
+/// target whose generator is `generator`.
+pub fn load(path: &Path, bytes: &[u8], generator: Generator) -> Result<(TestCase, Option<Vec<u8>>)> {
     let is_wat = path.extension().is_some_and(|e| e == "wat");
     if bytes.starts_with(b"\0asm") || is_wat {
         Ok((TestCase::from_module_bytes(bytes)?, None))
     } else {
-        Ok((TestCase::from_fuzz_input(bytes).context("not a fuzz input")?, Some(bytes.to_vec())))
+        Ok((TestCase::generate(generator, bytes).context("not a fuzz input")?, Some(bytes.to_vec())))
     }
 }
 
@@ -51,6 +53,19 @@ pub fn triage(
     exec: &mut dyn Executor,
     configs: Option<&[String]>,
     shrink_attempts: Option<u32>,
+    log: impl FnMut(&str),
+) -> Result<Report> {
+    triage_with(dir, out, exec, Generator::Rooted, configs, shrink_attempts, log)
+}
+
+/// [`triage`] for raw inputs of a target whose generator is `generator`.
+pub fn triage_with(
+    dir: &Path,
+    out: &Path,
+    exec: &mut dyn Executor,
+    generator: Generator,
+    configs: Option<&[String]>,
+    shrink_attempts: Option<u32>,
     mut log: impl FnMut(&str),
 ) -> Result<Report> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
@@ -61,7 +76,7 @@ pub fn triage(
     files.sort();
     let mut report = Report { files: files.len(), ..Report::default() };
     for file in files {
-        match triage_file(&file, out, exec, configs, shrink_attempts, &mut report) {
+        match triage_file(&file, out, exec, generator, configs, shrink_attempts, &mut report) {
             Ok(line) => log(&format!("{}: {line}", file.display())),
             Err(e) => {
                 let reason = format!("{e:#}").lines().next().unwrap_or_default().to_string();
@@ -77,12 +92,13 @@ fn triage_file(
     file: &Path,
     out: &Path,
     exec: &mut dyn Executor,
+    generator: Generator,
     configs: Option<&[String]>,
     shrink_attempts: Option<u32>,
     report: &mut Report,
 ) -> Result<String> {
     let bytes = std::fs::read(file).context("cannot read")?;
-    let (case, input) = load(file, &bytes)?;
+    let (case, input) = load(file, &bytes, generator)?;
     let configs: Vec<String> = match configs {
         Some(configs) => configs.to_vec(),
         None => case.plan.configs.iter().map(|c| c.name().to_string()).collect(),
