@@ -38,3 +38,17 @@ fn run(generator: Generator, data: &[u8]) {
         panic!("gcfuzz finding {}: {}", f.signature, f.summary);
     }
 }
+
+/// The `stackmaps` target: a random CLIF program checked at every safepoint
+/// on every Cranelift configuration; any problem is the crash.
+pub fn stackmaps(data: &[u8]) {
+    let Ok(prog) = crate::stackmaps::generate(&mut arbitrary::Unstructured::new(data)) else {
+        return;
+    };
+    for config in crate::stackmaps::CONFIGS {
+        let problems = crate::stackmaps::check(&prog, *config, Default::default()).expect("programs compile");
+        if let Some(p) = problems.first() {
+            panic!("gcfuzz stack-map finding on {config}: {}: {}", p.kind, p.detail);
+        }
+    }
+}

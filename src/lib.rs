@@ -25,6 +25,7 @@ pub mod regression;
 pub mod report;
 pub mod rewrite;
 pub mod shrink;
+pub mod stackmaps;
 pub mod stats;
 pub mod stress;
 pub mod triage;

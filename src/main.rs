@@ -185,6 +185,25 @@ enum Command {
         #[arg(long, default_value_t = 4096)]
         rss_limit_mb: u64,
     },
+    /// Verify Cranelift's user stack maps: random CLIF programs with tagged
+    /// references, checked at every safepoint on every opt-level/regalloc
+    /// configuration (see README). Exit 1 on findings.
+    Stackmaps {
+        #[arg(long, default_value_t = 60)]
+        time: u64,
+        #[arg(long)]
+        seed: Option<u64>,
+        #[arg(long)]
+        jobs: Option<usize>,
+        /// Stop after this many programs.
+        #[arg(long)]
+        max_programs: Option<u64>,
+        #[arg(long, default_value = "crashes")]
+        out: PathBuf,
+        /// One JSON summary on stdout at the end.
+        #[arg(long)]
+        json: bool,
+    },
     /// Write seed inputs for a libFuzzer target: seeded random inputs whose
     /// modules allocate GC objects (and, for a share, stay in wasmi's subset).
     SeedCorpus {
@@ -448,6 +467,25 @@ fn dispatch(command: Command) -> Result<ExitCode> {
             eprint!("{}", gcfuzz::report::markdown(&report));
             eprintln!("reports: {}/report.{{json,md,html}}", opts.work.display());
             Ok(ExitCode::from(report.exit_code))
+        }
+        Command::Stackmaps { time, seed, jobs, max_programs, out, json } => {
+            let seed = seed.unwrap_or_else(random_seed);
+            let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+            eprintln!("gcfuzz stackmaps ({}): seed {seed}, {jobs} jobs, {time}s", gcfuzz::stackmaps::CRANELIFT);
+            let summary = gcfuzz::stackmaps::campaign(seed, Duration::from_secs(time), max_programs, jobs, &out)?;
+            eprintln!(
+                "{} programs x {} configurations in {:.1}s ({:.0} programs/s), {} safepoints checked, {} findings",
+                summary.programs,
+                gcfuzz::stackmaps::CONFIGS.len(),
+                summary.seconds,
+                summary.programs_per_sec,
+                summary.safepoints,
+                summary.findings.len()
+            );
+            if json {
+                println!("{}", serde_json::to_string_pretty(&summary)?);
+            }
+            Ok(if summary.findings.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
         }
         Command::Stats { count, seed, generators, json } => {
             use clap::ValueEnum;

@@ -20,8 +20,21 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// The libFuzzer targets and the generator each one's inputs feed.
-pub const TARGETS: &[(&str, Generator)] = &[("differential", Generator::Rooted), ("gc_stress", Generator::GcStress)];
+/// How a target's crash artifacts are triaged.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// A Wasm case made by this generator.
+    Wasm(Generator),
+    /// A stack-map verifier program.
+    Stackmaps,
+}
+
+/// The libFuzzer targets.
+pub const TARGETS: &[(&str, Kind)] = &[
+    ("differential", Kind::Wasm(Generator::Rooted)),
+    ("gc_stress", Kind::Wasm(Generator::GcStress)),
+    ("stackmaps", Kind::Stackmaps),
+];
 
 pub struct Options {
     /// Total fuzzing time, shared among the targets.
@@ -228,7 +241,7 @@ pub fn run(root: &Path, opts: &Options) -> Result<Report> {
         ..Report::default()
     };
     std::fs::create_dir_all(&opts.work).with_context(|| format!("creating {}", opts.work.display()))?;
-    let targets: Vec<(&str, Generator)> = TARGETS
+    let targets: Vec<(&str, Kind)> = TARGETS
         .iter()
         .copied()
         .filter(|(name, _)| opts.targets.is_empty() || opts.targets.iter().any(|t| t == name))
@@ -270,25 +283,40 @@ pub fn run(root: &Path, opts: &Options) -> Result<Report> {
     }
     // Triage everything libFuzzer saved, this run's or a killed run's.
     let mut worker = Worker::new(WorkerCommand::current_exe()?, Duration::from_secs(opts.input_timeout_secs));
-    for (target, generator) in &targets {
+    for (target, kind) in &targets {
         let artifacts = opts.work.join("artifacts").join(target);
         if count_files(&artifacts) == 0 {
             continue;
         }
         eprintln!("triaging {} {target} artifacts", count_files(&artifacts));
-        let t = triage::triage_with(&artifacts, &opts.out, &mut worker, *generator, None, Some(300), |l| {
-            eprintln!("  {l}")
-        })?;
-        for (signature, b) in t.buckets {
-            let kind = serde_json::to_value(b.kind)?.as_str().unwrap_or_default().to_string();
-            match report.signatures.iter_mut().find(|r| r.signature == signature) {
-                Some(row) => row.files += b.count,
-                None => {
-                    report.signatures.push(SignatureRow { signature, kind, files: b.count, new: b.new, path: b.path })
-                }
+        let rows = match kind {
+            Kind::Wasm(generator) => {
+                let t = triage::triage_with(&artifacts, &opts.out, &mut worker, *generator, None, Some(300), |l| {
+                    eprintln!("  {l}")
+                })?;
+                report.triage_failures.extend(t.failures.iter().map(|(p, why)| format!("{}: {why}", p.display())));
+                t.buckets
+                    .into_iter()
+                    .map(|(signature, b)| {
+                        let kind = serde_json::to_value(b.kind).ok().and_then(|v| v.as_str().map(str::to_owned));
+                        SignatureRow {
+                            signature,
+                            kind: kind.unwrap_or_default(),
+                            files: b.count,
+                            new: b.new,
+                            path: b.path,
+                        }
+                    })
+                    .collect()
+            }
+            Kind::Stackmaps => triage_stackmaps(&artifacts, &opts.out, &mut report.triage_failures)?,
+        };
+        for row in rows {
+            match report.signatures.iter_mut().find(|r| r.signature == row.signature) {
+                Some(known) => known.files += row.files,
+                None => report.signatures.push(row),
             }
         }
-        report.triage_failures.extend(t.failures.iter().map(|(p, why)| format!("{}: {why}", p.display())));
         // Stored: now out of the way of the next run.
         let done = artifacts.join("done");
         std::fs::create_dir_all(&done)?;
@@ -306,6 +334,39 @@ pub fn run(root: &Path, opts: &Options) -> Result<Report> {
     };
     write_reports(&opts.work, &report)?;
     Ok(report)
+}
+
+/// Triages stack-map verifier artifacts: each is regenerated into its
+/// program, checked on every configuration, shrunk and stored.
+fn triage_stackmaps(dir: &Path, out: &Path, failures: &mut Vec<String>) -> Result<Vec<SignatureRow>> {
+    use crate::stackmaps;
+    let mut rows: Vec<SignatureRow> = Vec::new();
+    for entry in std::fs::read_dir(dir)?.filter_map(|e| e.ok()).filter(|e| e.path().is_file()) {
+        let path = entry.path();
+        let bytes = std::fs::read(&path)?;
+        let Ok(prog) = stackmaps::generate(&mut arbitrary::Unstructured::new(&bytes)) else {
+            failures.push(format!("{}: not a stackmaps input", path.display()));
+            continue;
+        };
+        let mut reproduced = false;
+        for config in stackmaps::CONFIGS {
+            let problems = stackmaps::check(&prog, *config, Default::default())?;
+            let Some(first) = problems.first() else { continue };
+            reproduced = true;
+            let small = stackmaps::shrink(&prog, *config, Default::default(), &first.kind);
+            let problems = stackmaps::check(&small, *config, Default::default())?;
+            let (stored, new) = stackmaps::store(out, &small, *config, &problems, None, None)?;
+            let signature = stored.file_name().unwrap_or_default().to_string_lossy().into_owned();
+            match rows.iter_mut().find(|r| r.signature == signature) {
+                Some(r) => r.files += 1,
+                None => rows.push(SignatureRow { signature, kind: first.kind.clone(), files: 1, new, path: stored }),
+            }
+        }
+        if !reproduced {
+            failures.push(format!("{}: does not reproduce", path.display()));
+        }
+    }
+    Ok(rows)
 }
 
 /// Writes the three reports next to each other, each through a temporary

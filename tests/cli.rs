@@ -79,3 +79,19 @@ fn run_json_reports_the_campaign_and_replays_from_its_seed() {
     // Nothing was written for a clean campaign.
     assert_eq!(std::fs::read_dir(dir.path()).map(|d| d.count()).unwrap_or(0), 0);
 }
+
+#[test]
+fn stackmaps_campaign_reports_json_and_finds_nothing_on_the_pinned_cranelift() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = gcfuzz()
+        .args(["stackmaps", "--max-programs", "200", "--time", "120", "--seed", "5", "--json", "--out"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["programs"], 200);
+    assert_eq!(summary["checks"], 1200);
+    assert!(summary["safepoints"].as_u64().unwrap() > 1000);
+    assert_eq!(summary["findings"].as_array().unwrap().len(), 0);
+}

@@ -21,6 +21,11 @@ fn reproducers_replay_as_their_metadata_says() {
         if !path.is_dir() || path.file_name().unwrap().to_string_lossy().starts_with('.') {
             continue;
         }
+        if path.file_name().unwrap().to_string_lossy().starts_with("stackmap-") {
+            replay_stackmap(&path);
+            checked += 1;
+            continue;
+        }
         let record = read_record(&path).unwrap();
         assert_eq!(
             path.file_name().unwrap().to_string_lossy(),
@@ -67,4 +72,20 @@ fn reproducers_replay_as_their_metadata_says() {
         checked += 1;
     }
     eprintln!("replayed {checked} reproducers");
+}
+
+/// A stack-map verifier finding: its program reproduces on its Cranelift
+/// configuration exactly when expected on this Cranelift.
+fn replay_stackmap(path: &std::path::Path) {
+    use gcfuzz::stackmaps;
+    let record: stackmaps::Record =
+        serde_json::from_str(&std::fs::read_to_string(path.join("finding.json")).unwrap()).unwrap();
+    assert_eq!(path.file_name().unwrap().to_string_lossy(), record.signature);
+    let prog: stackmaps::Program =
+        serde_json::from_str(&std::fs::read_to_string(path.join("program.json")).unwrap()).unwrap();
+    let config = stackmaps::config_named(&record.opt_level, &record.regalloc).expect("known configuration");
+    let problems = stackmaps::check(&prog, config, Default::default()).unwrap();
+    let reproduced = problems.first().map(|p| p.kind.as_str()) == record.problems.first().map(|p| p.kind.as_str());
+    let expected = record.expected_on.iter().any(|e| e == stackmaps::CRANELIFT);
+    assert_eq!(reproduced, expected, "{}: {problems:?}", path.display());
 }

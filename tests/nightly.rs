@@ -22,7 +22,7 @@ exit 0
 fn setup(root: &Path) {
     let bin = root.join("target/x86_64-unknown-linux-gnu/release");
     std::fs::create_dir_all(&bin).unwrap();
-    for target in ["differential", "gc_stress"] {
+    for target in ["differential", "gc_stress", "stackmaps"] {
         let path = bin.join(target);
         std::fs::write(&path, FAKE).unwrap();
         let mut perms = std::fs::metadata(&path).unwrap().permissions();
@@ -61,7 +61,7 @@ fn nightly_reports_triages_and_resumes() {
     let (code, report) = nightly(root.path());
     assert_eq!(code, 1, "{report:#}");
     let targets = report["targets"].as_array().unwrap();
-    assert_eq!(targets.len(), 2);
+    assert_eq!(targets.len(), 3);
     assert_eq!(targets[0]["final_cov"], 150);
     assert_eq!(targets[0]["series"].as_array().unwrap().len(), 2);
     assert_eq!(targets[0]["corpus_after"], 1);

@@ -23,6 +23,11 @@ fn gc_stress_replays_its_seed_corpus() {
 }
 
 #[test]
+fn stackmaps_replays_its_seed_corpus() {
+    replays(env!("CARGO_BIN_EXE_stackmaps"), concat!(env!("CARGO_MANIFEST_DIR"), "/../corpus/stackmaps"));
+}
+
+#[test]
 fn differential_rejects_unreadable_input_in_one_line() {
     let out = Command::new(env!("CARGO_BIN_EXE_differential")).arg("/nonexistent/input").output().unwrap();
     assert_eq!(out.status.code(), Some(2));

@@ -10,7 +10,7 @@
 cd "$SRC/gcfuzz"
 cargo fuzz build -O --debug-assertions --no-trace-compares
 built=target/x86_64-unknown-linux-gnu/release
-for target in differential gc_stress; do
+for target in differential gc_stress stackmaps; do
   cp "$built/$target" "$OUT/"
   cp "scripts/oss-fuzz/$target.options" "$OUT/"
   (cd "corpus/$target" && zip -q -r "$OUT/${target}_seed_corpus.zip" .)

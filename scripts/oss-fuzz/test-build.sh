@@ -10,7 +10,7 @@ export SRC="$tmp/src" OUT="$tmp/out" WORK="$tmp/work"
 mkdir -p "$SRC" "$OUT" "$WORK"
 ln -s "$repo" "$SRC/gcfuzz"
 RUSTUP_TOOLCHAIN=nightly "$repo/scripts/oss-fuzz/build.sh"
-for target in differential gc_stress; do
+for target in differential gc_stress stackmaps; do
   for f in "$target" "$target.options" "${target}_seed_corpus.zip"; do
     [ -e "$OUT/$f" ] || { echo "test-build: $OUT/$f missing" >&2; exit 1; }
   done
