@@ -558,8 +558,8 @@ pub fn compile(prog: &Program, config: CompileConfig, plant: Plant) -> Result<Co
     let mut ctx = module.make_context();
     let mut fctx = FunctionBuilderContext::new();
     // (function, is a program function, code size, stack maps)
-    type Compiled = (FuncId, bool, u32, Vec<(u32, Vec<u32>)>);
-    let mut code: Vec<Compiled> = Vec::new();
+    type Done = (FuncId, bool, u32, Vec<(u32, Vec<u32>)>);
+    let mut code: Vec<Done> = Vec::new();
     let mut clif = String::new();
     let mut define = |module: &mut cranelift_jit::JITModule,
                       ctx: &mut cranelift_codegen::Context,
