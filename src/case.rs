@@ -332,6 +332,7 @@ impl Plan {
         if profile == Profile::RefTypes {
             configs.push(ConfigId::Wasmi);
         }
+        configs.push(ConfigId::Interp);
         Ok(Plan { profile, calls, zeal, gc_heap_initial, configs })
     }
 
@@ -361,6 +362,7 @@ impl Plan {
         if profile == Profile::RefTypes {
             configs.push(ConfigId::Wasmi);
         }
+        configs.push(ConfigId::Interp);
         Plan { profile, calls, zeal: Some(1), gc_heap_initial: None, configs }
     }
 }

@@ -432,7 +432,7 @@ fn dispatch(command: Command) -> Result<ExitCode> {
         Command::Wast { file, configs, zeal, here } => {
             let text = std::fs::read_to_string(&file).with_context(|| format!("cannot read {}", file.display()))?;
             let mut failed = false;
-            for config in configs.iter().filter(|c| **c != ConfigId::Wasmi) {
+            for config in configs.iter().filter(|c| c.is_wasmtime()) {
                 let verdict = if here {
                     gcfuzz::regression::run(&text, *config, zeal).map_err(|e| format!("{e:#}"))
                 } else {

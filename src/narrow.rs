@@ -30,7 +30,7 @@ impl Narrowed {
     /// The first configuration that reproduces, preferring collecting ones.
     pub fn witness(&self) -> Option<ConfigId> {
         let hits: Vec<ConfigId> = self.configs.iter().filter(|(_, hit)| *hit).map(|(c, _)| *c).collect();
-        let wasmtime = |c: &&ConfigId| **c != ConfigId::Wasmi;
+        let wasmtime = |c: &&ConfigId| c.is_wasmtime();
         hits.iter()
             .filter(wasmtime)
             .find(|c| **c != ConfigId::Null)
@@ -112,7 +112,7 @@ fn cli_flags(config: ConfigId) -> Vec<&'static str> {
         ConfigId::DrcSinglepass => vec!["-C collector=drc", "-O regalloc-algorithm=single-pass"],
         ConfigId::CopyingInline => vec!["-C collector=copying", "-C inlining=y"],
         ConfigId::PulleyDrc => vec!["-C collector=drc", "--target pulley64"],
-        ConfigId::Wasmi => vec![],
+        ConfigId::Wasmi | ConfigId::Interp => vec![],
     }
 }
 
@@ -148,9 +148,19 @@ pub fn render(n: &Narrowed, module: &str) -> String {
         out.push_str("no configuration reproduces on its own\n");
         return out;
     };
-    if witness == ConfigId::Wasmi {
-        out.push_str("\nonly wasmi disagrees with the reference: a wasmi bug, no Wasmtime setting involved\n");
-        return out;
+    match witness {
+        ConfigId::Wasmi => {
+            out.push_str("\nonly wasmi disagrees with the reference: a wasmi bug, no Wasmtime setting involved\n");
+            return out;
+        }
+        ConfigId::Interp => {
+            out.push_str(
+                "\nonly the reference interpreter disagrees: every Wasmtime configuration computes the same \
+                 answer, so either Wasmtime's translation is wrong for all of them or the interpreter is\n",
+            );
+            return out;
+        }
+        _ => {}
     }
     let zeal = n.zeal_needed().flatten();
     let mut wasm_flags: Vec<String> = n.features.iter().map(|f| format!("{}=y", f.replace('_', "-"))).collect();

@@ -11,7 +11,6 @@
 //! the same way, and the plan expects that value.
 
 use crate::case::{Call, Plan};
-use crate::engine::ConfigId;
 use crate::generate::Profile;
 use crate::outcome::Value;
 use arbitrary::{Result, Unstructured};
@@ -413,7 +412,7 @@ pub fn case(u: &mut Unstructured, plan_u: &mut Unstructured) -> anyhow::Result<(
         collect_before: false,
         expect: Some(vec![Value::I64(expected)]),
     }];
-    plan.configs.retain(|c| *c != ConfigId::Wasmi);
+    plan.configs.retain(|c| c.is_wasmtime());
     Ok((wasm, plan))
 }
 

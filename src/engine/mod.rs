@@ -5,6 +5,7 @@
 //! Engine choice is data: a [`ConfigId`] names a configuration, and
 //! [`real_engine`] builds it from its name (what worker processes receive).
 
+pub mod interp;
 pub mod wasmi;
 pub mod wasmtime;
 
@@ -24,9 +25,9 @@ pub const CALL_FUEL: u64 = 50_000_000;
 pub const MEMORY_LIMIT: usize = 16 << 20;
 pub const TABLE_LIMIT: usize = 10_000;
 
-/// The configurations gcfuzz knows. The first three run on every GC case;
-/// one of [`ConfigId::VARIANTS`] joins them per case; wasmi joins cases
-/// inside its feature set.
+/// The configurations gcfuzz knows. The first three and the interpreter run
+/// on every case; one of [`ConfigId::VARIANTS`] joins them per case; wasmi
+/// joins cases inside its feature set.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum ConfigId {
@@ -48,6 +49,9 @@ pub enum ConfigId {
     PulleyDrc,
     /// wasmi 2.0 as an independent oracle for modules in its feature set.
     Wasmi,
+    /// gcfuzz's own reference interpreter: the independent oracle for GC
+    /// modules (it runs every case).
+    Interp,
 }
 
 impl ConfigId {
@@ -60,6 +64,7 @@ impl ConfigId {
         ConfigId::CopyingInline,
         ConfigId::PulleyDrc,
         ConfigId::Wasmi,
+        ConfigId::Interp,
     ];
     /// One of these joins each generated case.
     pub const VARIANTS: &'static [ConfigId] =
@@ -75,7 +80,13 @@ impl ConfigId {
             ConfigId::CopyingInline => "copying-inline",
             ConfigId::PulleyDrc => "pulley-drc",
             ConfigId::Wasmi => "wasmi",
+            ConfigId::Interp => "interp",
         }
+    }
+
+    /// Whether this is a Wasmtime configuration (not an independent oracle).
+    pub fn is_wasmtime(self) -> bool {
+        !matches!(self, ConfigId::Wasmi | ConfigId::Interp)
     }
 
     pub fn from_name(name: &str) -> Option<ConfigId> {
@@ -115,6 +126,7 @@ pub fn real_engine(name: &str) -> Option<Box<dyn Engine>> {
     let id = ConfigId::from_name(name)?;
     Some(match id {
         ConfigId::Wasmi => Box::new(wasmi::WasmiEngine::new()),
+        ConfigId::Interp => Box::new(interp::InterpEngine::new()),
         _ => Box::new(wasmtime::WasmtimeEngine::new(id)),
     })
 }

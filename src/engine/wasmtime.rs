@@ -54,7 +54,7 @@ pub struct WasmtimeEngine {
 
 impl WasmtimeEngine {
     pub fn new(id: ConfigId) -> WasmtimeEngine {
-        assert!(id != ConfigId::Wasmi, "wasmi is not a Wasmtime configuration");
+        assert!(id.is_wasmtime(), "{id} is not a Wasmtime configuration");
         WasmtimeEngine { id, engines: HashMap::new(), hook: None }
     }
 
@@ -426,6 +426,14 @@ impl Walker {
     ) -> wasmtime::Result<Shape> {
         if let Some(i) = a.as_i31(&*store)? {
             return Ok(Shape::I31(i.get_i32()));
+        }
+        if !a.is_struct(&*store)? && !a.is_array(&*store)? {
+            // A host reference seen through `any.convert_extern`: shown by
+            // its payload like an externref, without a number.
+            let e = ExternRef::convert_any(&mut *store, a)?;
+            if let Some(host_id) = e.data(&*store)?.and_then(|d| d.downcast_ref::<u32>()).copied() {
+                return Ok(Shape::Extern(host_id));
+            }
         }
         for (seen, id) in self.seen.iter().zip(&self.ids) {
             if Rooted::ref_eq(&*store, seen, &a)? {

@@ -1,0 +1,334 @@
+//! gcfuzz's reference interpreter (`crate::interp`) as an engine: the
+//! independent oracle for GC modules. It shares no code with Wasmtime's
+//! translation, so a wrong lowering that every Wasmtime configuration agrees
+//! on still disagrees with it.
+//!
+//! Its host functions do what Wasmtime's do, minus the collection: the
+//! interpreter's objects are never collected during a run.
+
+use super::{CALL_FUEL, Engine, Instance, MEMORY_LIMIT, TABLE_LIMIT, signature};
+use crate::case::{Arg, Call, TestCase};
+use crate::generate::{HOST_MODULE, Profile};
+use crate::interp::module::ImportKind;
+use crate::interp::types::{Composite, Field, Heap, Storage, TypeId, ValTy};
+use crate::interp::{AnyRef, Extern, Host, Limits, Ref, Stop, Store, Val};
+use crate::outcome::{MemorySummary, Ref as Shape, State, Status, TABLE_ELEMS, TableSummary, Value};
+use std::collections::HashMap;
+use wasmparser::AbstractHeapType as A;
+
+/// Walk bounds: the same as the Wasmtime adapter's, so shapes match.
+const MAX_OBJECTS: u32 = 256;
+const MAX_DEPTH: usize = 8;
+const ARRAY_ELEMS: usize = 32;
+
+/// Limits matching the Wasmtime configurations where they are observable
+/// (memory and table growth); call depth and heap size are generous, and
+/// running into them is inconclusive like every exhaustion.
+const LIMITS: Limits = Limits {
+    fuel: CALL_FUEL,
+    max_frames: 20_000,
+    memory_bytes: MEMORY_LIMIT as u64,
+    table_elems: TABLE_LIMIT as u64,
+    heap_slots: 1 << 24,
+};
+
+#[derive(Default)]
+pub struct InterpEngine {
+    /// The module being run: the store borrows it for the instance's life.
+    bytes: Vec<u8>,
+}
+
+impl InterpEngine {
+    pub fn new() -> InterpEngine {
+        InterpEngine::default()
+    }
+}
+
+impl Engine for InterpEngine {
+    fn name(&self) -> String {
+        "interp".into()
+    }
+
+    fn supports(&self, case: &TestCase) -> bool {
+        Profile::Gc.validate(&case.wasm).is_ok()
+    }
+
+    fn instantiate<'a>(&'a mut self, case: &TestCase) -> (Status, Option<Box<dyn Instance + 'a>>) {
+        self.bytes = case.wasm.clone();
+        let bytes: &'a [u8] = &self.bytes;
+        let mut store = Store::new(Profile::Gc.features(), LIMITS);
+        let module = match store.load(bytes) {
+            Ok(m) => m,
+            Err(e) => return (Status::Error(format!("compile: {e}")), None),
+        };
+        let mut imports = Vec::new();
+        for import in &module.imports {
+            match host_import(&mut store, import.module, import.name, &import.kind) {
+                Some(ext) => imports.push(ext),
+                None => {
+                    return (Status::Error(format!("unknown import {}.{}", import.module, import.name)), None);
+                }
+            }
+        }
+        match store.instantiate(module, &imports) {
+            Ok(inst) => (Status::Returned(vec![]), Some(Box::new(InterpInstance { store, inst }))),
+            Err(stop) => (status(&store, stop), None),
+        }
+    }
+}
+
+/// The host function `module.name`, when the import names one gcfuzz
+/// offers (its type is checked by instantiation, as Wasmtime's linker does).
+fn host_import(store: &mut Store, module: &str, name: &str, kind: &ImportKind) -> Option<Extern> {
+    if module != HOST_MODULE || !matches!(kind, ImportKind::Func(_)) {
+        return None;
+    }
+    let any = ValTy::Ref { nullable: true, heap: Heap::Abstract(A::Any) };
+    let ext = ValTy::Ref { nullable: true, heap: Heap::Abstract(A::Extern) };
+    let (params, results, host) = match name {
+        "gc" => (vec![], vec![], Host::Nop),
+        "gc_any" => (vec![any], vec![any], Host::Identity),
+        "gc_extern" => (vec![ext], vec![ext], Host::Identity),
+        "extern_new" => (vec![ValTy::I32], vec![ext], Host::ExternNew),
+        "extern_id" => (vec![ext], vec![ValTy::I32], Host::ExternId),
+        _ => return None,
+    };
+    let ty = store.func_type(&params, &results);
+    Some(Extern::Func(store.add_host_func(ty, host)))
+}
+
+struct InterpInstance<'a> {
+    store: Store<'a>,
+    inst: u32,
+}
+
+impl Instance for InterpInstance<'_> {
+    fn call(&mut self, call: &Call) -> Status {
+        let Some(Extern::Func(func)) = self.store.export(self.inst, &call.export) else {
+            return Status::Error(format!("no exported function {:?}", call.export));
+        };
+        let ty = self.store.funcs[func as usize].ty();
+        let params = self.store.types.func_type(ty).0;
+        if params.len() != call.args.len() {
+            return Status::Error(format!(
+                "{} takes {} arguments, plan has {}",
+                call.export,
+                params.len(),
+                call.args.len()
+            ));
+        }
+        let mut args = Vec::with_capacity(params.len());
+        for arg in &call.args {
+            match arg_val(arg) {
+                Some(v) => args.push(v),
+                None => return Status::Error(format!("argument {arg:?} out of the interpreter's scope")),
+            }
+        }
+        match self.store.invoke(func, args) {
+            Ok(vals) => {
+                let mut walker = Walker::new(&self.store);
+                Status::Returned(vals.into_iter().map(|v| walker.val(v, 0)).collect())
+            }
+            Err(stop) => status(&self.store, stop),
+        }
+    }
+
+    /// Nothing to collect: objects live until the instance is dropped.
+    fn collect(&mut self) {}
+
+    fn state(&mut self) -> State {
+        let store = &self.store;
+        let mut state = State::default();
+        // One walker for the whole snapshot, exports in module order, as the
+        // Wasmtime adapter walks them: canonical numbers then match.
+        let mut walker = Walker::new(store);
+        for (name, ext) in &store.insts[self.inst as usize].exports {
+            let name = name.to_string();
+            match *ext {
+                Extern::Global(g) => state.globals.push((name, walker.val(store.globals[g as usize].val, 0))),
+                Extern::Memory(m) => {
+                    let data = &store.mems[m as usize].data;
+                    let summary = MemorySummary { size: data.len() as u64, hash: xxhash_rust::xxh3::xxh3_64(data) };
+                    state.memories.push((name, summary));
+                }
+                Extern::Table(t) => {
+                    let elems = &store.tables[t as usize].elems;
+                    let shapes = elems.iter().take(TABLE_ELEMS).map(|r| walker.reference(*r, 0)).collect();
+                    state.tables.push((name, TableSummary { size: elems.len() as u64, elems: shapes }));
+                }
+                Extern::Func(_) | Extern::Tag(_) => {}
+            }
+        }
+        state
+    }
+}
+
+fn arg_val(arg: &Arg) -> Option<Val> {
+    Some(match arg {
+        Arg::I32(v) => Val::I32(*v),
+        Arg::I64(v) => Val::I64(*v),
+        Arg::F32(v) => Val::F32(*v),
+        Arg::F64(v) => Val::F64(*v),
+        Arg::Null => Val::Ref(Ref::Null),
+        Arg::Extern(id) => Val::Ref(Ref::Extern(AnyRef::Host(*id))),
+        // `I31::wrapping_i32`: the low 31 bits.
+        Arg::I31(v) => Val::Ref(Ref::Any(AnyRef::I31(*v as u32 & 0x7fff_ffff))),
+        Arg::V128(_) => return None,
+    })
+}
+
+fn status(store: &Store, stop: Stop) -> Status {
+    match stop {
+        Stop::Trap(class) => Status::Trapped(class),
+        Stop::Exhausted(x) => Status::Exhausted(x),
+        Stop::Uncaught(exn) => Status::Uncaught(Walker::new(store).exn(exn, 0)),
+        Stop::Error(msg) => Status::Error(msg),
+    }
+}
+
+/// Walks references into shapes exactly as the Wasmtime adapter does: i31s
+/// and host references carry no number; structs, arrays and exceptions are
+/// numbered in first-seen order from one counter; the same depth and object
+/// budget.
+struct Walker<'s, 'a> {
+    store: &'s Store<'a>,
+    seen: HashMap<Ref, u32>,
+    next: u32,
+}
+
+impl<'s, 'a> Walker<'s, 'a> {
+    fn new(store: &'s Store<'a>) -> Self {
+        Walker { store, seen: HashMap::new(), next: 0 }
+    }
+
+    fn val(&mut self, v: Val, depth: usize) -> Value {
+        match v {
+            Val::I32(v) => Value::I32(v),
+            Val::I64(v) => Value::I64(v),
+            Val::F32(b) => Value::f32(b),
+            Val::F64(b) => Value::f64(b),
+            Val::Ref(r) => Value::Ref(self.reference(r, depth)),
+        }
+    }
+
+    fn reference(&mut self, r: Ref, depth: usize) -> Shape {
+        match r {
+            Ref::Null => Shape::Null,
+            Ref::Func(f) => {
+                let (params, results) = self.store.types.func_type(self.store.funcs[f as usize].ty());
+                Shape::Func(signature(
+                    params.iter().map(|t| val_desc(self.store, *t)),
+                    results.iter().map(|t| val_desc(self.store, *t)),
+                ))
+            }
+            Ref::Exn(e) => self.exn(e, depth),
+            Ref::Any(a) => self.any(a, depth),
+            Ref::Extern(AnyRef::Host(id)) => Shape::Extern(id),
+            Ref::Extern(a) => Shape::Internalized(Box::new(self.any(a, depth))),
+        }
+    }
+
+    /// The object's number if it is new and within budget, else its shape.
+    fn number(&mut self, r: Ref, depth: usize) -> Result<u32, Shape> {
+        if let Some(id) = self.seen.get(&r) {
+            return Err(Shape::Seen(*id));
+        }
+        if depth >= MAX_DEPTH || self.next >= MAX_OBJECTS {
+            return Err(Shape::Truncated);
+        }
+        let id = self.next;
+        self.next += 1;
+        self.seen.insert(r, id);
+        Ok(id)
+    }
+
+    fn any(&mut self, a: AnyRef, depth: usize) -> Shape {
+        let store = self.store;
+        match a {
+            // Sign-extended, as `I31::get_i32` reads it.
+            AnyRef::I31(bits) => Shape::I31(((bits << 1) as i32) >> 1),
+            AnyRef::Host(id) => Shape::Extern(id),
+            AnyRef::Struct(s) => {
+                let id = match self.number(Ref::Any(a), depth) {
+                    Ok(id) => id,
+                    Err(shape) => return shape,
+                };
+                let obj = &store.structs[s as usize];
+                let layout = store.types.struct_fields(obj.ty);
+                let ty = format!(
+                    "struct({})",
+                    layout.iter().map(|f| field_desc(store, f)).collect::<Vec<_>>().join(" ")
+                );
+                let fields = obj.vals.iter().map(|v| self.val(*v, depth + 1)).collect();
+                Shape::Struct { id, ty, fields }
+            }
+            AnyRef::Array(arr) => {
+                let id = match self.number(Ref::Any(a), depth) {
+                    Ok(id) => id,
+                    Err(shape) => return shape,
+                };
+                let obj = &store.arrays[arr as usize];
+                let ty = format!("array({})", field_desc(store, &store.types.array_field(obj.ty)));
+                let elems = obj.vals.iter().take(ARRAY_ELEMS).map(|v| self.val(*v, depth + 1)).collect();
+                Shape::Array { id, ty, len: obj.vals.len() as u32, elems }
+            }
+        }
+    }
+
+    fn exn(&mut self, e: u32, depth: usize) -> Shape {
+        let id = match self.number(Ref::Exn(e), depth) {
+            Ok(id) => id,
+            Err(shape) => return shape,
+        };
+        let store = self.store;
+        let exn = &store.exns[e as usize];
+        let params = store.types.func_type(store.tags[exn.tag as usize]).0;
+        let tag = signature(params.iter().map(|t| val_desc(store, *t)), std::iter::empty::<String>());
+        let fields = exn.vals.iter().map(|v| self.val(*v, depth + 1)).collect();
+        Shape::Exn { id, tag, fields }
+    }
+}
+
+fn field_desc(store: &Store, f: &Field<TypeId>) -> String {
+    let ty = match f.storage {
+        Storage::I8 => "i8".to_string(),
+        Storage::I16 => "i16".to_string(),
+        Storage::Val(v) => val_desc(store, v),
+    };
+    if f.mutable { format!("mut {ty}") } else { ty }
+}
+
+/// The Wasmtime adapter's engine-neutral type names.
+fn val_desc(store: &Store, v: ValTy<TypeId>) -> String {
+    let (nullable, heap) = match v {
+        ValTy::I32 => return "i32".into(),
+        ValTy::I64 => return "i64".into(),
+        ValTy::F32 => return "f32".into(),
+        ValTy::F64 => return "f64".into(),
+        ValTy::V128 => return "v128".into(),
+        ValTy::Ref { nullable, heap } => (nullable, heap),
+    };
+    let heap = match heap {
+        Heap::Concrete(t) => match store.types.get(t).composite {
+            Composite::Func { .. } => "$func",
+            Composite::Struct(_) => "$struct",
+            Composite::Array(_) => "$array",
+        },
+        Heap::Abstract(a) => match a {
+            A::Extern => "extern",
+            A::NoExtern => "noextern",
+            A::Func => "func",
+            A::NoFunc => "nofunc",
+            A::Any => "any",
+            A::Eq => "eq",
+            A::I31 => "i31",
+            A::Array => "array",
+            A::Struct => "struct",
+            A::None => "none",
+            A::Exn => "exn",
+            A::NoExn => "noexn",
+            A::Cont | A::NoCont => "cont",
+        },
+    };
+    if nullable { format!("ref null {heap}") } else { format!("ref {heap}") }
+}
