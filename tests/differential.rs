@@ -106,22 +106,66 @@ fn a_worker_past_its_memory_limit_is_an_oom_finding() {
     assert_eq!(report.outcomes.len(), 2, "the other configurations still ran");
 }
 
+/// One function per planted translation bug; each returns what the
+/// specification says only if the instruction is translated right.
+const SEMANTICS: &str = r#"(module
+  (type $a (sub (struct (field i32))))
+  (type $b (sub $a (struct (field i32) (field i32))))
+  (func (export "i31") (result i32)
+    (i31.get_s (ref.i31 (i32.const -5))))
+  (func (export "first") (result i32)
+    (struct.get $b 0 (struct.new $b (i32.const 1) (i32.const 2))))
+  (func (export "is_b") (result i32)
+    (ref.test (ref $b) (struct.new $a (i32.const 1)))))"#;
+
+#[test]
+fn planted_translation_bugs_disagree_with_the_interpreter() {
+    let case = TestCase::from_module_bytes(SEMANTICS.as_bytes()).unwrap();
+    let mut exec = InProcess::new(planted::factory);
+    // The real engine and the interpreter agree on the right answers.
+    let report = check_case(&case, &names(&["null", "interp"]), &mut exec).unwrap();
+    assert!(report.findings.is_empty(), "{:?}", report.findings);
+    let results: Vec<String> = report.outcomes[1].calls.iter().map(|c| c.status.to_string()).collect();
+    assert_eq!(results, ["ok(i32:-5)", "ok(i32:1)", "ok(i32:0)"]);
+
+    for (index, (planted, call, wrong)) in [
+        ("planted-i31-zero-extends", "i31", "ok(i32:2147483643)"),
+        ("planted-neighbour-field", "first", "ok(i32:2)"),
+        ("planted-cast-always-succeeds", "is_b", "ok(i32:1)"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let report = check_case(&case, &names(&[planted, "interp"]), &mut exec).unwrap();
+        assert_eq!(report.findings.len(), 1, "{planted}: {:?}", report.findings);
+        let f = &report.findings[0];
+        assert_eq!((f.kind, f.configs.as_slice()), (FindingKind::Mismatch, &["interp".to_string()][..]));
+        let m = &f.mismatches[0];
+        assert!(m.at.starts_with(&format!("call[{index}] {call}")), "{planted}: {}", m.at);
+        assert_eq!((m.expected.as_str(), m.other.as_str()), (wrong, "interp"), "{planted}");
+    }
+}
+
 /// Seeded generated cases on the real configurations: any finding here is a
 /// false positive of ours (or a real Wasmtime bug, to be kept and explained).
 fn no_false_positives(seeds: std::ops::Range<u64>) {
     let mut exec = InProcess::new(gcfuzz::engine::real_engine);
     let mut compared = 0;
     let mut wasmi = 0;
+    let mut interp = 0;
     for i in seeds.clone() {
         let case = TestCase::from_fuzz_input(&seeded_input(0xfa15e, i)).unwrap();
         let configs: Vec<String> = case.plan.configs.iter().map(|c| c.name().to_string()).collect();
         let report = check_case(&case, &configs, &mut exec).unwrap();
         assert!(report.findings.is_empty(), "case {i}: {:#?}", report.findings);
-        compared += (report.outcomes.len() >= 4) as u32;
+        compared += (report.outcomes.len() >= 5) as u32;
         wasmi += report.outcomes.iter().any(|o| o.config == "wasmi") as u32;
+        interp += report.outcomes.iter().any(|o| o.config == "interp") as u32;
     }
-    // Every case really ran on all its configurations, and wasmi took part.
-    assert_eq!(compared as usize, seeds.clone().count());
+    // Every case really ran on all its configurations, the interpreter on
+    // every one, and wasmi took part.
+    let n = seeds.clone().count() as u32;
+    assert_eq!((compared, interp), (n, n));
     assert!(wasmi >= 10, "wasmi ran on only {wasmi} cases");
 }
 
