@@ -255,10 +255,8 @@ impl<'s, 'a> Walker<'s, 'a> {
                 };
                 let obj = &store.structs[s as usize];
                 let layout = store.types.struct_fields(obj.ty);
-                let ty = format!(
-                    "struct({})",
-                    layout.iter().map(|f| field_desc(store, f)).collect::<Vec<_>>().join(" ")
-                );
+                let ty =
+                    format!("struct({})", layout.iter().map(|f| field_desc(store, f)).collect::<Vec<_>>().join(" "));
                 let fields = obj.vals.iter().map(|v| self.val(*v, depth + 1)).collect();
                 Shape::Struct { id, ty, fields }
             }
