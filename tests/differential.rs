@@ -146,6 +146,58 @@ fn planted_translation_bugs_disagree_with_the_interpreter() {
     }
 }
 
+/// Heap shapes the interpreter's walk must render exactly as Wasmtime's:
+/// aliasing, nesting, packed fields, i31, funcrefs, internalized host
+/// references, exception payloads.
+const SHAPES: &str = r#"(module
+  (type $s (struct (field (mut i32)) (field i8) (field (mut (ref null $s)))))
+  (type $arr (array (mut anyref)))
+  (type $f (func (param i32) (result i32)))
+  (tag $t (param i32 anyref))
+  (import "host" "extern_new" (func $ext (param i32) (result externref)))
+  (table (export "tab") 2 funcref)
+  (elem (table 0) (i32.const 1) func $id)
+  (global $g (export "g") (mut anyref) (ref.null any))
+  (func $id (type $f) (local.get 0))
+  (func (export "alias") (result anyref anyref)
+    (local $x (ref null $s))
+    (local.set $x (struct.new $s (i32.const 7) (i32.const -1) (ref.null $s)))
+    (struct.set $s 2 (local.get $x) (local.get $x))
+    (global.set $g (array.new_fixed $arr 4
+      (local.get $x)
+      (ref.i31 (i32.const -3))
+      (any.convert_extern (call $ext (i32.const 9)))
+      (array.new_default $arr (i32.const 40))))
+    (local.get $x)
+    (global.get $g))
+  (func (export "ext") (result externref)
+    (extern.convert_any (struct.new $s (i32.const 1) (i32.const 2) (ref.null $s))))
+  (func (export "throws")
+    (throw $t (i32.const 5) (ref.i31 (i32.const 6)))))"#;
+
+#[test]
+fn the_interpreter_walks_heaps_like_wasmtime() {
+    let case = TestCase::from_module_bytes(SHAPES.as_bytes()).unwrap();
+    let mut exec = InProcess::new(planted::factory);
+    let report = check_case(&case, &names(&["null", "interp"]), &mut exec).unwrap();
+    assert!(report.findings.is_empty(), "{:#?}", report.findings);
+    let interp = &report.outcomes[1];
+    let calls: Vec<String> = interp.calls.iter().map(|c| c.status.to_string()).collect();
+    assert_eq!(
+        calls,
+        [
+            "ok(#0=struct(mut i32 i8 mut ref null $struct){i32:7 i32:255 #0} \
+             #1=array(mut ref null any)[4]{#0 i31:-3 extern:9 #2=array(mut ref null any)[40]{null null null \
+             null null null null null null null null null null null null null null null null null null null \
+             null null null null null null null null null null}})",
+            "ok(extern(#0=struct(mut i32 i8 mut ref null $struct){i32:1 i32:2 null}))",
+            "uncaught #0=exn(i32 ref null any)->(){i32:5 i31:6}",
+        ]
+    );
+    let state = interp.state.as_ref().unwrap();
+    assert_eq!(state.tables[0].1.elems[1].to_string(), "func(i32)->(i32)");
+}
+
 /// Seeded generated cases on the real configurations: any finding here is a
 /// false positive of ours (or a real Wasmtime bug, to be kept and explained).
 fn no_false_positives(seeds: std::ops::Range<u64>) {

@@ -477,3 +477,32 @@ fn trap_matches(class: &TrapClass, message: &str) -> bool {
     };
     accepted.iter().any(|a| message.starts_with(a))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wrong_expectations_fail_and_out_of_scope_modules_are_skipped() {
+        let script = r#"
+            (module
+              (type $s (struct (field i8)))
+              (func (export "neg") (result i32)
+                (struct.get_s $s 0 (struct.new $s (i32.const 255))))
+              (func (export "div") (param i32) (result i32)
+                (i32.div_s (i32.const 1) (local.get 0))))
+            (assert_return (invoke "neg") (i32.const -1))
+            (assert_return (invoke "neg") (i32.const 255))
+            (assert_trap (invoke "div" (i32.const 0)) "integer divide by zero")
+            (assert_trap (invoke "div" (i32.const 1)) "integer divide by zero")
+            (module (func (export "v") (result v128) (v128.const i64x2 0 0)))
+            (assert_return (invoke "v") (v128.const i64x2 0 0))
+        "#;
+        let report = run(script).unwrap();
+        assert_eq!(report.passed, 3, "{report:?}");
+        let failed: Vec<usize> = report.failed.iter().map(|(line, _)| *line).collect();
+        assert_eq!(failed, [9, 11], "{report:?}");
+        assert_eq!(report.skipped.len(), 2, "{report:?}");
+        assert!(report.skipped[0].1.contains("outside the interpreter's scope"), "{report:?}");
+    }
+}
