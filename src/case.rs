@@ -6,8 +6,9 @@
 //! runs exactly the calls, arguments and GC settings that found the bug.
 
 use crate::engine::ConfigId;
+use crate::engine::wasmtime_api as api;
 use crate::generate::{self, Generator, Profile};
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use arbitrary::Unstructured;
 use rand_core::{RngCore, SeedableRng};
 use serde::{Deserialize, Serialize};
@@ -160,7 +161,12 @@ impl TestCase {
 /// input gets a clear error here rather than a confusing one later.
 fn split_plan(wasm: &[u8]) -> Result<(Vec<u8>, Option<Plan>)> {
     let mut validator = wasmparser::Validator::new_with_features(Profile::Gc.features());
-    validator.validate_all(wasm).context("invalid module")?;
+    if let Err(e) = validator.validate_all(wasm) {
+        if wasmparser::Validator::new_with_features(crate::interp::features()).validate_all(wasm).is_ok() {
+            bail!("the module uses a proposal Wasmtime {} does not run ({})", api::VERSION, e.message());
+        }
+        return Err(e).context("invalid module");
+    }
     // Walk the raw sections (id, size, body) and copy all but the plan.
     let mut stripped = wasm[..8].to_vec();
     let mut plan = None;
@@ -174,7 +180,11 @@ fn split_plan(wasm: &[u8]) -> Result<(Vec<u8>, Option<Plan>)> {
             let mut body_reader = wasmparser::BinaryReader::new(&wasm[body..end], 0);
             if body_reader.read_string()? == PLAN_SECTION {
                 let data = &wasm[body + body_reader.original_position() as usize..end];
-                plan = Some(serde_json::from_slice(data).context("corrupt plan section")?);
+                let mut p: Plan = serde_json::from_slice(data).context("corrupt plan section")?;
+                // A reproducer from another Wasmtime line may name
+                // configurations this one lacks (see `wasmtime_api`).
+                p.configs.retain(|c| api::has(*c));
+                plan = Some(p);
                 offset = end;
                 continue;
             }
@@ -328,7 +338,9 @@ impl Plan {
             _ => None,
         };
         let mut configs = vec![ConfigId::Null, ConfigId::Drc, ConfigId::Copying];
-        configs.push(*u.choose(ConfigId::VARIANTS)?);
+        configs.retain(|c| api::has(*c));
+        let variants: Vec<ConfigId> = ConfigId::VARIANTS.iter().copied().filter(|c| api::has(*c)).collect();
+        configs.push(*u.choose(&variants)?);
         if profile == Profile::RefTypes {
             configs.push(ConfigId::Wasmi);
         }
@@ -359,6 +371,7 @@ impl Plan {
             .collect();
         let mut configs = vec![ConfigId::Null, ConfigId::Drc, ConfigId::Copying];
         configs.extend_from_slice(ConfigId::VARIANTS);
+        configs.retain(|c| api::has(*c));
         if profile == Profile::RefTypes {
             configs.push(ConfigId::Wasmi);
         }

@@ -57,7 +57,11 @@ impl Profile {
             WasmFeatures::WASM2 | WasmFeatures::TAIL_CALL | WasmFeatures::MULTI_MEMORY | WasmFeatures::EXTENDED_CONST;
         match self {
             Profile::RefTypes => base,
-            Profile::Gc => base | WasmFeatures::GC | WasmFeatures::FUNCTION_REFERENCES | WasmFeatures::EXCEPTIONS,
+            Profile::Gc => {
+                let gc = base | WasmFeatures::GC | WasmFeatures::FUNCTION_REFERENCES;
+                // Only where the Wasmtime under test runs them.
+                if crate::engine::wasmtime_api::KNOBS.exceptions { gc | WasmFeatures::EXCEPTIONS } else { gc }
+            }
         }
         .difference(WasmFeatures::SIMD)
     }
@@ -129,7 +133,7 @@ pub fn smith_config(profile: Profile, u: &mut Unstructured) -> Result<wasm_smith
     match profile {
         Profile::Gc => {
             c.gc_enabled = true;
-            c.exceptions_enabled = u.ratio(1, 2)?;
+            c.exceptions_enabled = u.ratio(1, 2)? && crate::engine::wasmtime_api::KNOBS.exceptions;
             c.max_tags = if c.exceptions_enabled { u.int_in_range(1..=4)? } else { 0 };
             c.tail_call_enabled = u.ratio(1, 2)?;
             c.max_tables = u.int_in_range(0..=3)?;
@@ -213,6 +217,7 @@ pub fn plain_module(u: &mut Unstructured) -> Result<Vec<u8>> {
     config.reference_types_enabled = true;
     config.threads_enabled = false;
     config.shared_everything_threads_enabled = false;
+    config.exceptions_enabled &= crate::engine::wasmtime_api::KNOBS.exceptions;
     config.available_imports = Some(wat::parse_str(GC_IMPORTS).expect("import module parses"));
     config.export_everything = true;
     config.canonicalize_nans = true;

@@ -234,9 +234,8 @@ pub fn run(wast: &str, config: ConfigId, zeal: Option<u32>) -> Result<()> {
     let mut c = crate::engine::wasmtime::WasmtimeEngine::config(config, zeal, None)?;
     c.consume_fuel(false);
     let engine = wasmtime::Engine::new(&c)?;
-    let mut ctx = wasmtime_wast::WastContext::new(&engine, wasmtime_wast::Async::No, |_| {});
-    ctx.register_wasmtime()?;
-    ctx.run_wast("regression.wast", wast.as_bytes()).map_err(|e| anyhow::anyhow!("{e:?}"))
+    let mut ctx = crate::engine::wasmtime_api::wast_context(&engine)?;
+    crate::engine::wasmtime_api::run_wast(&mut ctx, "regression.wast", wast).map_err(|e| anyhow::anyhow!("{e:?}"))
 }
 
 #[cfg(test)]

@@ -56,7 +56,7 @@ impl Engine for InterpEngine {
     fn instantiate<'a>(&'a mut self, case: &TestCase) -> (Status, Option<Box<dyn Instance + 'a>>) {
         self.bytes = case.wasm.clone();
         let bytes: &'a [u8] = &self.bytes;
-        let mut store = Store::new(Profile::Gc.features(), LIMITS);
+        let mut store = Store::new(crate::interp::features(), LIMITS);
         let module = match store.load(bytes) {
             Ok(m) => m,
             Err(e) => return (Status::Error(format!("compile: {e}")), None),

@@ -8,6 +8,7 @@
 pub mod interp;
 pub mod wasmi;
 pub mod wasmtime;
+pub mod wasmtime_api;
 
 use crate::case::{Call, TestCase};
 use crate::outcome::{CallRecord, Outcome, State, Status};

@@ -19,6 +19,20 @@ pub mod wast;
 pub use store::{Extern, Host, Limits, Store};
 
 use crate::outcome::{Exhausted, TrapClass};
+use wasmparser::WasmFeatures;
+
+/// What the interpreter runs: Wasm 3.0 without SIMD, memory64 and threads
+/// (whatever the Wasmtime under test supports).
+pub fn features() -> WasmFeatures {
+    (WasmFeatures::WASM2
+        | WasmFeatures::TAIL_CALL
+        | WasmFeatures::MULTI_MEMORY
+        | WasmFeatures::EXTENDED_CONST
+        | WasmFeatures::GC
+        | WasmFeatures::FUNCTION_REFERENCES
+        | WasmFeatures::EXCEPTIONS)
+        .difference(WasmFeatures::SIMD)
+}
 
 /// A non-null reference into the `any` hierarchy (also what an `externref`
 /// wraps).

@@ -1,13 +1,12 @@
 //! Runs specification test scripts (`.wast`) against the interpreter: the
 //! conformance check of the oracle. Every directive counts as passed,
 //! failed, or skipped because it needs a feature outside the interpreter's
-//! scope (SIMD, threads, memory64, …; see [`Profile::Gc`]).
+//! scope (SIMD, threads, memory64, …; see [`super::features`]).
 
 use super::module::{GlobalTy, MemTy, TableTy};
 use super::store::{Extern, Host, Limits, Store};
 use super::types::{Heap, ValTy};
 use super::{AnyRef, Ref, Stop, Val};
-use crate::generate::Profile;
 use crate::outcome::{Exhausted, TrapClass};
 use std::collections::HashMap;
 use wast::core::{NanPattern, WastArgCore, WastRetCore};
@@ -75,7 +74,7 @@ pub fn run(text: &str) -> Result<Report, String> {
     }
 
     // Pass 2: run.
-    let mut store = Store::new(Profile::Gc.features(), LIMITS);
+    let mut store = Store::new(super::features(), LIMITS);
     let mut runner = Runner {
         registered: HashMap::new(),
         named: HashMap::new(),
@@ -115,17 +114,11 @@ enum Verdict {
 /// Why a module does not validate under the interpreter's features, when
 /// it would validate with every feature on: then it is out of scope.
 fn out_of_scope(bytes: &[u8]) -> Option<String> {
-    if Profile::Gc.validate(bytes).is_ok() {
-        return None;
-    }
-    let all = wasmparser::WasmFeatures::all();
-    match wasmparser::Validator::new_with_features(all).validate_all(bytes) {
-        Ok(_) => Some(format!(
-            "needs a feature outside the interpreter's scope: {}",
-            Profile::Gc.validate(bytes).err().map(|e| e.message().to_string()).unwrap_or_default()
-        )),
-        Err(_) => None,
-    }
+    let validate = |f| wasmparser::Validator::new_with_features(f).validate_all(bytes).map(|_| ());
+    let why = validate(super::features()).err()?;
+    validate(wasmparser::WasmFeatures::all())
+        .is_ok()
+        .then(|| format!("needs a feature outside the interpreter's scope: {}", why.message()))
 }
 
 struct Runner {
