@@ -356,6 +356,38 @@ pub fn replace_reproducer(target: &Path, case: &TestCase, outcomes: &[Outcome]) 
     Ok(())
 }
 
+/// What a person replaying the reproducer in `dir` on this build should know
+/// when its record was made on another engine version: where it was found,
+/// whether it is expected to reproduce here, which of its configurations this
+/// Wasmtime line lacks. `None` when there is no record or nothing differs.
+pub fn replay_note(dir: &Path) -> Option<String> {
+    let record = read_record(dir).ok()?;
+    let here = engine_version();
+    if record.engine == here {
+        return None;
+    }
+    let expected = if record.expected_on.contains(&here) {
+        format!("it is expected to reproduce on {here}")
+    } else if record.expected_on.is_empty() {
+        "it is not expected to reproduce anywhere (fixed or never seen again)".to_string()
+    } else {
+        format!("it is expected on {} only, not on this build's {here}", record.expected_on.join(", "))
+    };
+    let mut missing: Vec<&str> = record
+        .outcomes
+        .iter()
+        .filter_map(|o| crate::engine::ConfigId::from_name(&o.config))
+        .filter(|c| !crate::engine::wasmtime_api::has(*c))
+        .map(|c| c.name())
+        .collect();
+    missing.dedup();
+    let skipped = match missing.is_empty() {
+        true => String::new(),
+        false => format!("; skipping {} (not in {here})", missing.join(", ")),
+    };
+    Some(format!("note: this reproducer was recorded on {}; {expected}{skipped}", record.engine))
+}
+
 pub fn read_record(dir: &Path) -> Result<Record> {
     let path = dir.join("finding.json");
     let text = fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;

@@ -56,11 +56,15 @@ pub mod worker;
 
 /// `gcfuzz` version with the engine versions it was built against.
 pub fn version() -> &'static str {
-    concat!(env!("CARGO_PKG_VERSION"), " (wasmtime 48.0.8, wasmi 2.0.0)")
+    static VERSION: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    VERSION.get_or_init(|| {
+        format!("{} (wasmtime {}, wasmi 2.0.0)", env!("CARGO_PKG_VERSION"), engine::wasmtime_api::VERSION)
+    })
 }
 
 /// The engines this build runs, as `crashes/*/finding.json` names them in
 /// `expected_on`.
 pub fn engine_versions() -> [&'static str; 2] {
-    ["wasmtime 48.0.8", "wasmi 2.0.0"]
+    static WASMTIME: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    [WASMTIME.get_or_init(|| format!("wasmtime {}", engine::wasmtime_api::VERSION)), "wasmi 2.0.0"]
 }

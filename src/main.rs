@@ -294,6 +294,9 @@ fn dispatch(command: Command) -> Result<ExitCode> {
         }
         Command::Repro { file, configs, json, timeout } => {
             let bytes = std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
+            if let Some(note) = file.parent().and_then(gcfuzz::finding::replay_note) {
+                eprintln!("{note}");
+            }
             let case = TestCase::from_module_bytes(&bytes).with_context(|| format!("{}", file.display()))?;
             let names: Vec<String> = case
                 .plan
@@ -416,6 +419,9 @@ fn dispatch(command: Command) -> Result<ExitCode> {
         }
         Command::Regression { file, timeout } => {
             let bytes = std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
+            if let Some(note) = file.parent().and_then(gcfuzz::finding::replay_note) {
+                eprintln!("{note}");
+            }
             let case = TestCase::from_module_bytes(&bytes).with_context(|| format!("{}", file.display()))?;
             let names: Vec<String> = case.plan.configs.iter().map(|c| c.name().to_string()).collect();
             let mut worker = Worker::new(WorkerCommand::current_exe()?, Duration::from_secs(timeout));

@@ -37,8 +37,20 @@ pub struct Knobs {
     pub wast_gc_import: bool,
 }
 
+/// The exact version under test: the line's release, or what a build
+/// against a local checkout names through `GCFUZZ_WASMTIME_VERSION` (see
+/// `scripts/wasmtime-lines.sh --local`).
+pub const VERSION: &str = match option_env!("GCFUZZ_WASMTIME_VERSION") {
+    Some(v) if !v.is_empty() => v,
+    _ => RELEASE,
+};
 #[cfg(feature = "wasmtime-48")]
-pub const VERSION: &str = "48.0.8";
+const RELEASE: &str = "48.0.8";
+#[cfg(feature = "wasmtime-36")]
+const RELEASE: &str = "36.0.20";
+#[cfg(feature = "wasmtime-31")]
+const RELEASE: &str = "31.0.0";
+
 #[cfg(feature = "wasmtime-48")]
 pub const KNOBS: Knobs = Knobs {
     copying: true,
@@ -51,8 +63,6 @@ pub const KNOBS: Knobs = Knobs {
 };
 
 #[cfg(feature = "wasmtime-36")]
-pub const VERSION: &str = "36.0.20";
-#[cfg(feature = "wasmtime-36")]
 pub const KNOBS: Knobs = Knobs {
     copying: false,
     zeal: false,
@@ -63,8 +73,6 @@ pub const KNOBS: Knobs = Knobs {
     wast_gc_import: false,
 };
 
-#[cfg(feature = "wasmtime-31")]
-pub const VERSION: &str = "31.0.0";
 #[cfg(feature = "wasmtime-31")]
 pub const KNOBS: Knobs = Knobs {
     copying: false,
