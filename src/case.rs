@@ -120,6 +120,9 @@ impl TestCase {
                 return Ok(TestCase { wasm, plan });
             }
         };
+        if let Some(what) = api::unsupported(&wasm) {
+            bail!("generated module uses {what}, which Wasmtime {} refuses", api::VERSION);
+        }
         let info = ModuleInfo::parse(&wasm)?;
         let plan = Plan::arbitrary(profile, &info, &mut Unstructured::new(plan_bytes))?;
         Ok(TestCase { wasm, plan })
@@ -166,6 +169,9 @@ fn split_plan(wasm: &[u8]) -> Result<(Vec<u8>, Option<Plan>)> {
             bail!("the module uses a proposal Wasmtime {} does not run ({})", api::VERSION, e.message());
         }
         return Err(e).context("invalid module");
+    }
+    if let Some(what) = api::unsupported(wasm) {
+        bail!("the module uses {what}, which Wasmtime {} refuses", api::VERSION);
     }
     // Walk the raw sections (id, size, body) and copy all but the plan.
     let mut stripped = wasm[..8].to_vec();

@@ -67,7 +67,8 @@ pub fn wast(case: &TestCase, signature: &str, reference: Option<&Outcome>, summa
         writeln!(out, ";;! {key} = true")?;
     }
     writeln!(out, "\n;; gcfuzz {signature}: {summary}")?;
-    if let Some(zeal) = case.plan.zeal {
+    // Only lines with the zeal counter apply the plan's.
+    if let Some(zeal) = case.plan.zeal.filter(|_| crate::engine::wasmtime_api::KNOBS.zeal) {
         let collecting = case.plan.configs.iter().any(|c| *c != ConfigId::Null);
         if collecting {
             writeln!(out, ";; Found with gc_zeal_alloc_counter = {zeal} (a collection every {zeal} allocations).")?;
@@ -231,6 +232,13 @@ fn binary_literal(bytes: &[u8]) -> String {
 /// (with the `wasmtime.gc` import its tests use). An error is a failed
 /// directive; an engine panic propagates.
 pub fn run(wast: &str, config: ConfigId, zeal: Option<u32>) -> Result<()> {
+    let api = &crate::engine::wasmtime_api::KNOBS;
+    if !api.wast_gc_import && wast.contains(r#"(import "wasmtime" "gc""#) {
+        anyhow::bail!(
+            "the script imports wasmtime.gc, which the wast runner of Wasmtime {} lacks",
+            crate::engine::wasmtime_api::VERSION
+        );
+    }
     let mut c = crate::engine::wasmtime::WasmtimeEngine::config(config, zeal, None)?;
     c.consume_fuel(false);
     let engine = wasmtime::Engine::new(&c)?;

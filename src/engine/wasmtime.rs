@@ -219,6 +219,8 @@ impl Instance for WasmtimeInstance {
         for (arg, param) in call.args.iter().zip(ty.params()) {
             match arg_val(&mut scope, arg, &param) {
                 Ok(v) => args.push(v),
+                // Making a host externref can find the GC heap full.
+                Err(e) if is_gc_oom(&e) => return Status::Exhausted(Exhausted::GcHeapOutOfMemory),
                 Err(e) => return Status::Error(format!("argument: {e:#}")),
             }
         }
@@ -338,7 +340,7 @@ fn classify(store: &mut impl wasmtime::AsContextMut, e: wasmtime::Error) -> Stat
             None => Status::Error("thrown exception without pending exception".into()),
         };
     }
-    if e.is::<GcHeapOutOfMemory<()>>() || api::is_out_of_memory(&e) {
+    if is_gc_oom(&e) {
         return Status::Exhausted(Exhausted::GcHeapOutOfMemory);
     }
     if api::is_engine_bug(&e) {
@@ -352,6 +354,12 @@ fn classify(store: &mut impl wasmtime::AsContextMut, e: wasmtime::Error) -> Stat
         return Status::Exhausted(Exhausted::ResourceLimit);
     }
     Status::Error(msg)
+}
+
+/// Whether `e` says the GC heap is full. `GcHeapOutOfMemory<T>` carries the
+/// value that did not fit, so its type varies: the message is what is common.
+fn is_gc_oom(e: &wasmtime::Error) -> bool {
+    e.is::<GcHeapOutOfMemory<()>>() || api::is_out_of_memory(e) || format!("{e:#}").contains("GC heap out of memory")
 }
 
 /// Walks GC references into shapes, numbering objects in first-seen order.

@@ -31,10 +31,11 @@ pub struct Knobs {
     pub inlining: bool,
     /// Cranelift's single-pass register allocator.
     pub single_pass: bool,
-    /// Trap metadata for internal asserts in compiled code.
-    pub internal_assert_metadata: bool,
     /// `wasmtime-wast` provides the `wasmtime.gc` import regression tests use.
     pub wast_gc_import: bool,
+    /// `any.convert_extern` / `extern.convert_any` in constant expressions
+    /// (31.0.0's validator calls them non-constant).
+    pub const_conversions: bool,
 }
 
 /// The exact version under test: the line's release, or what a build
@@ -58,8 +59,8 @@ pub const KNOBS: Knobs = Knobs {
     exceptions: true,
     inlining: true,
     single_pass: true,
-    internal_assert_metadata: true,
     wast_gc_import: true,
+    const_conversions: true,
 };
 
 #[cfg(feature = "wasmtime-36")]
@@ -69,8 +70,8 @@ pub const KNOBS: Knobs = Knobs {
     exceptions: false,
     inlining: true,
     single_pass: false,
-    internal_assert_metadata: false,
     wast_gc_import: false,
+    const_conversions: true,
 };
 
 #[cfg(feature = "wasmtime-31")]
@@ -80,8 +81,8 @@ pub const KNOBS: Knobs = Knobs {
     exceptions: false,
     inlining: false,
     single_pass: true,
-    internal_assert_metadata: false,
     wast_gc_import: false,
+    const_conversions: false,
 };
 
 /// Whether this line can run configuration `id`.
@@ -92,6 +93,38 @@ pub fn has(id: ConfigId) -> bool {
         ConfigId::DrcSinglepass => KNOBS.single_pass,
         _ => true,
     }
+}
+
+/// What in a valid module (under `Profile::Gc`) this line refuses although
+/// the specification allows it, if anything: generated modules with it are
+/// dropped, reproducers with it refused with this reason.
+pub fn unsupported(wasm: &[u8]) -> Option<&'static str> {
+    if KNOBS.const_conversions {
+        return None;
+    }
+    use wasmparser::{ElementItems, ElementKind, Operator, Payload};
+    let conversion = |expr: &wasmparser::ConstExpr| {
+        expr.get_operators_reader()
+            .into_iter()
+            .any(|op| matches!(op, Ok(Operator::AnyConvertExtern | Operator::ExternConvertAny)))
+    };
+    let found = wasmparser::Parser::new(0).parse_all(wasm).any(|payload| match payload {
+        Ok(Payload::GlobalSection(r)) => r.into_iter().flatten().any(|g| conversion(&g.init_expr)),
+        Ok(Payload::TableSection(r)) => r.into_iter().flatten().any(|t| match &t.init {
+            wasmparser::TableInit::Expr(e) => conversion(e),
+            wasmparser::TableInit::RefNull => false,
+        }),
+        Ok(Payload::ElementSection(r)) => r.into_iter().flatten().any(|e| {
+            let offset = matches!(&e.kind, ElementKind::Active { offset_expr, .. } if conversion(offset_expr));
+            let items = match e.items {
+                ElementItems::Expressions(_, exprs) => exprs.into_iter().flatten().any(|x| conversion(&x)),
+                ElementItems::Functions(_) => false,
+            };
+            offset || items
+        }),
+        _ => false,
+    });
+    found.then_some("any.convert_extern or extern.convert_any in a constant expression")
 }
 
 /// Sets what is specific to configuration `id` and the plan's zeal and heap
