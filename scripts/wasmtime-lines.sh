@@ -6,7 +6,7 @@
 #   scripts/wasmtime-lines.sh [--seconds N] [--seed N] [LINE ...]
 #   scripts/wasmtime-lines.sh --local /path/to/wasmtime [--seconds N]
 #
-# LINE is 48, 36 or 31 (default: all three). Each line builds from scratch in
+# LINE is 48, 42, 36 or 31 (default: all four). Each line builds from scratch in
 # its own target directory (target/lines/<line>), so build times are those of
 # a fresh clone and the main build in target/ is left alone. Findings go to
 # target/lines/<line>/crashes; copy real ones into crashes/ with
@@ -29,11 +29,11 @@ while [ $# -gt 0 ]; do
     --seconds) seconds="$2"; shift 2 ;;
     --seed) seed="$2"; shift 2 ;;
     --local) local_tree="$(cd "$2" && pwd)"; shift 2 ;;
-    48|36|31) lines+=("$1"); shift ;;
-    *) echo "wasmtime-lines.sh: unknown argument $1 (lines are 48, 36, 31)" >&2; exit 2 ;;
+    48|42|36|31) lines+=("$1"); shift ;;
+    *) echo "wasmtime-lines.sh: unknown argument $1 (lines are 48, 42, 36, 31)" >&2; exit 2 ;;
   esac
 done
-[ ${#lines[@]} -gt 0 ] || lines=(48 36 31)
+[ ${#lines[@]} -gt 0 ] || lines=(48 42 36 31)
 [ -z "$local_tree" ] || lines=(local)
 
 out="$root/target/lines"

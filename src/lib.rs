@@ -11,24 +11,31 @@
 // The Wasmtime under test, chosen by Cargo feature, is `wasmtime` (and its
 // wast runner `wasmtime_wast`) everywhere in the crate; what differs between
 // lines is kept in `engine::wasmtime::api`.
-#[cfg(not(any(feature = "wasmtime-48", feature = "wasmtime-36", feature = "wasmtime-31")))]
-compile_error!("choose the Wasmtime under test: one of the features wasmtime-48 (default), wasmtime-36, wasmtime-31");
+#[cfg(not(any(feature = "wasmtime-48", feature = "wasmtime-42", feature = "wasmtime-36", feature = "wasmtime-31")))]
+compile_error!("choose the Wasmtime under test: one of the features wasmtime-48 (default), -42, -36, -31");
 #[cfg(any(
+    all(feature = "wasmtime-48", feature = "wasmtime-42"),
     all(feature = "wasmtime-48", feature = "wasmtime-36"),
     all(feature = "wasmtime-48", feature = "wasmtime-31"),
+    all(feature = "wasmtime-42", feature = "wasmtime-36"),
+    all(feature = "wasmtime-42", feature = "wasmtime-31"),
     all(feature = "wasmtime-36", feature = "wasmtime-31")
 ))]
-compile_error!("features wasmtime-48, wasmtime-36, wasmtime-31 are exclusive: add --no-default-features");
+compile_error!("the wasmtime-* features are exclusive: add --no-default-features");
 #[cfg(feature = "wasmtime-48")]
 pub extern crate wasmtime;
 #[cfg(feature = "wasmtime-31")]
 pub extern crate wasmtime_31 as wasmtime;
 #[cfg(feature = "wasmtime-36")]
 pub extern crate wasmtime_36 as wasmtime;
+#[cfg(feature = "wasmtime-42")]
+pub extern crate wasmtime_42 as wasmtime;
 #[cfg(feature = "wasmtime-31")]
 extern crate wasmtime_wast_31 as wasmtime_wast;
 #[cfg(feature = "wasmtime-36")]
 extern crate wasmtime_wast_36 as wasmtime_wast;
+#[cfg(feature = "wasmtime-42")]
+extern crate wasmtime_wast_42 as wasmtime_wast;
 
 pub mod campaign;
 pub mod case;

@@ -19,7 +19,7 @@ use wasmtime::{
     AnyRef, Collector, Config, ExternRef, Func, GcHeapOutOfMemory, HeapType, I31, Linker, Module, OptLevel, RefType,
     Rooted, StorageType, Store, StoreLimits, StoreLimitsBuilder, Trap, Val, ValType,
 };
-#[cfg(feature = "wasmtime-48")]
+#[cfg(any(feature = "wasmtime-48", feature = "wasmtime-42"))]
 use wasmtime::{ExnRef, ThrownException};
 
 /// The Wasmtime version the harness is built against.
@@ -308,7 +308,7 @@ fn arg_val(store: &mut impl wasmtime::AsContextMut, arg: &Arg, ty: &ValType) -> 
 /// Maps a Wasmtime error to a status.
 fn classify(store: &mut impl wasmtime::AsContextMut, e: wasmtime::Error) -> Status {
     // Only exceptions need the store (to take the pending one).
-    #[cfg(not(feature = "wasmtime-48"))]
+    #[cfg(not(any(feature = "wasmtime-48", feature = "wasmtime-42")))]
     let _ = store;
     if let Some(trap) = e.downcast_ref::<Trap>() {
         return match trap {
@@ -329,7 +329,7 @@ fn classify(store: &mut impl wasmtime::AsContextMut, e: wasmtime::Error) -> Stat
             other => Status::Trapped(TrapClass::Other(format!("{other:?}"))),
         };
     }
-    #[cfg(feature = "wasmtime-48")]
+    #[cfg(any(feature = "wasmtime-48", feature = "wasmtime-42"))]
     if e.is::<ThrownException>() {
         let mut store = store.as_context_mut();
         return match store.take_pending_exception() {
@@ -365,10 +365,10 @@ fn is_gc_oom(e: &wasmtime::Error) -> bool {
 /// Walks GC references into shapes, numbering objects in first-seen order.
 struct Walker {
     seen: Vec<Rooted<AnyRef>>,
-    #[cfg(feature = "wasmtime-48")]
+    #[cfg(any(feature = "wasmtime-48", feature = "wasmtime-42"))]
     seen_exn: Vec<Rooted<ExnRef>>,
     ids: Vec<u32>,
-    #[cfg(feature = "wasmtime-48")]
+    #[cfg(any(feature = "wasmtime-48", feature = "wasmtime-42"))]
     exn_ids: Vec<u32>,
     next: u32,
 }
@@ -377,10 +377,10 @@ impl Walker {
     fn new() -> Walker {
         Walker {
             seen: Vec::new(),
-            #[cfg(feature = "wasmtime-48")]
+            #[cfg(any(feature = "wasmtime-48", feature = "wasmtime-42"))]
             seen_exn: Vec::new(),
             ids: Vec::new(),
-            #[cfg(feature = "wasmtime-48")]
+            #[cfg(any(feature = "wasmtime-48", feature = "wasmtime-42"))]
             exn_ids: Vec::new(),
             next: 0,
         }
@@ -404,9 +404,9 @@ impl Walker {
             Val::ExternRef(None) | Val::AnyRef(None) => Value::Ref(Shape::Null),
             Val::ExternRef(Some(e)) => Value::Ref(self.external(store, e, depth)?),
             Val::AnyRef(Some(a)) => Value::Ref(self.any(store, a, depth)?),
-            #[cfg(feature = "wasmtime-48")]
+            #[cfg(any(feature = "wasmtime-48", feature = "wasmtime-42"))]
             Val::ExnRef(None) => Value::Ref(Shape::Null),
-            #[cfg(feature = "wasmtime-48")]
+            #[cfg(any(feature = "wasmtime-48", feature = "wasmtime-42"))]
             Val::ExnRef(Some(e)) => Value::Ref(self.exn(store, e, depth)?),
             // Reachable on lines with more value kinds than the walk knows.
             #[allow(unreachable_patterns)]
@@ -487,7 +487,7 @@ impl Walker {
         Ok(Shape::Func(format!("<anyref of type {:?}>", a.ty(&*store)?)))
     }
 
-    #[cfg(feature = "wasmtime-48")]
+    #[cfg(any(feature = "wasmtime-48", feature = "wasmtime-42"))]
     fn exn(
         &mut self,
         store: &mut impl wasmtime::AsContextMut,

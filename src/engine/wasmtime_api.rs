@@ -1,17 +1,17 @@
 //! Everything that differs between the supported Wasmtime lines, in one
 //! place: which knobs a line has, and the calls whose signatures changed.
 //! The line is chosen by Cargo feature (`wasmtime-48`, the default;
-//! `wasmtime-36`, the LTS line; `wasmtime-31`); `lib.rs` makes it the crate's
-//! `wasmtime`.
+//! `wasmtime-42`; `wasmtime-36`, the LTS line; `wasmtime-31`); `lib.rs` makes
+//! it the crate's `wasmtime`.
 //!
-//! | knob | 48 | 36 | 31 |
-//! |---|---|---|---|
-//! | Copying collector | yes | no | no |
-//! | `gc_zeal_alloc_counter`, `gc_heap_initial_size` | yes | no | no |
-//! | exceptions | yes | no | no |
-//! | Wasm-to-Wasm inlining | yes | yes | no |
-//! | single-pass register allocator | yes | no | yes |
-//! | internal-assert metadata (`WasmtimeBug`) | yes | no | no |
+//! | knob | 48 | 42 | 36 | 31 |
+//! |---|---|---|---|---|
+//! | Copying collector | yes | no | no | no |
+//! | `gc_zeal_alloc_counter`, `gc_heap_initial_size` | yes | no | no | no |
+//! | exceptions | yes | yes | no | no |
+//! | Wasm-to-Wasm inlining | yes | yes | yes | no |
+//! | single-pass register allocator | yes | yes | no | yes |
+//! | internal-assert metadata (`WasmtimeBug`) | yes | no | no | no |
 
 use super::ConfigId;
 use super::wasmtime::Host;
@@ -47,6 +47,8 @@ pub const VERSION: &str = match option_env!("GCFUZZ_WASMTIME_VERSION") {
 };
 #[cfg(feature = "wasmtime-48")]
 const RELEASE: &str = "48.0.8";
+#[cfg(feature = "wasmtime-42")]
+const RELEASE: &str = "42.0.2";
 #[cfg(feature = "wasmtime-36")]
 const RELEASE: &str = "36.0.20";
 #[cfg(feature = "wasmtime-31")]
@@ -60,6 +62,17 @@ pub const KNOBS: Knobs = Knobs {
     inlining: true,
     single_pass: true,
     wast_gc_import: true,
+    const_conversions: true,
+};
+
+#[cfg(feature = "wasmtime-42")]
+pub const KNOBS: Knobs = Knobs {
+    copying: false,
+    zeal: false,
+    exceptions: true,
+    inlining: true,
+    single_pass: true,
+    wast_gc_import: false,
     const_conversions: true,
 };
 
@@ -152,6 +165,8 @@ pub fn configure(
             c.compiler_inlining(wasmtime::Inlining::Yes);
         }
     }
+    #[cfg(feature = "wasmtime-42")]
+    c.wasm_exceptions(true);
     #[cfg(not(feature = "wasmtime-48"))]
     {
         // No zeal counter, no initial heap size: the knobs are absent.
@@ -203,20 +218,20 @@ pub fn is_engine_bug(e: &wasmtime::Error) -> bool {
 
 /// A collection forced by the host from inside a host function.
 pub fn host_gc(caller: &mut Caller<'_, Host>) -> wasmtime::Result<()> {
-    #[cfg(feature = "wasmtime-48")]
+    #[cfg(any(feature = "wasmtime-48", feature = "wasmtime-42"))]
     return caller.gc(None);
     #[cfg(feature = "wasmtime-36")]
     caller.gc(None);
     #[cfg(feature = "wasmtime-31")]
     caller.gc();
-    #[cfg(not(feature = "wasmtime-48"))]
+    #[cfg(any(feature = "wasmtime-36", feature = "wasmtime-31"))]
     Ok(())
 }
 
 /// A collection forced by the host between calls.
 pub fn store_gc(store: &mut Store<Host>) {
     // A failure here resurfaces as a trap or mismatch in the next call.
-    #[cfg(feature = "wasmtime-48")]
+    #[cfg(any(feature = "wasmtime-48", feature = "wasmtime-42"))]
     let _ = store.gc(None);
     #[cfg(feature = "wasmtime-36")]
     store.gc(None);
@@ -224,9 +239,9 @@ pub fn store_gc(store: &mut Store<Host>) {
     store.gc();
 }
 
-#[cfg(feature = "wasmtime-48")]
+#[cfg(any(feature = "wasmtime-48", feature = "wasmtime-42"))]
 pub type WastContext = wasmtime_wast::WastContext;
-#[cfg(not(feature = "wasmtime-48"))]
+#[cfg(any(feature = "wasmtime-36", feature = "wasmtime-31"))]
 pub type WastContext = wasmtime_wast::WastContext<()>;
 
 /// Wasmtime's wast runner on `engine`, with the spectest module and, where
@@ -236,6 +251,12 @@ pub fn wast_context(engine: &wasmtime::Engine) -> wasmtime::Result<WastContext> 
     {
         let mut ctx = wasmtime_wast::WastContext::new(engine, wasmtime_wast::Async::No, |_| {});
         ctx.register_wasmtime()?;
+        Ok(ctx)
+    }
+    #[cfg(feature = "wasmtime-42")]
+    {
+        let mut ctx = wasmtime_wast::WastContext::new(engine, wasmtime_wast::Async::No, |_| {});
+        ctx.register_spectest(&wasmtime_wast::SpectestConfig { use_shared_memory: false, suppress_prints: true })?;
         Ok(ctx)
     }
     #[cfg(feature = "wasmtime-36")]
