@@ -104,7 +104,6 @@ impl<'a> Module<'a> {
 pub fn decode<'a>(bytes: &'a [u8], features: WasmFeatures, registry: &mut Registry) -> Result<Module<'a>, String> {
     Validator::new_with_features(features).validate_all(bytes).map_err(|e| e.message().to_string())?;
     let mut m = Module::default();
-    let mut func_types: Vec<u32> = Vec::new();
     for payload in Parser::new(0).parse_all(bytes) {
         let payload = payload.map_err(|e| e.to_string())?;
         match payload {
@@ -136,7 +135,6 @@ pub fn decode<'a>(bytes: &'a [u8], features: WasmFeatures, registry: &mut Regist
             Payload::FunctionSection(r) => {
                 for t in r {
                     let t = t.map_err(|e| e.to_string())?;
-                    func_types.push(t);
                     m.funcs.push(m.types[t as usize]);
                 }
             }
@@ -228,7 +226,6 @@ pub fn decode<'a>(bytes: &'a [u8], features: WasmFeatures, registry: &mut Regist
             _ => {}
         }
     }
-    let _ = func_types;
     Ok(m)
 }
 
