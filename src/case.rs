@@ -275,6 +275,20 @@ impl ModuleInfo {
     }
 }
 
+/// Whether `op` allocates a struct or array.
+pub fn is_allocation(op: &Operator) -> bool {
+    matches!(
+        op,
+        Operator::StructNew { .. }
+            | Operator::StructNewDefault { .. }
+            | Operator::ArrayNew { .. }
+            | Operator::ArrayNewDefault { .. }
+            | Operator::ArrayNewFixed { .. }
+            | Operator::ArrayNewData { .. }
+            | Operator::ArrayNewElem { .. }
+    )
+}
+
 /// Whether the module contains a struct or array allocation.
 pub fn allocates(wasm: &[u8]) -> bool {
     for payload in Parser::new(0).parse_all(wasm) {
@@ -286,15 +300,7 @@ pub fn allocates(wasm: &[u8]) -> bool {
         };
         while !ops.eof() {
             match ops.read() {
-                Ok(
-                    Operator::StructNew { .. }
-                    | Operator::StructNewDefault { .. }
-                    | Operator::ArrayNew { .. }
-                    | Operator::ArrayNewDefault { .. }
-                    | Operator::ArrayNewFixed { .. }
-                    | Operator::ArrayNewData { .. }
-                    | Operator::ArrayNewElem { .. },
-                ) => return true,
+                Ok(op) if is_allocation(&op) => return true,
                 Ok(_) => {}
                 Err(_) => break,
             }

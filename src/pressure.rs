@@ -240,14 +240,10 @@ fn analyze_body(
                 None => SafepointKind::Call(*function_index),
             }),
             Operator::CallIndirect { .. } | Operator::CallRef { .. } => Some(SafepointKind::Indirect),
-            Operator::StructNew { .. }
-            | Operator::StructNewDefault { .. }
-            | Operator::ArrayNew { .. }
-            | Operator::ArrayNewDefault { .. }
-            | Operator::ArrayNewFixed { .. }
-            | Operator::ArrayNewData { .. }
-            | Operator::ArrayNewElem { .. }
-            | Operator::Throw { .. } => Some(SafepointKind::Allocation),
+            // Throwing allocates the exception object.
+            op if crate::case::is_allocation(op) || matches!(op, Operator::Throw { .. }) => {
+                Some(SafepointKind::Allocation)
+            }
             _ => None,
         };
         if let Some(kind) = safepoint {

@@ -10,7 +10,7 @@ use super::{AnyRef, Ref, Stop, Val};
 use crate::outcome::{Exhausted, TrapClass};
 use std::collections::HashMap;
 use wast::core::{NanPattern, WastArgCore, WastRetCore};
-use wast::{QuoteWat, Wast, WastArg, WastDirective, WastExecute, WastInvoke, WastRet, Wat};
+use wast::{Wast, WastArg, WastDirective, WastExecute, WastInvoke, WastRet};
 
 /// What became of one script's directives.
 #[derive(Debug, Default)]
@@ -53,20 +53,15 @@ pub fn run(text: &str) -> Result<Report, String> {
     let mut binaries: Vec<Vec<u8>> = Vec::new();
     let mut prepared = Vec::new();
     for d in script.directives.iter_mut() {
-        let mut encode = |w: &mut QuoteWat| match w.encode() {
-            Ok(b) => {
-                binaries.push(b);
-                Prepared::Module(Ok(binaries.len() - 1))
-            }
-            Err(e) => Prepared::Module(Err(e.message())),
-        };
         let p = match d {
-            WastDirective::Module(w) | WastDirective::ModuleDefinition(w) => encode(w),
-            WastDirective::AssertUnlinkable { module, .. } => encode_wat(module, &mut binaries),
-            WastDirective::AssertTrap { exec: WastExecute::Wat(module), .. }
-            | WastDirective::AssertReturn { exec: WastExecute::Wat(module), .. } => encode_wat(module, &mut binaries),
-            WastDirective::AssertInvalid { module, .. } | WastDirective::AssertMalformed { module, .. } => {
-                encode(module)
+            WastDirective::Module(w)
+            | WastDirective::ModuleDefinition(w)
+            | WastDirective::AssertInvalid { module: w, .. }
+            | WastDirective::AssertMalformed { module: w, .. } => keep(w.encode(), &mut binaries),
+            WastDirective::AssertUnlinkable { module, .. }
+            | WastDirective::AssertTrap { exec: WastExecute::Wat(module), .. }
+            | WastDirective::AssertReturn { exec: WastExecute::Wat(module), .. } => {
+                keep(module.encode(), &mut binaries)
             }
             _ => Prepared::Nothing,
         };
@@ -95,8 +90,9 @@ pub fn run(text: &str) -> Result<Report, String> {
     Ok(report)
 }
 
-fn encode_wat(w: &mut Wat, binaries: &mut Vec<Vec<u8>>) -> Prepared {
-    match w.encode() {
+/// An encoded module stored for pass 2, or why it did not encode.
+fn keep(encoded: Result<Vec<u8>, wast::Error>, binaries: &mut Vec<Vec<u8>>) -> Prepared {
+    match encoded {
         Ok(b) => {
             binaries.push(b);
             Prepared::Module(Ok(binaries.len() - 1))
