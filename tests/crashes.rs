@@ -4,9 +4,9 @@
 //! regression `.wast` fails on Wasmtime exactly when the bug is Wasmtime's.
 
 use gcfuzz::case::TestCase;
-use gcfuzz::differential::check_case;
-use gcfuzz::finding::read_record;
-use gcfuzz::worker::{Worker, WorkerCommand};
+use gcfuzz::engine::worker::{Worker, WorkerCommand};
+use gcfuzz::oracle::check_case;
+use gcfuzz::report::record::{Body, ClifBody, Record, read_record};
 use std::time::Duration;
 
 #[test]
@@ -21,22 +21,21 @@ fn reproducers_replay_as_their_metadata_says() {
         if !path.is_dir() || path.file_name().unwrap().to_string_lossy().starts_with('.') {
             continue;
         }
-        if path.file_name().unwrap().to_string_lossy().starts_with("stackmap-") {
-            replay_stackmap(&path);
-            checked += 1;
-            continue;
-        }
         let record = read_record(&path).unwrap();
-        assert_eq!(
-            path.file_name().unwrap().to_string_lossy(),
-            record.finding.signature,
-            "directory named by signature"
-        );
+        let body = match &record.body {
+            Body::Wasm(body) => body,
+            Body::Clif(body) => {
+                replay_stackmap(&path, &record, body);
+                checked += 1;
+                continue;
+            }
+        };
+        assert_eq!(path.file_name().unwrap().to_string_lossy(), body.finding.signature, "directory named by signature");
         let case = TestCase::from_module_bytes(&std::fs::read(path.join("module.wasm")).unwrap()).unwrap();
         let configs: Vec<String> = case.plan.configs.iter().map(|c| c.name().to_string()).collect();
         let report = check_case(&case, &configs, &mut worker).unwrap();
-        let reproduced = report.findings.iter().any(|f| f.signature == record.finding.signature);
-        let expected = record.expected_on.iter().any(|e| gcfuzz::engine_versions().contains(&e.as_str()));
+        let reproduced = report.findings.iter().any(|f| f.signature == body.finding.signature);
+        let expected = record.expected_on.iter().any(|e| gcfuzz::line::engine_versions().contains(&e.as_str()));
         assert_eq!(
             reproduced,
             expected,
@@ -49,7 +48,7 @@ fn reproducers_replay_as_their_metadata_says() {
         // expected on this Wasmtime (wasmi bugs: Wasmtime passes it). Wasm
         // cannot make host externrefs, so a `.wast` for a module that needs
         // `host.extern_new` approximates them and is not held to this.
-        let wasmtime_bug = record.expected_on.iter().any(|e| e == gcfuzz::engine_versions()[0]);
+        let wasmtime_bug = record.expected_on.iter().any(|e| e == gcfuzz::line::engine_versions()[0]);
         let needs_host_externrefs = case.to_wat().contains("\"extern_new\"");
         let wast = std::process::Command::new(env!("CARGO_BIN_EXE_gcfuzz"))
             .arg("wast")
@@ -76,16 +75,14 @@ fn reproducers_replay_as_their_metadata_says() {
 
 /// A stack-map verifier finding: its program reproduces on its Cranelift
 /// configuration exactly when expected on this Cranelift.
-fn replay_stackmap(path: &std::path::Path) {
+fn replay_stackmap(path: &std::path::Path, record: &Record, body: &ClifBody) {
     use gcfuzz::stackmaps;
-    let record: stackmaps::Record =
-        serde_json::from_str(&std::fs::read_to_string(path.join("finding.json")).unwrap()).unwrap();
-    assert_eq!(path.file_name().unwrap().to_string_lossy(), record.signature);
+    assert_eq!(path.file_name().unwrap().to_string_lossy(), body.signature);
     let prog: stackmaps::Program =
         serde_json::from_str(&std::fs::read_to_string(path.join("program.json")).unwrap()).unwrap();
-    let config = stackmaps::config_named(&record.opt_level, &record.regalloc).expect("known configuration");
+    let config = stackmaps::config_named(&body.opt_level, &body.regalloc).expect("known configuration");
     let problems = stackmaps::check(&prog, config, Default::default()).unwrap();
-    let reproduced = problems.first().map(|p| p.kind.as_str()) == record.problems.first().map(|p| p.kind.as_str());
-    let expected = record.expected_on.iter().any(|e| e == stackmaps::CRANELIFT);
+    let reproduced = problems.first().map(|p| p.kind.as_str()) == body.problems.first().map(|p| p.kind.as_str());
+    let expected = record.expected_on.iter().any(|e| e == gcfuzz::line::CRANELIFT);
     assert_eq!(reproduced, expected, "{}: {problems:?}", path.display());
 }

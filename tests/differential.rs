@@ -4,11 +4,10 @@
 #[path = "support/planted.rs"]
 mod planted;
 
-use gcfuzz::case::{TestCase, seeded_input};
-use gcfuzz::differential::check_case;
-use gcfuzz::engine::ConfigId;
-use gcfuzz::finding::FindingKind;
-use gcfuzz::worker::{InProcess, Worker, WorkerCommand};
+use gcfuzz::case::{ConfigId, TestCase, seeded_input};
+use gcfuzz::engine::worker::{InProcess, Worker, WorkerCommand};
+use gcfuzz::generate;
+use gcfuzz::oracle::{FindingKind, check_case};
 use std::time::Duration;
 
 const MODULE: &str = r#"(module
@@ -206,7 +205,7 @@ fn no_false_positives(seeds: std::ops::Range<u64>) {
     let mut wasmi = 0;
     let mut interp = 0;
     for i in seeds.clone() {
-        let case = TestCase::from_fuzz_input(&seeded_input(0xfa15e, i)).unwrap();
+        let case = generate::fuzz_case(&seeded_input(0xfa15e, i)).unwrap();
         let configs: Vec<String> = case.plan.configs.iter().map(|c| c.name().to_string()).collect();
         let report = check_case(&case, &configs, &mut exec).unwrap();
         assert!(report.findings.is_empty(), "case {i}: {:#?}", report.findings);
@@ -241,7 +240,7 @@ fn segment_initialization_traps_agree_across_engines() {
         r#"(module (memory 1) (data (i32.const 65535) "ab"))"#,
     ] {
         let case = TestCase::from_module_bytes(wat.as_bytes()).unwrap();
-        assert!(case.plan.configs.contains(&gcfuzz::engine::ConfigId::Wasmi));
+        assert!(case.plan.configs.contains(&gcfuzz::case::ConfigId::Wasmi));
         let report = check_case(&case, &names(&["null", "wasmi"]), &mut exec).unwrap();
         assert!(report.findings.is_empty(), "{wat}: {:?}", report.findings);
         assert_eq!(report.outcomes.len(), 2);
@@ -267,7 +266,7 @@ fn regression_wast_tells_right_from_wrong() {
     let mut exec = InProcess::new(planted::factory);
     let report = check_case(&case, &names(&["null", "planted-wrong-result"]), &mut exec).unwrap();
     let sig = &report.findings[0].signature;
-    let good = gcfuzz::regression::wast(&case, sig, Some(&report.outcomes[0]), "test").unwrap();
+    let good = gcfuzz::report::regression::wast(&case, sig, Some(&report.outcomes[0]), "test").unwrap();
     assert!(good.starts_with(";;! gc = true\n"), "{good}");
     for directive in
         ["(assert_return (invoke $test \"f\") (i32.const 5))", "(assert_trap (invoke $test \"g\") \"cast failure\")"]
@@ -277,8 +276,9 @@ fn regression_wast_tells_right_from_wrong() {
     assert!(good.contains("(assert_exception (invoke $test \"h\"))"), "{good}");
     assert!(good.contains("(ref.null extern)") && good.contains("(ref.struct)"), "{good}");
     for config in [ConfigId::Null, ConfigId::Drc, ConfigId::Copying, ConfigId::PulleyDrc] {
-        gcfuzz::regression::run(&good, config, Some(1)).unwrap_or_else(|e| panic!("{config}: {e:#}\n{good}"));
+        gcfuzz::engine::wasmtime::wast::run(&good, config, Some(1))
+            .unwrap_or_else(|e| panic!("{config}: {e:#}\n{good}"));
     }
-    let bad = gcfuzz::regression::wast(&case, sig, Some(&report.outcomes[1]), "test").unwrap();
-    assert!(gcfuzz::regression::run(&bad, ConfigId::Drc, None).is_err(), "{bad}");
+    let bad = gcfuzz::report::regression::wast(&case, sig, Some(&report.outcomes[1]), "test").unwrap();
+    assert!(gcfuzz::engine::wasmtime::wast::run(&bad, ConfigId::Drc, None).is_err(), "{bad}");
 }

@@ -6,11 +6,11 @@
 #[path = "support/planted.rs"]
 mod planted;
 
-use gcfuzz::case::{TestCase, seeded_input};
-use gcfuzz::differential::check_case;
-use gcfuzz::generate::Generator;
+use gcfuzz::case::seeded_input;
+use gcfuzz::engine::worker::InProcess;
+use gcfuzz::generate::{self, Generator};
+use gcfuzz::oracle::check_case;
 use gcfuzz::outcome::Status;
-use gcfuzz::worker::InProcess;
 
 fn names(c: &[&str]) -> Vec<String> {
     c.iter().map(|s| s.to_string()).collect()
@@ -20,7 +20,7 @@ fn names(c: &[&str]) -> Vec<String> {
 fn the_model_agrees_with_wasmtime_on_seeded_gc_stress_cases() {
     let mut exec = InProcess::new(planted::factory);
     for i in 0..120 {
-        let case = TestCase::generate(Generator::GcStress, &seeded_input(77, i)).unwrap();
+        let case = generate::case(Generator::GcStress, &seeded_input(77, i)).unwrap();
         let configs: Vec<String> = case.plan.configs.iter().map(|c| c.name().to_string()).collect();
         let report = check_case(&case, &configs, &mut exec).unwrap();
         assert!(report.findings.is_empty(), "case {i}: {:#?}", report.findings);
@@ -34,7 +34,7 @@ fn a_forgotten_root_is_caught_by_the_model() {
     let mut exec = InProcess::new(planted::factory);
     let (mut cases, mut caught, mut by_model) = (0, 0, 0);
     for i in 0..150 {
-        let case = TestCase::generate(Generator::GcStress, &seeded_input(78, i)).unwrap();
+        let case = generate::case(Generator::GcStress, &seeded_input(78, i)).unwrap();
         if !case.to_wat().contains("call $gc_any") && !case.to_wat().contains("call 1 ") {
             continue;
         }
@@ -57,8 +57,8 @@ fn the_rewrite_pass_keeps_what_a_correct_engine_computes() {
     let mut compared = 0;
     for i in 0..100 {
         let data = seeded_input(79, i);
-        let plain = TestCase::generate(Generator::Smith, &data).unwrap();
-        let rooted = TestCase::generate(Generator::Rooted, &data).unwrap();
+        let plain = generate::case(Generator::Smith, &data).unwrap();
+        let rooted = generate::case(Generator::Rooted, &data).unwrap();
         if plain.wasm == rooted.wasm {
             continue;
         }
@@ -72,7 +72,7 @@ fn the_rewrite_pass_keeps_what_a_correct_engine_computes() {
         assert_eq!(a.instantiate, b.instantiate, "case {i}");
         assert_eq!(a.calls, b.calls, "case {i}");
         if let (Some(sa), Some(mut sb)) = (a.state, b.state) {
-            sb.globals.retain(|(name, _)| name != gcfuzz::rewrite::OBSERVE_EXPORT);
+            sb.globals.retain(|(name, _)| name != gcfuzz::generate::rooted::OBSERVE_EXPORT);
             assert_eq!(sa, sb, "case {i}");
         }
         compared += 1;

@@ -2,8 +2,8 @@
 //! rest.
 
 use gcfuzz::case::TestCase;
-use gcfuzz::differential::check_case;
-use gcfuzz::worker::{Worker, WorkerCommand};
+use gcfuzz::engine::worker::{Worker, WorkerCommand};
+use gcfuzz::oracle::check_case;
 use std::time::Duration;
 
 fn planted_worker() -> Worker {
@@ -39,7 +39,7 @@ fn shrinking_a_planted_crash_keeps_its_signature() {
     let mut worker = planted_worker();
     let report = check_case(&case, &configs, &mut worker).unwrap();
     let signature = report.findings[0].signature.clone();
-    let shrunk = gcfuzz::shrink::shrink(&case, &signature, &configs, &mut worker, 200, |_| {}).unwrap();
+    let shrunk = gcfuzz::triage::shrink::shrink(&case, &signature, &configs, &mut worker, 200, |_| {}).unwrap();
     assert!(shrunk.output_size < shrunk.input_size / 2, "{} -> {}", shrunk.input_size, shrunk.output_size);
     // Only the call that makes the struct is left in the plan.
     assert_eq!(shrunk.case.plan.calls.iter().map(|c| c.export.as_str()).collect::<Vec<_>>(), ["make"]);
@@ -66,7 +66,7 @@ fn bulk_triage_buckets_by_signature_and_reports_bad_files() {
     let configs = vec!["planted-panic-on-struct".to_string()];
     let mut worker = planted_worker();
     let mut lines = Vec::new();
-    let report = gcfuzz::triage::triage(inputs.path(), out.path(), &mut worker, Some(&configs), Some(100), |l| {
+    let report = gcfuzz::triage::bulk::triage(inputs.path(), out.path(), &mut worker, Some(&configs), Some(100), |l| {
         lines.push(l.to_string())
     })
     .unwrap();
@@ -80,7 +80,7 @@ fn bulk_triage_buckets_by_signature_and_reports_bad_files() {
     let stored = TestCase::from_module_bytes(&std::fs::read(bucket.path.join("module.wasm")).unwrap()).unwrap();
     let again = check_case(&stored, &configs, &mut worker).unwrap();
     assert_eq!(&again.findings[0].signature, signature);
-    assert_eq!(gcfuzz::finding::read_record(&bucket.path).unwrap().hits, 2);
+    assert_eq!(gcfuzz::report::record::read_record(&bucket.path).unwrap().hits, 2);
     // Each bad file gets one line, and the rest of the batch went on.
     let failed: Vec<_> =
         report.failures.iter().map(|(p, _)| p.file_name().unwrap().to_string_lossy().into_owned()).collect();
@@ -89,7 +89,8 @@ fn bulk_triage_buckets_by_signature_and_reports_bad_files() {
     assert_eq!(lines.len(), 5);
 
     // A second batch finds the signature known.
-    let again = gcfuzz::triage::triage(inputs.path(), out.path(), &mut worker, Some(&configs), None, |_| {}).unwrap();
+    let again =
+        gcfuzz::triage::bulk::triage(inputs.path(), out.path(), &mut worker, Some(&configs), None, |_| {}).unwrap();
     assert!(!again.buckets[signature].new);
 }
 
@@ -107,13 +108,13 @@ fn narrowing_finds_the_one_configuration_and_zeal_a_planted_bug_needs() {
     case.plan.zeal = Some(1);
     let report = check_case(&case, &["null".to_string(), "copying".to_string()], &mut worker).unwrap();
     let finding = &report.findings[0];
-    let n = gcfuzz::narrow::narrow(&case, finding, &mut worker).unwrap();
+    let n = gcfuzz::triage::narrow::narrow(&case, finding, &mut worker).unwrap();
     let hits: Vec<String> = n.configs.iter().filter(|(_, h)| *h).map(|(c, _)| c.to_string()).collect();
     assert_eq!(hits, ["copying"]);
     assert_eq!(n.zeal_needed(), Some(Some(1)));
     // The module uses GC but neither exceptions nor tail calls.
     assert!(n.features.contains(&"gc") && !n.features.contains(&"exceptions") && !n.features.contains(&"tail_call"));
-    let text = gcfuzz::narrow::render(&n, "m.wasm");
+    let text = gcfuzz::triage::narrow::render(&n, "m.wasm");
     assert!(text.contains("-C collector=copying"), "{text}");
     assert!(text.contains("config.gc_zeal_alloc_counter(std::num::NonZeroU32::new(1))?;"), "{text}");
     assert!(text.contains("config.collector(wasmtime::Collector::Copying);"), "{text}");

@@ -7,9 +7,9 @@
 #![cfg_attr(fuzzing, no_main)]
 
 #[cfg(fuzzing)]
-libfuzzer_sys::fuzz_target!(|data: &[u8]| gcfuzz::fuzz::differential(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| gcfuzz::campaign::fuzz::differential(data));
 
 #[cfg(not(fuzzing))]
 fn main() {
-    gcfuzz_fuzz::replay_main(gcfuzz::fuzz::differential);
+    gcfuzz_fuzz::replay_main(gcfuzz::campaign::fuzz::differential);
 }

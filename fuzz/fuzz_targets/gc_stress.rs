@@ -7,9 +7,9 @@
 #![cfg_attr(fuzzing, no_main)]
 
 #[cfg(fuzzing)]
-libfuzzer_sys::fuzz_target!(|data: &[u8]| gcfuzz::fuzz::gc_stress(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| gcfuzz::campaign::fuzz::gc_stress(data));
 
 #[cfg(not(fuzzing))]
 fn main() {
-    gcfuzz_fuzz::replay_main(gcfuzz::fuzz::gc_stress);
+    gcfuzz_fuzz::replay_main(gcfuzz::campaign::fuzz::gc_stress);
 }

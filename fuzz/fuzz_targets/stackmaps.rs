@@ -7,9 +7,9 @@
 #![cfg_attr(fuzzing, no_main)]
 
 #[cfg(fuzzing)]
-libfuzzer_sys::fuzz_target!(|data: &[u8]| gcfuzz::fuzz::stackmaps(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| gcfuzz::campaign::fuzz::stackmaps(data));
 
 #[cfg(not(fuzzing))]
 fn main() {
-    gcfuzz_fuzz::replay_main(gcfuzz::fuzz::stackmaps);
+    gcfuzz_fuzz::replay_main(gcfuzz::campaign::fuzz::stackmaps);
 }

@@ -6,20 +6,17 @@
 //! Its host functions do what Wasmtime's do, minus the collection: the
 //! interpreter's objects are never collected during a run.
 
-use super::{CALL_FUEL, Engine, Instance, MEMORY_LIMIT, TABLE_LIMIT, signature};
+use super::{CALL_FUEL, Engine, Instance, MEMORY_LIMIT, TABLE_LIMIT};
+use crate::case::Profile;
+use crate::case::host::HostFunc;
 use crate::case::{Arg, Call, TestCase};
-use crate::generate::{HOST_MODULE, Profile};
 use crate::interp::module::ImportKind;
 use crate::interp::types::{Composite, Field, Heap, Storage, TypeId, ValTy};
 use crate::interp::{AnyRef, Extern, Host, Limits, Ref, Stop, Store, Val};
-use crate::outcome::{MemorySummary, Ref as Shape, State, Status, TABLE_ELEMS, TableSummary, Value};
+use crate::outcome::vocab::{self, ARRAY_ELEMS, HeapName, Numbering, StorageName, TABLE_ELEMS, TypeName, signature};
+use crate::outcome::{MemorySummary, Ref as Shape, State, Status, TableSummary, Value};
 use std::collections::HashMap;
 use wasmparser::AbstractHeapType as A;
-
-/// Walk bounds: the same as the Wasmtime adapter's, so shapes match.
-const MAX_OBJECTS: u32 = 256;
-const MAX_DEPTH: usize = 8;
-const ARRAY_ELEMS: usize = 32;
 
 /// Limits matching the Wasmtime configurations where they are observable
 /// (memory and table growth); call depth and heap size are generous, and
@@ -80,18 +77,17 @@ impl Engine for InterpEngine {
 /// The host function `module.name`, when the import names one gcfuzz
 /// offers (its type is checked by instantiation, as Wasmtime's linker does).
 fn host_import(store: &mut Store, module: &str, name: &str, kind: &ImportKind) -> Option<Extern> {
-    if module != HOST_MODULE || !matches!(kind, ImportKind::Func(_)) {
+    if !matches!(kind, ImportKind::Func(_)) {
         return None;
     }
     let any = ValTy::Ref { nullable: true, heap: Heap::Abstract(A::Any) };
     let ext = ValTy::Ref { nullable: true, heap: Heap::Abstract(A::Extern) };
-    let (params, results, host) = match name {
-        "gc" => (vec![], vec![], Host::Nop),
-        "gc_any" => (vec![any], vec![any], Host::Identity),
-        "gc_extern" => (vec![ext], vec![ext], Host::Identity),
-        "extern_new" => (vec![ValTy::I32], vec![ext], Host::ExternNew),
-        "extern_id" => (vec![ext], vec![ValTy::I32], Host::ExternId),
-        _ => return None,
+    let (params, results, host) = match HostFunc::import(module, name)? {
+        HostFunc::Gc => (vec![], vec![], Host::Nop),
+        HostFunc::GcAny => (vec![any], vec![any], Host::Identity),
+        HostFunc::GcExtern => (vec![ext], vec![ext], Host::Identity),
+        HostFunc::ExternNew => (vec![ValTy::I32], vec![ext], Host::ExternNew),
+        HostFunc::ExternId => (vec![ext], vec![ValTy::I32], Host::ExternId),
     };
     let ty = store.func_type(&params, &results);
     Some(Extern::Func(store.add_host_func(ty, host)))
@@ -193,12 +189,12 @@ fn status(store: &Store, stop: Stop) -> Status {
 struct Walker<'s, 'a> {
     store: &'s Store<'a>,
     seen: HashMap<Ref, u32>,
-    next: u32,
+    numbering: Numbering,
 }
 
 impl<'s, 'a> Walker<'s, 'a> {
     fn new(store: &'s Store<'a>) -> Self {
-        Walker { store, seen: HashMap::new(), next: 0 }
+        Walker { store, seen: HashMap::new(), numbering: Numbering::default() }
     }
 
     fn val(&mut self, v: Val, depth: usize) -> Value {
@@ -233,11 +229,7 @@ impl<'s, 'a> Walker<'s, 'a> {
         if let Some(id) = self.seen.get(&r) {
             return Err(Shape::Seen(*id));
         }
-        if depth >= MAX_DEPTH || self.next >= MAX_OBJECTS {
-            return Err(Shape::Truncated);
-        }
-        let id = self.next;
-        self.next += 1;
+        let id = self.numbering.admit(depth)?;
         self.seen.insert(r, id);
         Ok(id)
     }
@@ -255,8 +247,7 @@ impl<'s, 'a> Walker<'s, 'a> {
                 };
                 let obj = &store.structs[s as usize];
                 let layout = store.types.struct_fields(obj.ty);
-                let ty =
-                    format!("struct({})", layout.iter().map(|f| field_desc(store, f)).collect::<Vec<_>>().join(" "));
+                let ty = vocab::struct_type(layout.iter().map(|f| field_desc(store, f)));
                 let fields = obj.vals.iter().map(|v| self.val(*v, depth + 1)).collect();
                 Shape::Struct { id, ty, fields }
             }
@@ -266,8 +257,8 @@ impl<'s, 'a> Walker<'s, 'a> {
                     Err(shape) => return shape,
                 };
                 let obj = &store.arrays[arr as usize];
-                let ty = format!("array({})", field_desc(store, &store.types.array_field(obj.ty)));
-                let elems = obj.vals.iter().take(ARRAY_ELEMS).map(|v| self.val(*v, depth + 1)).collect();
+                let ty = vocab::array_type(field_desc(store, &store.types.array_field(obj.ty)));
+                let elems = obj.vals.iter().take(ARRAY_ELEMS as usize).map(|v| self.val(*v, depth + 1)).collect();
                 Shape::Array { id, ty, len: obj.vals.len() as u32, elems }
             }
         }
@@ -281,52 +272,51 @@ impl<'s, 'a> Walker<'s, 'a> {
         let store = self.store;
         let exn = &store.exns[e as usize];
         let params = store.types.func_type(store.tags[exn.tag as usize]).0;
-        let tag = signature(params.iter().map(|t| val_desc(store, *t)), std::iter::empty::<String>());
+        let tag = signature(params.iter().map(|t| val_desc(store, *t)), []);
         let fields = exn.vals.iter().map(|v| self.val(*v, depth + 1)).collect();
         Shape::Exn { id, tag, fields }
     }
 }
 
 fn field_desc(store: &Store, f: &Field<TypeId>) -> String {
-    let ty = match f.storage {
-        Storage::I8 => "i8".to_string(),
-        Storage::I16 => "i16".to_string(),
-        Storage::Val(v) => val_desc(store, v),
+    let storage = match f.storage {
+        Storage::I8 => StorageName::I8,
+        Storage::I16 => StorageName::I16,
+        Storage::Val(v) => StorageName::Val(val_desc(store, v)),
     };
-    if f.mutable { format!("mut {ty}") } else { ty }
+    vocab::field(f.mutable, storage)
 }
 
-/// The Wasmtime adapter's engine-neutral type names.
-fn val_desc(store: &Store, v: ValTy<TypeId>) -> String {
+fn val_desc(store: &Store, v: ValTy<TypeId>) -> TypeName {
     let (nullable, heap) = match v {
-        ValTy::I32 => return "i32".into(),
-        ValTy::I64 => return "i64".into(),
-        ValTy::F32 => return "f32".into(),
-        ValTy::F64 => return "f64".into(),
-        ValTy::V128 => return "v128".into(),
+        ValTy::I32 => return TypeName::I32,
+        ValTy::I64 => return TypeName::I64,
+        ValTy::F32 => return TypeName::F32,
+        ValTy::F64 => return TypeName::F64,
+        ValTy::V128 => return TypeName::V128,
         ValTy::Ref { nullable, heap } => (nullable, heap),
     };
     let heap = match heap {
         Heap::Concrete(t) => match store.types.get(t).composite {
-            Composite::Func { .. } => "$func",
-            Composite::Struct(_) => "$struct",
-            Composite::Array(_) => "$array",
+            Composite::Func { .. } => HeapName::ConcreteFunc,
+            Composite::Struct(_) => HeapName::ConcreteStruct,
+            Composite::Array(_) => HeapName::ConcreteArray,
         },
         Heap::Abstract(a) => match a {
-            A::Extern => "extern",
-            A::NoExtern => "noextern",
-            A::Func => "func",
-            A::NoFunc => "nofunc",
-            A::Any => "any",
-            A::Eq => "eq",
-            A::I31 => "i31",
-            A::Array => "array",
-            A::Struct => "struct",
-            A::None => "none",
-            A::Exn => "exn",
-            A::NoExn => "noexn",
-            A::Cont | A::NoCont => "cont",
+            A::Extern => HeapName::Extern,
+            A::NoExtern => HeapName::NoExtern,
+            A::Func => HeapName::Func,
+            A::NoFunc => HeapName::NoFunc,
+            A::Any => HeapName::Any,
+            A::Eq => HeapName::Eq,
+            A::I31 => HeapName::I31,
+            A::Array => HeapName::Array,
+            A::Struct => HeapName::Struct,
+            A::None => HeapName::None,
+            A::Exn => HeapName::Exn,
+            A::NoExn => HeapName::NoExn,
+            A::Cont | A::NoCont => HeapName::Cont,
         },
     };
-    if nullable { format!("ref null {heap}") } else { format!("ref {heap}") }
+    TypeName::Ref { nullable, heap }
 }

@@ -3,12 +3,12 @@
 //! calls, extended constants; no GC, typed function references or
 //! exceptions). Its `gc` import is a no-op: wasmi has no collector.
 
-use super::{CALL_FUEL, Engine, Instance, MEMORY_LIMIT, TABLE_LIMIT, signature};
+use super::{CALL_FUEL, Engine, Instance, MEMORY_LIMIT, TABLE_LIMIT};
+use crate::case::Profile;
+use crate::case::host::{self, HostFunc};
 use crate::case::{Arg, Call, TestCase};
-use crate::generate::{HOST_MODULE, Profile};
-use crate::outcome::{
-    Exhausted, MemorySummary, Ref as Shape, State, Status, TABLE_ELEMS, TableSummary, TrapClass, Value,
-};
+use crate::outcome::vocab::{HeapName, TABLE_ELEMS, TypeName, signature};
+use crate::outcome::{Exhausted, MemorySummary, Ref as Shape, State, Status, TableSummary, TrapClass, Value};
 use wasmi::{
     Caller, Config, Extern, ExternRef, Func, Linker, Module, Nullable, Ref, Store, StoreLimits, StoreLimitsBuilder,
     TrapCode, Val, ValType,
@@ -41,19 +41,25 @@ impl WasmiEngine {
             .wasm_bulk_memory(true);
         let engine = wasmi::Engine::new(&config);
         let mut linker = Linker::new(&engine);
-        linker.func_wrap(HOST_MODULE, "gc", || {}).expect("fresh linker");
-        linker.func_wrap(HOST_MODULE, "gc_extern", |r: Nullable<ExternRef>| r).expect("fresh linker");
-        linker
-            .func_wrap(HOST_MODULE, "extern_new", |mut caller: Caller<'_, Host>, id: i32| {
-                Nullable::Val(ExternRef::new(&mut caller, id as u32))
-            })
+        // wasmi has no collector: the collecting functions only pass through.
+        for &f in HostFunc::ALL.iter().filter(|f| f.in_profile(Profile::RefTypes)) {
+            let name = f.name();
+            match f {
+                HostFunc::Gc => linker.func_wrap(host::MODULE, name, || {}),
+                HostFunc::GcAny => unreachable!("not in the reference-types profile"),
+                HostFunc::GcExtern => linker.func_wrap(host::MODULE, name, |r: Nullable<ExternRef>| r),
+                HostFunc::ExternNew => linker.func_wrap(host::MODULE, name, |mut caller: Caller<'_, Host>, id: i32| {
+                    Nullable::Val(ExternRef::new(&mut caller, id as u32))
+                }),
+                HostFunc::ExternId => {
+                    linker.func_wrap(host::MODULE, name, |caller: Caller<'_, Host>, r: Nullable<ExternRef>| match r {
+                        Nullable::Null => -1,
+                        Nullable::Val(r) => r.data(&caller).downcast_ref::<u32>().map_or(-2, |id| *id as i32),
+                    })
+                }
+            }
             .expect("fresh linker");
-        linker
-            .func_wrap(HOST_MODULE, "extern_id", |caller: Caller<'_, Host>, r: Nullable<ExternRef>| match r {
-                Nullable::Null => -1,
-                Nullable::Val(r) => r.data(&caller).downcast_ref::<u32>().map_or(-2, |id| *id as i32),
-            })
-            .expect("fresh linker");
+        }
         WasmiEngine { engine, linker }
     }
 }
@@ -201,16 +207,15 @@ fn extern_shape(store: &Store<Host>, e: &Nullable<ExternRef>) -> Shape {
     }
 }
 
-/// Same vocabulary as the Wasmtime adapter's type names.
-fn val_desc(t: &ValType) -> &'static str {
+fn val_desc(t: &ValType) -> TypeName {
     match t {
-        ValType::I32 => "i32",
-        ValType::I64 => "i64",
-        ValType::F32 => "f32",
-        ValType::F64 => "f64",
-        ValType::V128 => "v128",
-        ValType::FuncRef => "ref null func",
-        ValType::ExternRef => "ref null extern",
+        ValType::I32 => TypeName::I32,
+        ValType::I64 => TypeName::I64,
+        ValType::F32 => TypeName::F32,
+        ValType::F64 => TypeName::F64,
+        ValType::V128 => TypeName::V128,
+        ValType::FuncRef => TypeName::Ref { nullable: true, heap: HeapName::Func },
+        ValType::ExternRef => TypeName::Ref { nullable: true, heap: HeapName::Extern },
     }
 }
 

@@ -4,6 +4,11 @@
 //! host stack. Control flow follows the specification's labels: a branch
 //! keeps the label's arity of values and drops the rest down to the height
 //! at which the label was entered.
+//!
+//! Long, but one coherent piece: one `match` over every operator the
+//! interpreter runs, each arm next to its neighbours in the specification's
+//! order; splitting it by instruction family would scatter the stack
+//! discipline that every arm shares.
 
 use super::module::Module;
 use super::numeric::*;

@@ -2,8 +2,8 @@
 //! real configuration and misbehaves in one planted way, so the tests can
 //! check that gcfuzz notices.
 
-use gcfuzz::case::{Call, TestCase};
-use gcfuzz::engine::{ConfigId, Engine, Instance, real_engine};
+use gcfuzz::case::{Call, ConfigId, TestCase};
+use gcfuzz::engine::{Engine, Instance, real_engine};
 use gcfuzz::outcome::{State, Status, Value};
 
 /// The message of Wasmtime's DRC rooting assert, as a planted panic.

@@ -11,7 +11,7 @@ fn main() {
     if args.iter().any(|a| a == "--plant-copying") {
         planted::PLANT_COPYING.store(true, std::sync::atomic::Ordering::Relaxed);
     }
-    if let Err(e) = gcfuzz::worker::serve(planted::factory, limit) {
+    if let Err(e) = gcfuzz::engine::worker::serve(planted::factory, limit) {
         eprintln!("planted worker: {e:#}");
         std::process::exit(2);
     }

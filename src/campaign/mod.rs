@@ -1,0 +1,9 @@
+//! Campaigns: the loops that drive the pipeline. `gcfuzz run` ([`run`]), the
+//! scheduled job over the libFuzzer targets ([`nightly`]), the libFuzzer
+//! entry points themselves ([`fuzz`]), and the generator statistics behind
+//! `gcfuzz stats` ([`stats`]).
+
+pub mod fuzz;
+pub mod nightly;
+pub mod run;
+pub mod stats;

@@ -1,0 +1,315 @@
+//! `gcfuzz run`: a fuzzing campaign over seeded random inputs, with jobs in
+//! parallel (each with its own worker process), a live progress line, and
+//! findings written to the crash directory as they come.
+
+use crate::case::{ConfigId, allocates, seeded_input};
+use crate::engine::worker::{Worker, WorkerCommand};
+use crate::generate;
+use crate::oracle::{FindingKind, check_case};
+use crate::report::record::{self, Origin};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub struct Options {
+    pub generator: crate::generate::Generator,
+    pub time: Duration,
+    pub seed: u64,
+    pub jobs: usize,
+    /// Only these configurations take part (all of a plan's when empty).
+    pub configs: Vec<ConfigId>,
+    /// Where findings go (`crashes/`).
+    pub out: PathBuf,
+    /// Wall-clock limit per configuration run.
+    pub timeout: Duration,
+    pub worker: WorkerCommand,
+    /// Stop after this many cases (for tests and benchmarks).
+    pub max_execs: Option<u64>,
+    pub stop: Arc<AtomicBool>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct FindingReport {
+    pub kind: FindingKind,
+    pub signature: String,
+    pub summary: String,
+    pub path: PathBuf,
+    pub new: bool,
+    pub seed: u64,
+    pub index: u64,
+}
+
+/// Where the time went, summed over all jobs.
+#[derive(Debug, Default, Serialize)]
+pub struct TimeSplit {
+    pub generate_secs: f64,
+    /// Inside engines: compile, instantiate, run, walk (measured in workers).
+    pub engine_secs: f64,
+    pub compare_secs: f64,
+    /// Everything else: process hand-off, bookkeeping, worker restarts.
+    pub other_secs: f64,
+    /// (generate + compare + other) / engine.
+    pub harness_overhead: f64,
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct Summary {
+    pub generator: String,
+    pub seed: u64,
+    pub elapsed_secs: f64,
+    pub execs: u64,
+    pub execs_per_sec: f64,
+    /// Modules with at least one struct or array allocation.
+    pub modules_with_gc: u64,
+    pub modules_with_gc_share: f64,
+    pub engine_runs: BTreeMap<String, u64>,
+    /// Seconds inside each configuration (compile, run, walk).
+    pub engine_secs: BTreeMap<String, f64>,
+    /// Cases with at least one mismatch / crash / engine-reported bug /
+    /// timeout / worker past its memory limit.
+    pub mismatches: u64,
+    pub crashes: u64,
+    pub engine_bugs: u64,
+    pub timeouts: u64,
+    pub out_of_memory: u64,
+    /// Cases whose comparison stopped early for a legitimate reason.
+    pub inconclusive: u64,
+    /// Inputs that did not produce a case (should be 0).
+    pub generation_failures: u64,
+    pub worker_restarts: u64,
+    pub errors: Vec<String>,
+    pub findings: Vec<FindingReport>,
+    pub time: TimeSplit,
+}
+
+impl Summary {
+    /// The closing line of `gcfuzz run`.
+    pub fn line(&self) -> String {
+        format!(
+            "{} execs in {:.1}s ({:.1}/s), {:.0}% with GC allocations, {} inconclusive, {} findings ({} new); replay with --seed {}",
+            self.execs,
+            self.elapsed_secs,
+            self.execs_per_sec,
+            100.0 * self.modules_with_gc_share,
+            self.inconclusive,
+            self.findings.len(),
+            self.findings.iter().filter(|f| f.new).count(),
+            self.seed,
+        )
+    }
+
+    /// 0 nothing found, 1 findings, 2 nothing could run.
+    pub fn exit_code(&self) -> u8 {
+        if !self.errors.is_empty() && self.execs == 0 {
+            2
+        } else if self.findings.is_empty() {
+            0
+        } else {
+            1
+        }
+    }
+}
+
+/// A campaign seed when none is given: time and process id.
+pub fn random_seed() -> u64 {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+    (nanos as u64) ^ ((std::process::id() as u64) << 32)
+}
+
+#[derive(Default)]
+struct Totals {
+    summary: Summary,
+    wall_micros: u64,
+    generate_micros: u64,
+    engine_micros: u64,
+    compare_micros: u64,
+}
+
+/// Runs the campaign. Each stored finding is announced on stderr as it comes.
+pub fn run(opts: &Options) -> Summary {
+    let start = Instant::now();
+    let deadline = start + opts.time;
+    let next = AtomicU64::new(0);
+    let totals = Mutex::new(Totals::default());
+    let progress = Progress::new();
+    let mut announced = 0;
+    std::thread::scope(|s| {
+        let jobs: Vec<_> = (0..opts.jobs.max(1)).map(|_| s.spawn(|| job(opts, deadline, &next, &totals))).collect();
+        while !jobs.iter().all(|j| j.is_finished()) {
+            std::thread::sleep(Duration::from_millis(200));
+            let t = totals.lock().unwrap();
+            for f in &t.summary.findings[announced..] {
+                let status = if f.new { "new" } else { "known" };
+                progress.println(&format!("{status} finding {}: {}", f.path.display(), f.summary));
+            }
+            announced = t.summary.findings.len();
+            progress.update(&t.summary, start);
+        }
+    });
+    progress.finish();
+    let mut t = totals.into_inner().unwrap();
+    let s = &mut t.summary;
+    s.seed = opts.seed;
+    s.generator = opts.generator.name().to_string();
+    s.elapsed_secs = start.elapsed().as_secs_f64();
+    s.execs_per_sec = s.execs as f64 / s.elapsed_secs.max(1e-9);
+    s.modules_with_gc_share = s.modules_with_gc as f64 / (s.execs.max(1)) as f64;
+    let secs = |micros: u64| micros as f64 / 1e6;
+    let other = t.wall_micros.saturating_sub(t.generate_micros + t.engine_micros + t.compare_micros);
+    s.time = TimeSplit {
+        generate_secs: secs(t.generate_micros),
+        engine_secs: secs(t.engine_micros),
+        compare_secs: secs(t.compare_micros),
+        other_secs: secs(other),
+        harness_overhead: (t.wall_micros.saturating_sub(t.engine_micros)) as f64 / (t.engine_micros.max(1)) as f64,
+    };
+    t.summary
+}
+
+fn job(opts: &Options, deadline: Instant, next: &AtomicU64, totals: &Mutex<Totals>) {
+    let mut worker = Worker::new(opts.worker.clone(), opts.timeout);
+    let mut errors = 0;
+    loop {
+        if opts.stop.load(Ordering::Relaxed) || Instant::now() >= deadline {
+            break;
+        }
+        let index = next.fetch_add(1, Ordering::Relaxed);
+        if opts.max_execs.is_some_and(|max| index >= max) {
+            break;
+        }
+        let case_start = Instant::now();
+        let input = seeded_input(opts.seed, index);
+        let case = match generate::case(opts.generator, &input) {
+            Ok(case) => case,
+            Err(_) => {
+                totals.lock().unwrap().summary.generation_failures += 1;
+                continue;
+            }
+        };
+        let allocating = allocates(&case.wasm);
+        let generate_micros = case_start.elapsed().as_micros() as u64;
+        let configs: Vec<String> = case
+            .plan
+            .configs
+            .iter()
+            .filter(|c| opts.configs.is_empty() || opts.configs.contains(c))
+            .map(|c| c.name().to_string())
+            .collect();
+        let report = match check_case(&case, &configs, &mut worker) {
+            Ok(report) => report,
+            Err(e) => {
+                errors += 1;
+                let mut t = totals.lock().unwrap();
+                t.summary.errors.push(format!("case {index}: {e:#}"));
+                if errors >= 10 {
+                    opts.stop.store(true, Ordering::Relaxed);
+                }
+                continue;
+            }
+        };
+        // A finding's signature and files are written before the case counts.
+        let mut stored = Vec::new();
+        for f in &report.findings {
+            let origin = Origin { seed: Some(opts.seed), index: Some(index), file: None };
+            match record::store_wasm(&opts.out, f, &case, Some(&input), origin, &report.outcomes) {
+                Ok((path, new)) => stored.push(FindingReport {
+                    kind: f.kind,
+                    signature: f.signature.clone(),
+                    summary: f.summary.clone(),
+                    path,
+                    new,
+                    seed: opts.seed,
+                    index,
+                }),
+                Err(e) => totals.lock().unwrap().summary.errors.push(format!("storing {}: {e:#}", f.signature)),
+            }
+        }
+        let mut t = totals.lock().unwrap();
+        let s = &mut t.summary;
+        s.execs += 1;
+        s.modules_with_gc += allocating as u64;
+        s.inconclusive += report.inconclusive as u64;
+        for config in &report.ran {
+            *s.engine_runs.entry(config.clone()).or_default() += 1;
+        }
+        let has = |k: FindingKind| report.findings.iter().any(|f| f.kind == k) as u64;
+        s.mismatches += has(FindingKind::Mismatch);
+        s.crashes += has(FindingKind::Crash);
+        s.engine_bugs += has(FindingKind::EngineBug);
+        s.timeouts += has(FindingKind::Timeout);
+        s.out_of_memory += has(FindingKind::OutOfMemory);
+        s.worker_restarts = s.worker_restarts.max(worker.spawned.saturating_sub(1));
+        t.generate_micros += generate_micros;
+        for o in &report.outcomes {
+            t.engine_micros += o.micros;
+            *t.summary.engine_secs.entry(o.config.clone()).or_default() += o.micros as f64 / 1e6;
+        }
+        t.compare_micros += report.compare_micros;
+        t.wall_micros += case_start.elapsed().as_micros() as u64;
+        t.summary.findings.extend(stored);
+    }
+}
+
+/// The live progress line: an indicatif spinner on a terminal, a plain line
+/// every ten seconds otherwise (logs of nightly jobs).
+struct Progress {
+    bar: Option<indicatif::ProgressBar>,
+    last_plain: Mutex<Instant>,
+}
+
+impl Progress {
+    fn new() -> Progress {
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let bar = indicatif::ProgressBar::new_spinner();
+            bar.set_style(
+                indicatif::ProgressStyle::with_template("{spinner} [{elapsed_precise}] {msg}").expect("valid template"),
+            );
+            bar
+        });
+        Progress { bar, last_plain: Mutex::new(Instant::now()) }
+    }
+
+    fn line(s: &Summary, start: Instant) -> String {
+        let secs = start.elapsed().as_secs_f64().max(1e-9);
+        let findings = s.findings.len();
+        format!(
+            "execs {} ({:.1}/s)  gc modules {:.0}%  inconclusive {:.1}%  findings {}",
+            s.execs,
+            s.execs as f64 / secs,
+            100.0 * s.modules_with_gc as f64 / s.execs.max(1) as f64,
+            100.0 * s.inconclusive as f64 / s.execs.max(1) as f64,
+            findings
+        )
+    }
+
+    fn update(&self, s: &Summary, start: Instant) {
+        match &self.bar {
+            Some(bar) => bar.set_message(Self::line(s, start)),
+            None => {
+                let mut last = self.last_plain.lock().unwrap();
+                if last.elapsed() >= Duration::from_secs(10) {
+                    *last = Instant::now();
+                    eprintln!("[{:>6.0}s] {}", start.elapsed().as_secs_f64(), Self::line(s, start));
+                }
+            }
+        }
+    }
+
+    /// Prints a line above the progress line.
+    fn println(&self, line: &str) {
+        match &self.bar {
+            Some(bar) => bar.println(line),
+            None => eprintln!("{line}"),
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}

@@ -1,0 +1,21 @@
+//! A test case: module bytes plus the execution plan, derived deterministically
+//! from fuzz input bytes (by `generate`) so that a crash file replays exactly.
+//!
+//! Data only: the case, its plan, configuration ids, profiles, the host
+//! import ABI and the plan section codec. Nothing here runs, generates or
+//! judges; every stage imports this folder and it imports no stage.
+
+mod codec;
+mod config;
+pub mod host;
+mod info;
+mod plan;
+mod profile;
+mod testcase;
+
+pub use codec::PLAN_SECTION;
+pub use config::ConfigId;
+pub use info::{ModuleInfo, allocates, is_allocation};
+pub use plan::{Arg, Call, Plan, arg_possible};
+pub use profile::{Profile, fuzzed_features, line_refuses};
+pub use testcase::{TestCase, seeded_input};

@@ -1,0 +1,126 @@
+//! Generation: fuzz input bytes to a [`TestCase`]. One file per generator
+//! (`smith`, the `rooted` rewrite pass on top of it, `gc_stress`), plus the
+//! plan drawn for a generated module (`plan`) and the static rooting-pressure
+//! analysis that measures what the generators reach (`pressure`).
+//!
+//! Adding a generator: a file here, a [`Generator`] variant, and its arm in
+//! [`case`].
+
+pub mod gc_stress;
+pub mod plan;
+pub mod pressure;
+pub mod rooted;
+pub mod smith;
+
+use crate::case::{ModuleInfo, Profile, TestCase, line_refuses};
+use crate::line;
+use anyhow::{Result, bail};
+use arbitrary::Unstructured;
+use serde::{Deserialize, Serialize};
+
+/// Deterministic fuel that `ensure_termination` bakes into every module: each
+/// function entry and loop iteration spends one unit, then `unreachable`
+/// traps. Unlike engine fuel it counts the same on every engine.
+pub const MODULE_FUEL: u32 = 1000;
+
+/// Which generator builds a case's module.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Generator {
+    /// `smith` followed by the rooting rewrite pass (`rewrite`) on GC
+    /// modules: references held across forced collections and observed
+    /// after them. The default.
+    Rooted,
+    /// wasm-smith, swarm-configured for GC (`smith_config`).
+    Smith,
+    /// wasm-smith with an arbitrary configuration and GC forced on, as
+    /// Wasmtime's own fuzzers use it: the baseline the others are measured
+    /// against.
+    Plain,
+    /// The rooting generator (`stress`): programs built for rooting, with a
+    /// model that knows the result.
+    GcStress,
+}
+
+impl Generator {
+    pub fn name(self) -> &'static str {
+        match self {
+            Generator::Rooted => "rooted",
+            Generator::Smith => "smith",
+            Generator::Plain => "plain",
+            Generator::GcStress => "gc-stress",
+        }
+    }
+}
+
+/// The case for fuzz input `data` from the default generator.
+pub fn fuzz_case(data: &[u8]) -> Result<TestCase> {
+    case(Generator::Rooted, data)
+}
+
+/// Builds the case for fuzz input `data` with `generator`. The input is
+/// split: the module draws from the front, the rewrite pass from a small
+/// middle part and the plan from the tail (wasm-smith consumes all it is
+/// given, which would otherwise leave the rest at their defaults).
+pub fn case(generator: Generator, data: &[u8]) -> Result<TestCase> {
+    let (rest, plan_bytes) = data.split_at(data.len() - (data.len() / 8).min(256));
+    let (module_bytes, pass_bytes) = rest.split_at(rest.len() - (rest.len() / 16).min(128));
+    let mut u = Unstructured::new(module_bytes);
+    let (profile, wasm) = match generator {
+        Generator::Smith | Generator::Rooted => {
+            let profile = smith::choose_profile(&mut u)?;
+            let wasm = smith::module(profile, &mut u)?;
+            match (generator, profile) {
+                // GC modules only: the pass's observations use GC
+                // instructions, which would take a module out of wasmi's
+                // reach. A module the pass cannot handle stays as it is.
+                (Generator::Rooted, Profile::Gc) => {
+                    let rewritten = rooted::rewrite(&wasm, &mut Unstructured::new(pass_bytes));
+                    (profile, rewritten.map_or(wasm, |(w, _)| w))
+                }
+                _ => (profile, wasm),
+            }
+        }
+        Generator::Plain => (Profile::Gc, smith::plain_module(&mut u)?),
+        Generator::GcStress => {
+            let (wasm, plan) = gc_stress::case(&mut u, &mut Unstructured::new(plan_bytes))?;
+            return Ok(TestCase { wasm, plan });
+        }
+    };
+    if let Some(what) = line_refuses(&wasm) {
+        bail!("generated module uses {what}, which Wasmtime {} refuses", line::wasmtime_version());
+    }
+    let info = ModuleInfo::parse(&wasm)?;
+    let plan = plan::draw(profile, &info, &mut Unstructured::new(plan_bytes))?;
+    Ok(TestCase { wasm, plan })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::case::seeded_input;
+
+    #[test]
+    fn fuzz_input_derivation_is_deterministic() {
+        let data = seeded_input(1, 2);
+        assert_eq!(data, seeded_input(1, 2));
+        assert_ne!(data, seeded_input(1, 3));
+        let a = fuzz_case(&data).unwrap();
+        let b = fuzz_case(&data).unwrap();
+        assert_eq!(a, b);
+    }
+
+    #[test]
+    fn plan_survives_the_round_trip_through_wasm_and_wat() {
+        for i in 0..20 {
+            let case = fuzz_case(&seeded_input(3, i)).unwrap();
+            let from_wasm = TestCase::from_module_bytes(&case.to_module_bytes()).unwrap();
+            assert_eq!(from_wasm, case);
+            // Text round trips may re-encode (e.g. merge local declarations):
+            // the plan and the printed module must survive.
+            let from_wat = TestCase::from_module_bytes(case.to_wat().as_bytes()).unwrap();
+            assert_eq!(from_wat.plan, case.plan);
+            assert_eq!(from_wat.to_wat(), case.to_wat());
+        }
+    }
+}

@@ -1,0 +1,88 @@
+//! The plan drawn for a generated module: calls of its exports with drawn
+//! arguments, host-forced collections, zeal and heap settings, and the
+//! configurations taking part.
+
+use crate::case::{Arg, Call, ConfigId, ModuleInfo, Plan, Profile, arg_possible};
+use arbitrary::Unstructured;
+use wasmparser::{HeapType, ValType};
+
+/// At most this many calls per case.
+const MAX_CALLS: usize = 16;
+
+/// Draws a plan for a generated module.
+pub fn draw(profile: Profile, info: &ModuleInfo, u: &mut Unstructured) -> arbitrary::Result<Plan> {
+    let callable: Vec<_> = info.exported_funcs.iter().filter(|(_, params)| params.iter().all(arg_possible)).collect();
+    let mut calls = Vec::new();
+    for (name, params) in callable.iter().take(MAX_CALLS - 4) {
+        calls.push(Call {
+            export: name.clone(),
+            args: draw_args(params, u)?,
+            collect_before: u.ratio(1, 4)?,
+            expect: None,
+        });
+    }
+    if !callable.is_empty() {
+        for _ in 0..u.int_in_range(0..=4)? {
+            let (name, params) = u.choose(&callable)?;
+            calls.push(Call {
+                export: name.clone(),
+                args: draw_args(params, u)?,
+                collect_before: u.ratio(1, 4)?,
+                expect: None,
+            });
+        }
+    }
+    // A few zeal settings only: each distinct one needs its own Wasmtime
+    // engine per configuration in every worker. A collection at every
+    // allocation halves DRC throughput (gc_zeal scans the free list for
+    // poison at each collection); every second to eighth costs next to
+    // nothing, so small counters get most of the share.
+    let zeal = match u.int_in_range(0..=9)? {
+        0..=1 => None,
+        2..=3 => Some(1),
+        4..=7 => Some(*u.choose(&[2, 3, 5, 8])?),
+        _ => Some(*u.choose(&[100, 1000])?),
+    };
+    let gc_heap_initial = match u.int_in_range(0..=3)? {
+        0 => Some(64 << 10),
+        _ => None,
+    };
+    let mut configs = vec![ConfigId::Null, ConfigId::Drc, ConfigId::Copying];
+    configs.retain(|c| c.on_line());
+    let variants: Vec<ConfigId> = ConfigId::VARIANTS.iter().copied().filter(|c| c.on_line()).collect();
+    configs.push(*u.choose(&variants)?);
+    if profile == Profile::RefTypes {
+        configs.push(ConfigId::Wasmi);
+    }
+    configs.push(ConfigId::Interp);
+    Ok(Plan { profile, calls, zeal, gc_heap_initial, configs })
+}
+
+fn draw_args(params: &[ValType], u: &mut Unstructured) -> arbitrary::Result<Vec<Arg>> {
+    use wasmparser::AbstractHeapType as A;
+    params
+        .iter()
+        .map(|ty| {
+            // Small integers half the time: they make valid indices and lengths.
+            let small = u.ratio(1, 2)?;
+            Ok(match ty {
+                ValType::I32 if small => Arg::I32(u.int_in_range(-2..=16)?),
+                ValType::I32 => Arg::I32(u.arbitrary()?),
+                ValType::I64 if small => Arg::I64(u.int_in_range(-2..=16)?),
+                ValType::I64 => Arg::I64(u.arbitrary()?),
+                ValType::F32 => Arg::F32(u.arbitrary()?),
+                ValType::F64 => Arg::F64(u.arbitrary()?),
+                ValType::V128 => Arg::V128(u.arbitrary()?),
+                ValType::Ref(r) => {
+                    let null = r.is_nullable() && u.ratio(1, 2)?;
+                    match r.heap_type() {
+                        _ if null => Arg::Null,
+                        HeapType::Abstract { ty: A::Extern, .. } => Arg::Extern(u.int_in_range(0..=7)?),
+                        HeapType::Abstract { ty: A::Any | A::Eq | A::I31, .. } => Arg::I31(u.int_in_range(-8..=8)?),
+                        _ => Arg::Null,
+                    }
+                }
+            })
+        })
+        .collect()
+}

@@ -1,0 +1,188 @@
+//! The Wasmtime lines gcfuzz builds against, as plain data: the release,
+//! and what each line offers the harness. The line is chosen by Cargo
+//! feature (`wasmtime-48`, the default; `wasmtime-42`; `wasmtime-36`, the LTS
+//! line; `wasmtime-31`). The build script reads this same file and emits one
+//! `cfg` per capability of the chosen line (`wasmtime_exceptions`,
+//! `wasmtime_copying`, …), so code that needs a capability's types says
+//! which capability it is about, and the data here and the cfgs cannot
+//! disagree. No Wasmtime types here: the calls whose signatures changed
+//! between lines are in `engine::wasmtime::compat`.
+//!
+//! | capability | 48 | 42 | 36 | 31 |
+//! |---|---|---|---|---|
+//! | Copying collector | yes | no | no | no |
+//! | `gc_zeal_alloc_counter`, `gc_heap_initial_size` | yes | no | no | no |
+//! | exceptions | yes | yes | no | no |
+//! | Wasm-to-Wasm inlining | yes | yes | yes | no |
+//! | single-pass register allocator | yes | yes | no | yes |
+//! | internal-assert metadata (`WasmtimeBug`), `OutOfMemory` errors | yes | no | no | no |
+
+/// One thing a Wasmtime line has or lacks. Harness capabilities first, then
+/// shapes of the API that changed between lines.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Cap {
+    /// The Copying collector (`copying`, `copying-inline`).
+    Copying,
+    /// `Config::gc_zeal_alloc_counter` and `Config::gc_heap_initial_size`:
+    /// without them, collections happen only at host `gc` calls and when the
+    /// heap fills.
+    Zeal,
+    /// The exception-handling proposal (`ExnRef`, `ThrownException`).
+    Exceptions,
+    /// The `exn` heap types in `wasmtime::HeapType`.
+    ExnHeapTypes,
+    /// Wasm-to-Wasm inlining in Cranelift.
+    Inlining,
+    /// Cranelift's single-pass register allocator.
+    SinglePass,
+    /// `metadata_for_internal_asserts`, `WasmtimeBug` and `OutOfMemory`.
+    InternalAsserts,
+    /// `any.convert_extern` / `extern.convert_any` in constant expressions
+    /// (31.0.0's validator calls them non-constant).
+    ConstConversions,
+    /// `wasmtime-wast` provides the `wasmtime.gc` import regression tests use.
+    WastGcImport,
+    /// `Store::gc` and `Caller::gc` return a `Result`.
+    GcFallible,
+    /// `Store::gc` and `Caller::gc` take an optional size hint.
+    GcSizeHint,
+    /// `wasmtime_wast::WastContext::new` takes an `Async` argument.
+    WastAsync,
+    /// `WastContext` owns a `Store<()>` (before it took the engine).
+    WastOwnsStore,
+    /// `WastContext::run_wast` (31.0.0 calls it `run_buffer`).
+    WastRunWast,
+}
+
+impl Cap {
+    pub const ALL: &'static [Cap] = &[
+        Cap::Copying,
+        Cap::Zeal,
+        Cap::Exceptions,
+        Cap::ExnHeapTypes,
+        Cap::Inlining,
+        Cap::SinglePass,
+        Cap::InternalAsserts,
+        Cap::ConstConversions,
+        Cap::WastGcImport,
+        Cap::GcFallible,
+        Cap::GcSizeHint,
+        Cap::WastAsync,
+        Cap::WastOwnsStore,
+        Cap::WastRunWast,
+    ];
+
+    /// The `cfg` the build script emits when the line has this capability.
+    pub const fn cfg(self) -> &'static str {
+        match self {
+            Cap::Copying => "wasmtime_copying",
+            Cap::Zeal => "wasmtime_zeal",
+            Cap::Exceptions => "wasmtime_exceptions",
+            Cap::ExnHeapTypes => "wasmtime_exn_heap_types",
+            Cap::Inlining => "wasmtime_inlining",
+            Cap::SinglePass => "wasmtime_single_pass",
+            Cap::InternalAsserts => "wasmtime_internal_asserts",
+            Cap::ConstConversions => "wasmtime_const_conversions",
+            Cap::WastGcImport => "wasmtime_wast_gc_import",
+            Cap::GcFallible => "wasmtime_gc_fallible",
+            Cap::GcSizeHint => "wasmtime_gc_size_hint",
+            Cap::WastAsync => "wasmtime_wast_async",
+            Cap::WastOwnsStore => "wasmtime_wast_owns_store",
+            Cap::WastRunWast => "wasmtime_wast_run_wast",
+        }
+    }
+}
+
+/// A supported Wasmtime line.
+pub struct Line {
+    /// The Cargo feature that selects it.
+    pub feature: &'static str,
+    /// The release on crates.io.
+    pub release: &'static str,
+    pub caps: &'static [Cap],
+}
+
+use Cap::*;
+
+pub const LINES: &[Line] = &[
+    Line {
+        feature: "wasmtime-48",
+        release: "48.0.8",
+        caps: &[
+            Copying,
+            Zeal,
+            Exceptions,
+            ExnHeapTypes,
+            Inlining,
+            SinglePass,
+            InternalAsserts,
+            ConstConversions,
+            WastGcImport,
+            GcFallible,
+            GcSizeHint,
+            WastAsync,
+            WastRunWast,
+        ],
+    },
+    Line {
+        feature: "wasmtime-42",
+        release: "42.0.2",
+        caps: &[
+            Exceptions,
+            ExnHeapTypes,
+            Inlining,
+            SinglePass,
+            ConstConversions,
+            GcFallible,
+            GcSizeHint,
+            WastAsync,
+            WastRunWast,
+        ],
+    },
+    Line {
+        feature: "wasmtime-36",
+        release: "36.0.20",
+        caps: &[ExnHeapTypes, Inlining, ConstConversions, GcSizeHint, WastAsync, WastOwnsStore, WastRunWast],
+    },
+    Line { feature: "wasmtime-31", release: "31.0.0", caps: &[SinglePass, WastOwnsStore] },
+];
+
+/// The line this build runs (the build script names its feature).
+pub fn current() -> &'static Line {
+    let feature = option_env!("GCFUZZ_WASMTIME_LINE").unwrap_or("wasmtime-48");
+    LINES.iter().find(|l| l.feature == feature).expect("the build script names a known line")
+}
+
+/// Whether the line under test has `cap`.
+pub fn has(cap: Cap) -> bool {
+    current().caps.contains(&cap)
+}
+
+/// The exact Wasmtime version under test: the line's release, or what a
+/// build against a local checkout names through `GCFUZZ_WASMTIME_VERSION`
+/// (see `scripts/wasmtime-lines.sh --local`).
+pub fn wasmtime_version() -> &'static str {
+    match option_env!("GCFUZZ_WASMTIME_VERSION") {
+        Some(v) if !v.is_empty() => v,
+        _ => current().release,
+    }
+}
+
+/// The Cranelift the stack-map verifier links (pinned in `Cargo.toml` to the
+/// default line's).
+pub const CRANELIFT: &str = "cranelift 0.135.8";
+/// The wasmi oracle.
+pub const WASMI: &str = "wasmi 2.0.0";
+
+/// The engine versions as records and `--version` name them: a
+/// `crashes/*/finding.json` lists the ones it is expected to reproduce on in
+/// `expected_on`.
+pub fn engine_versions() -> [&'static str; 3] {
+    static WASMTIME: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    [WASMTIME.get_or_init(|| format!("wasmtime {}", wasmtime_version())), WASMI, CRANELIFT]
+}
+
+/// `wasmtime X.Y.Z`, the engine a Wasm finding is recorded on.
+pub fn wasmtime() -> &'static str {
+    engine_versions()[0]
+}

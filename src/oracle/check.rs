@@ -1,0 +1,112 @@
+//! One differential check: run a case on its configurations, turn crashes,
+//! engine-reported bugs, timeouts and disagreements into findings.
+
+use super::compare::{check_expected, compare_all};
+use super::finding::{Finding, FindingKind};
+use crate::case::TestCase;
+use crate::engine::worker::{Executor, RunResult};
+use crate::outcome::{CrashInfo, Outcome, Status};
+use anyhow::Result;
+use std::time::Instant;
+
+/// What one case came to.
+#[derive(Debug, Default)]
+pub struct CaseReport {
+    /// Outcomes in plan order, the reference first.
+    pub outcomes: Vec<Outcome>,
+    pub findings: Vec<Finding>,
+    /// Some comparison stopped early (resource exhaustion, fuel).
+    pub inconclusive: bool,
+    /// Configurations that ran (crashed ones included).
+    pub ran: Vec<String>,
+    /// Time spent comparing, in microseconds.
+    pub compare_micros: u64,
+}
+
+/// Runs `case` on `configs` (the first is the reference) and judges it.
+pub fn check_case(case: &TestCase, configs: &[String], exec: &mut dyn Executor) -> Result<CaseReport> {
+    let mut report = CaseReport::default();
+    for config in configs {
+        let mut result = exec.run(case, config)?;
+        if matches!(result, RunResult::TimedOut) {
+            // A noisy machine can stall a worker once; a hang stalls it again.
+            result = exec.run(case, config)?;
+        }
+        match result {
+            RunResult::Unsupported => continue,
+            RunResult::Outcome(outcome) => {
+                if let Some(msg) = engine_bug(&outcome) {
+                    report.findings.push(Finding::crash(
+                        FindingKind::EngineBug,
+                        CrashInfo {
+                            config: config.clone(),
+                            message: msg.to_string(),
+                            location: None,
+                            signal: None,
+                            exit_code: None,
+                            frames: vec![],
+                        },
+                    ));
+                }
+                report.outcomes.push(outcome);
+            }
+            RunResult::Crashed(crash) => {
+                // Rust's allocation-failure message: the memory limit was hit.
+                let oom = crash.message.contains("memory allocation of");
+                report
+                    .findings
+                    .push(Finding::crash(if oom { FindingKind::OutOfMemory } else { FindingKind::Crash }, crash))
+            }
+            RunResult::TimedOut => report.findings.push(Finding::crash(
+                FindingKind::Timeout,
+                CrashInfo {
+                    config: config.clone(),
+                    message: "exceeded the per-case time limit twice".into(),
+                    location: None,
+                    signal: None,
+                    exit_code: None,
+                    frames: vec![],
+                },
+            )),
+        }
+        report.ran.push(config.clone());
+    }
+    // One finding per signature: the same panic on several configurations
+    // is one bug seen by each of them.
+    let mut merged: Vec<Finding> = Vec::new();
+    for f in report.findings.drain(..) {
+        match merged.iter_mut().find(|m| m.signature == f.signature) {
+            Some(m) => {
+                m.summary = match m.summary.split_once(" (also on ") {
+                    Some((head, tail)) => {
+                        format!("{head} (also on {}, {})", tail.trim_end_matches(')'), f.configs.join(", "))
+                    }
+                    None => format!("{} (also on {})", m.summary, f.configs.join(", ")),
+                };
+                m.configs.extend(f.configs);
+            }
+            None => merged.push(f),
+        }
+    }
+    report.findings = merged;
+    let start = Instant::now();
+    let (mismatches, inconclusive) = compare_all(&report.outcomes);
+    report.inconclusive = inconclusive;
+    if !mismatches.is_empty() {
+        report.findings.push(Finding::mismatch(mismatches));
+    }
+    // Against the model, where the plan has one.
+    let against_model: Vec<_> = report.outcomes.iter().filter_map(|o| check_expected(o, &case.plan)).collect();
+    if !against_model.is_empty() {
+        report.findings.push(Finding::mismatch(against_model));
+    }
+    report.compare_micros = start.elapsed().as_micros() as u64;
+    Ok(report)
+}
+
+fn engine_bug(outcome: &Outcome) -> Option<&str> {
+    std::iter::once(&outcome.instantiate).chain(outcome.calls.iter().map(|c| &c.status)).find_map(|s| match s {
+        Status::EngineBug(msg) => Some(msg.as_str()),
+        _ => None,
+    })
+}

@@ -1,0 +1,306 @@
+//! Findings and their signatures (the records under `crashes/` are
+//! `report::record`'s).
+//!
+//! A signature is a stable identity for a bug: it leaves out addresses,
+//! numbers, and the frames of panic machinery and of the harness, so the same
+//! bug found twice lands in the same `crashes/<signature>/` directory.
+
+use super::compare::Mismatch;
+use crate::outcome::CrashInfo;
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FindingKind {
+    /// Configurations disagree with the reference.
+    Mismatch,
+    /// A configuration panicked, aborted or died of a signal.
+    Crash,
+    /// Wasmtime reported one of its own bugs (`WasmtimeBug`) as an error.
+    EngineBug,
+    /// A configuration exceeded the wall-clock limit twice.
+    Timeout,
+    /// A worker went past its memory limit.
+    OutOfMemory,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Finding {
+    pub kind: FindingKind,
+    pub signature: String,
+    /// One line for humans.
+    pub summary: String,
+    /// The configurations showing the problem.
+    pub configs: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mismatches: Vec<Mismatch>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crash: Option<CrashInfo>,
+}
+
+impl Finding {
+    pub fn mismatch(mismatches: Vec<Mismatch>) -> Finding {
+        let first = &mismatches[0];
+        let mut configs: Vec<String> = mismatches.iter().map(|m| m.other.clone()).collect();
+        configs.sort();
+        let key = format!("mismatch|{}|{}|{}|{}", first.kind, first.reference, configs.join(","), first.shape);
+        let signature = format!("mismatch-{}-{}-{}", first.kind, slug(&configs.join("-")), short_hash(&key));
+        let summary = format!(
+            "{} mismatch at {}: {} says {}, {} says {}",
+            first.kind, first.at, first.reference, first.expected, first.other, first.actual
+        );
+        Finding { kind: FindingKind::Mismatch, signature, summary, configs, mismatches, crash: None }
+    }
+
+    pub fn crash(kind: FindingKind, crash: CrashInfo) -> Finding {
+        let message = normalize_message(&crash.message);
+        let frames = significant_frames(&crash.frames);
+        let how = match (kind, &crash.location, crash.signal, crash.exit_code) {
+            (FindingKind::Timeout, ..) => "timeout".to_string(),
+            (FindingKind::OutOfMemory, ..) => "out of memory".to_string(),
+            (FindingKind::EngineBug, ..) => "engine-bug".to_string(),
+            (_, Some(_), ..) => "panic".to_string(),
+            (_, None, Some(sig), _) => format!("signal {sig}"),
+            (_, None, None, Some(code)) => format!("exit {code}"),
+            _ => "crash".to_string(),
+        };
+        // A death with neither a panic nor frames has nothing to tell one
+        // bug from another but the engine it happened in.
+        let message = if frames.is_empty() && crash.location.is_none() {
+            format!("{message} in {}", engine_family(&crash.config))
+        } else {
+            message
+        };
+        let key = format!("{how}|{message}|{}", frames.join("|"));
+        let prefix = match kind {
+            FindingKind::Timeout => "timeout".to_string(),
+            FindingKind::OutOfMemory => "oom".to_string(),
+            FindingKind::EngineBug => "engine-bug".to_string(),
+            _ => "crash".to_string(),
+        };
+        let signature = format!("{prefix}-{}-{}", slug(&message), short_hash(&key));
+        let first_line = crash.message.lines().next().unwrap_or("").trim();
+        let summary = format!("{} on {}: {}", how, crash.config, first_line);
+        Finding {
+            kind,
+            signature,
+            summary,
+            configs: vec![crash.config.clone()],
+            mismatches: vec![],
+            crash: Some(crash),
+        }
+    }
+}
+
+/// A finding of the stack-map verifier (`stackmaps`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Problem {
+    /// `unregistered-root`, `stale-slot`, `missed-relocation`, `wrong-result`,
+    /// `safepoint-count`.
+    pub kind: String,
+    pub detail: String,
+}
+
+/// The engine a configuration runs on: `wasmi`, `pulley` or `cranelift`.
+fn engine_family(config: &str) -> &'static str {
+    if config.starts_with("wasmi") {
+        "wasmi"
+    } else if config.starts_with("pulley") {
+        "pulley"
+    } else {
+        "cranelift"
+    }
+}
+
+/// Replaces what varies between runs of the same bug (addresses, counts,
+/// indices) with placeholders, e.g. `0x110 is not in the table` →
+/// `0x_ is not in the table`.
+pub fn normalize_message(msg: &str) -> String {
+    let first = msg.lines().next().unwrap_or("").trim();
+    let mut out = String::with_capacity(first.len());
+    let mut chars = first.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '0' && chars.peek() == Some(&'x') {
+            chars.next();
+            while chars.peek().is_some_and(|c| c.is_ascii_hexdigit()) {
+                chars.next();
+            }
+            out.push_str("0x_");
+        } else if c.is_ascii_digit() {
+            while chars.peek().is_some_and(|c| c.is_ascii_digit()) {
+                chars.next();
+            }
+            out.push('N');
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// The first frames that say where the bug is: everything up to the panic
+/// entry point (the hook, `begin_unwind`, `panic_fmt`), then std, the
+/// backtrace crate and the harness itself are left out, as are hashes.
+pub fn significant_frames(frames: &[String]) -> Vec<String> {
+    let after_panic = frames
+        .iter()
+        .rposition(|f| f.contains("rust_begin_unwind") || f.contains("panic_fmt") || f.contains("panicking::"))
+        .map_or(0, |i| i + 1);
+    let frames = &frames[after_panic..];
+    const NOISE: &[&str] = &[
+        "std::",
+        "core::",
+        "alloc::",
+        "rust_begin_unwind",
+        "rust_panic",
+        "__rust",
+        "backtrace::",
+        "gcfuzz::",
+        "<gcfuzz::",
+        "gcfuzz_",
+        "<alloc::",
+        "<core::",
+        "<std::",
+        "__libc",
+        "_start",
+        "main",
+        "wasmtime::runtime::vm::traphandlers::",
+        "wasmtime::runtime::func::",
+        "wasmtime::runtime::vm::interpreter::",
+        // Embedding API entry points and Wasmtime's own bug reporting: the
+        // same bug is reached through instantiation or a call.
+        "wasmtime::runtime::instance::",
+        "wasmtime::runtime::linker::",
+        "wasmtime::runtime::bug::",
+        "wasmtime::runtime::trap::",
+        "wasmtime::runtime::vm::assert_ready",
+        "<unknown>",
+    ];
+    frames
+        .iter()
+        .map(|f| strip_hash(f.trim()))
+        .filter(|f| !f.is_empty() && !NOISE.iter().any(|n| f.starts_with(n)))
+        .take(3)
+        .collect()
+}
+
+fn strip_hash(frame: &str) -> String {
+    match frame.rfind("::h") {
+        Some(i) if frame.len() - i == 19 && frame[i + 3..].chars().all(|c| c.is_ascii_hexdigit()) => {
+            frame[..i].to_string()
+        }
+        _ => frame.to_string(),
+    }
+}
+
+/// A file-name-safe excerpt: lowercase words joined by `-`, at most 40 chars.
+fn slug(s: &str) -> String {
+    let mut out = String::new();
+    for word in s.split(|c: char| !c.is_ascii_alphanumeric()).filter(|w| !w.is_empty()) {
+        if out.len() + word.len() + 1 > 40 {
+            break;
+        }
+        if !out.is_empty() {
+            out.push('-');
+        }
+        out.push_str(&word.to_ascii_lowercase());
+    }
+    if out.is_empty() { "unnamed".into() } else { out }
+}
+
+fn short_hash(key: &str) -> String {
+    format!("{:08x}", xxhash_rust::xxh3::xxh3_64(key.as_bytes()) as u32)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::oracle::compare::MismatchKind;
+
+    #[test]
+    fn messages_are_normalized() {
+        assert_eq!(normalize_message("0x110 is not in the table"), "0x_ is not in the table");
+        assert_eq!(
+            normalize_message("index out of bounds: the len is 3 but the index is 17\nmore"),
+            "index out of bounds: the len is N but the index is N"
+        );
+    }
+
+    #[test]
+    fn frames_skip_machinery_and_hashes() {
+        let frames: Vec<String> = [
+            "std::panicking::begin_panic_handler::h0123456789abcdef",
+            "core::panicking::panic_fmt",
+            "wasmtime::runtime::vm::gc::enabled::drc::DrcHeap::trace::h0123456789abcdef",
+            "gcfuzz::engine::execute",
+            "wasmtime::runtime::store::gc::collect",
+            "wasmtime_environ::foo",
+            "wasmtime::bar",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        assert_eq!(
+            significant_frames(&frames),
+            vec![
+                "wasmtime::runtime::vm::gc::enabled::drc::DrcHeap::trace",
+                "wasmtime::runtime::store::gc::collect",
+                "wasmtime_environ::foo"
+            ]
+        );
+    }
+
+    fn crash(msg: &str, frames: &[&str]) -> CrashInfo {
+        CrashInfo {
+            config: "drc".into(),
+            message: msg.into(),
+            location: None,
+            signal: None,
+            exit_code: Some(134),
+            frames: frames.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn crash_signatures_ignore_numbers_but_not_frames() {
+        let a =
+            Finding::crash(FindingKind::Crash, crash("0x110 is not in the table", &["wasmtime::a::h0123456789abcdef"]));
+        let b =
+            Finding::crash(FindingKind::Crash, crash("0x2f8 is not in the table", &["wasmtime::a::hfedcba9876543210"]));
+        let c = Finding::crash(FindingKind::Crash, crash("0x110 is not in the table", &["wasmtime::b"]));
+        assert_eq!(a.signature, b.signature);
+        assert_ne!(a.signature, c.signature);
+        assert!(a.signature.starts_with("crash-0x-is-not-in-the-table-"), "{}", a.signature);
+        // The same panic reached through Pulley's interpreter loop rather than
+        // native code is the same bug.
+        let pulley = Finding::crash(
+            FindingKind::Crash,
+            crash(
+                "0x110 is not in the table",
+                &["wasmtime::a", "wasmtime::runtime::vm::interpreter::InterpreterRef::call"],
+            ),
+        );
+        assert_eq!(a.signature, pulley.signature);
+    }
+
+    #[test]
+    fn mismatch_signatures_follow_kind_configs_and_shape() {
+        let m = |other: &str, shape: &str, expected: &str| Mismatch {
+            kind: MismatchKind::HeapShape,
+            reference: "null".into(),
+            other: other.into(),
+            at: "call[0] f.result[0]".into(),
+            expected: expected.into(),
+            actual: "x".into(),
+            shape: shape.into(),
+        };
+        let a = Finding::mismatch(vec![m("copying", "field i32 value", "1")]);
+        let b = Finding::mismatch(vec![m("copying", "field i32 value", "2")]);
+        let c = Finding::mismatch(vec![m("drc", "field i32 value", "1")]);
+        let d = Finding::mismatch(vec![m("copying", "aliasing", "1")]);
+        assert_eq!(a.signature, b.signature);
+        assert_ne!(a.signature, c.signature);
+        assert_ne!(a.signature, d.signature);
+        assert!(a.signature.starts_with("mismatch-heap-shape-copying-"));
+    }
+}

@@ -1,0 +1,11 @@
+//! The oracle: judging what the engines did. [`compare`] sets outcomes side
+//! by side by shape, [`finding`] turns crashes and disagreements into
+//! findings with signatures, and [`check`] is the one-case check every stage
+//! after execution calls.
+
+pub mod check;
+pub mod compare;
+pub mod finding;
+
+pub use check::{CaseReport, check_case};
+pub use finding::{Finding, FindingKind, Problem};

@@ -1,0 +1,263 @@
+//! One crash record: `crashes/<signature>/finding.json`, for every kind of
+//! reproducer (a Wasm case, or a CLIF program of the stack-map verifier),
+//! and the one atomic store that writes it with its files.
+
+use super::regression;
+use crate::case::{ConfigId, TestCase};
+use crate::line;
+use crate::oracle::{Finding, Problem};
+use crate::outcome::Outcome;
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+use std::fs;
+use std::path::{Path, PathBuf};
+
+/// `crashes/<signature>/finding.json`: bookkeeping shared by every finding,
+/// and the body of its kind of reproducer.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Record {
+    /// The engine the reproducer was found on, one of
+    /// `line::engine_versions()` (e.g. `wasmtime 48.0.8`).
+    pub engine: String,
+    /// Engine versions on which this reproducer is expected to still
+    /// reproduce (a known, unfixed bug); empty means "fixed or never seen
+    /// again": replaying it must not reproduce.
+    #[serde(default)]
+    pub expected_on: Vec<String>,
+    /// What a person learned about this finding (root cause, upstream
+    /// issue, which engine is at fault).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notes: Option<String>,
+    pub hits: u64,
+    pub first_seen: String,
+    pub last_seen: String,
+    #[serde(flatten)]
+    pub body: Body,
+}
+
+/// What the record's directory reproduces, tagged `"reproducer"`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(tag = "reproducer", rename_all = "kebab-case")]
+pub enum Body {
+    /// `module.wasm` / `module.wat` (plan embedded), `regression.wast`, and
+    /// the raw fuzz input `input.bin` when there was one.
+    Wasm(WasmBody),
+    /// `program.json` and its CLIF, `program.clif`.
+    Clif(ClifBody),
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct WasmBody {
+    pub finding: Finding,
+    pub origin: Origin,
+    /// Size of `module.wasm`, to keep the smallest reproducer.
+    pub size: usize,
+    pub outcomes: Vec<Outcome>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ClifBody {
+    pub signature: String,
+    pub problems: Vec<Problem>,
+    pub opt_level: String,
+    pub regalloc: String,
+    pub seed: Option<u64>,
+    pub index: Option<u64>,
+}
+
+/// Where a case came from, so it can be regenerated.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Origin {
+    pub seed: Option<u64>,
+    pub index: Option<u64>,
+    /// The file it was triaged from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
+}
+
+impl Record {
+    /// The Wasm body, for records of Wasm reproducers.
+    pub fn wasm(&self) -> Option<&WasmBody> {
+        match &self.body {
+            Body::Wasm(w) => Some(w),
+            Body::Clif(_) => None,
+        }
+    }
+}
+
+/// Every file a reproducer directory may hold besides `finding.json`.
+const REPRODUCER_FILES: &[&str] =
+    &["module.wasm", "module.wat", "regression.wast", "input.bin", "program.json", "program.clif"];
+
+/// Records a finding under `dir/<signature>/`. A new signature gets a
+/// directory (written under a temporary name, then renamed, so a killed
+/// campaign never leaves half a reproducer) with `fresh` and `files`; a known
+/// one gets its hit count and last-seen time bumped, and its body and files
+/// replaced by these when `better` says they beat the stored ones. Returns
+/// the directory and whether the signature is new.
+pub fn store(
+    dir: &Path,
+    signature: &str,
+    fresh: Record,
+    files: &[(&str, Vec<u8>)],
+    better: impl Fn(&Record) -> bool,
+) -> Result<(PathBuf, bool)> {
+    fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let target = dir.join(signature);
+    let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+    let existing = read_record(&target).ok();
+    let new = existing.is_none();
+    let replace = existing.as_ref().is_none_or(&better);
+    let mut record = existing.unwrap_or_else(|| Record { first_seen: now.clone(), hits: 0, ..fresh.clone() });
+    record.hits += 1;
+    record.last_seen = now;
+    if replace {
+        record.engine = fresh.engine.clone();
+        record.body = fresh.body.clone();
+    }
+    let tmp = tempfile::Builder::new().prefix(".tmp-").tempdir_in(dir)?;
+    if replace {
+        for (name, bytes) in files {
+            fs::write(tmp.path().join(name), bytes)?;
+        }
+    }
+    fs::write(tmp.path().join("finding.json"), serde_json::to_string_pretty(&record)?)?;
+    if new {
+        let tmp = tmp.keep();
+        if fs::rename(&tmp, &target).is_err() {
+            // Another job stored the same signature first: merge into it.
+            fs::remove_dir_all(&tmp).ok();
+            return store(dir, signature, fresh, files, better).map(|(p, _)| (p, false));
+        }
+    } else {
+        for entry in fs::read_dir(tmp.path())? {
+            let entry = entry?;
+            fs::rename(entry.path(), target.join(entry.file_name()))?;
+        }
+        if replace {
+            for stale in REPRODUCER_FILES.iter().filter(|f| !files.iter().any(|(n, _)| n == *f)) {
+                fs::remove_file(target.join(stale)).ok();
+            }
+        }
+    }
+    Ok((target, new))
+}
+
+/// A fresh record of `body`, found on `engine` now.
+pub fn fresh(engine: &str, body: Body) -> Record {
+    let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+    Record {
+        engine: engine.to_string(),
+        expected_on: vec![],
+        notes: None,
+        hits: 0,
+        first_seen: now.clone(),
+        last_seen: now,
+        body,
+    }
+}
+
+/// The files of a Wasm reproducer: the module with its plan (binary and
+/// text), the regression `.wast`, and the raw input when there is one.
+fn wasm_files(
+    finding: &Finding,
+    case: &TestCase,
+    input: Option<&[u8]>,
+    outcomes: &[Outcome],
+) -> Result<Vec<(&'static str, Vec<u8>)>> {
+    let mut files = vec![
+        ("module.wasm", case.to_module_bytes()),
+        ("module.wat", case.to_wat().into_bytes()),
+        ("regression.wast", regression_wast(finding, case, outcomes)?.into_bytes()),
+    ];
+    if let Some(input) = input {
+        files.push(("input.bin", input.to_vec()));
+    }
+    Ok(files)
+}
+
+/// Records the Wasm `finding` for `case`; a known signature's reproducer is
+/// replaced when this one is smaller.
+pub fn store_wasm(
+    dir: &Path,
+    finding: &Finding,
+    case: &TestCase,
+    input: Option<&[u8]>,
+    origin: Origin,
+    outcomes: &[Outcome],
+) -> Result<(PathBuf, bool)> {
+    let files = wasm_files(finding, case, input, outcomes)?;
+    let size = files[0].1.len();
+    let body = Body::Wasm(WasmBody { finding: finding.clone(), origin, size, outcomes: outcomes.to_vec() });
+    store(dir, &finding.signature, fresh(line::wasmtime(), body), &files, |r| r.wasm().is_some_and(|w| size < w.size))
+}
+
+/// The regression `.wast` for a finding, expectations from the first
+/// configuration that ran to the end (the reference, unless it crashed).
+fn regression_wast(finding: &Finding, case: &TestCase, outcomes: &[Outcome]) -> Result<String> {
+    regression::wast(case, &finding.signature, outcomes.first(), &finding.summary)
+}
+
+/// Replaces the reproducer in `crashes/<signature>/` with a smaller form of
+/// the same case (a shrunk one) and its outcomes, each file written then
+/// renamed into place.
+pub fn replace_reproducer(target: &Path, case: &TestCase, outcomes: &[Outcome]) -> Result<()> {
+    let mut record = read_record(target)?;
+    let Body::Wasm(body) = &mut record.body else {
+        anyhow::bail!("{} holds no Wasm reproducer", target.display());
+    };
+    let module = case.to_module_bytes();
+    body.size = module.len();
+    body.outcomes = outcomes.to_vec();
+    let wast = regression_wast(&body.finding, case, outcomes)?;
+    for (name, bytes) in [
+        ("module.wasm", module),
+        ("module.wat", case.to_wat().into_bytes()),
+        ("regression.wast", wast.into_bytes()),
+        ("finding.json", serde_json::to_string_pretty(&record)?.into_bytes()),
+    ] {
+        let tmp = tempfile::NamedTempFile::new_in(target)?;
+        fs::write(tmp.path(), bytes)?;
+        tmp.persist(target.join(name))?;
+    }
+    Ok(())
+}
+
+/// What a person replaying the reproducer in `dir` on this build should know
+/// when its record was made on another engine version: where it was found,
+/// whether it is expected to reproduce here, which of its configurations this
+/// Wasmtime line lacks. `None` when there is no record or nothing differs.
+pub fn replay_note(dir: &Path) -> Option<String> {
+    let record = read_record(dir).ok()?;
+    let here = line::wasmtime();
+    if record.engine == here {
+        return None;
+    }
+    let expected = if record.expected_on.iter().any(|e| e == here) {
+        format!("it is expected to reproduce on {here}")
+    } else if record.expected_on.is_empty() {
+        "it is not expected to reproduce anywhere (fixed or never seen again)".to_string()
+    } else {
+        format!("it is expected on {} only, not on this build's {here}", record.expected_on.join(", "))
+    };
+    let mut missing: Vec<&str> = record
+        .wasm()
+        .map_or(&[][..], |w| &w.outcomes)
+        .iter()
+        .filter_map(|o| ConfigId::from_name(&o.config))
+        .filter(|c| !c.on_line())
+        .map(|c| c.name())
+        .collect();
+    missing.dedup();
+    let skipped = match missing.is_empty() {
+        true => String::new(),
+        false => format!("; skipping {} (not in {here})", missing.join(", ")),
+    };
+    Some(format!("note: this reproducer was recorded on {}; {expected}{skipped}", record.engine))
+}
+
+pub fn read_record(dir: &Path) -> Result<Record> {
+    let path = dir.join("finding.json");
+    let text = fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+}

@@ -1,0 +1,159 @@
+//! Bulk triage: bucket a directory of raw crash inputs (libFuzzer `crash-*`
+//! artifacts, `.wasm` or `.wat` reproducers) into `crashes/` by signature,
+//! shrinking each new signature's reproducer.
+
+use crate::case::TestCase;
+use crate::engine::worker::Executor;
+use crate::generate::{self, Generator};
+use crate::oracle::{FindingKind, check_case};
+use crate::report::record::{self, Origin};
+use anyhow::{Context, Result};
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::path::{Path, PathBuf};
+
+/// One signature seen in the batch.
+#[derive(Debug)]
+pub struct Bucket {
+    pub kind: FindingKind,
+    /// Files of this batch that showed it.
+    pub count: usize,
+    /// Not in the crash directory before this batch.
+    pub new: bool,
+    pub path: PathBuf,
+    /// Module size after shrinking, when it was shrunk.
+    pub shrunk: Option<(usize, usize)>,
+}
+
+#[derive(Debug, Default)]
+pub struct Report {
+    pub buckets: BTreeMap<String, Bucket>,
+    /// Files that could not be bucketed, with a one-line reason.
+    pub failures: Vec<(PathBuf, String)>,
+    pub files: usize,
+}
+
+impl Report {
+    /// One row per signature, then the totals.
+    pub fn table(&self) -> String {
+        let mut s = String::new();
+        let _ = writeln!(s, "{:<56} {:<11} {:>5}  {:<5}  shrunk", "signature", "kind", "files", "");
+        for (signature, b) in &self.buckets {
+            let kind =
+                serde_json::to_value(b.kind).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
+            let shrunk = b.shrunk.map_or(String::new(), |(from, to)| format!("{from} -> {to} bytes"));
+            let status = if b.new { "new" } else { "known" };
+            let _ = writeln!(s, "{signature:<56} {kind:<11} {:>5}  {status:<5}  {shrunk}", b.count);
+        }
+        let _ = writeln!(
+            s,
+            "{} files: {} bucketed into {} signatures, {} failed",
+            self.files,
+            self.files - self.failures.len(),
+            self.buckets.len(),
+            self.failures.len()
+        );
+        s
+    }
+}
+
+/// How a file is read: a module (`.wasm` by its magic, `.wat` by its
+/// extension) or else a raw fuzz input as libFuzzer saves it, for the
+/// target whose generator is `generator`.
+pub fn load(path: &Path, bytes: &[u8], generator: Generator) -> Result<(TestCase, Option<Vec<u8>>)> {
+    let is_wat = path.extension().is_some_and(|e| e == "wat");
+    if bytes.starts_with(b"\0asm") || is_wat {
+        Ok((TestCase::from_module_bytes(bytes)?, None))
+    } else {
+        Ok((generate::case(generator, bytes).context("not a fuzz input")?, Some(bytes.to_vec())))
+    }
+}
+
+/// Triages every file in `dir` (not recursing) into `out`, running each on
+/// its plan's configurations (or on `configs` when given). `shrink_attempts`
+/// of `None` skips shrinking. `log` hears one line per file.
+pub fn triage(
+    dir: &Path,
+    out: &Path,
+    exec: &mut dyn Executor,
+    configs: Option<&[String]>,
+    shrink_attempts: Option<u32>,
+    log: impl FnMut(&str),
+) -> Result<Report> {
+    triage_with(dir, out, exec, Generator::Rooted, configs, shrink_attempts, log)
+}
+
+/// [`triage`] for raw inputs of a target whose generator is `generator`.
+pub fn triage_with(
+    dir: &Path,
+    out: &Path,
+    exec: &mut dyn Executor,
+    generator: Generator,
+    configs: Option<&[String]>,
+    shrink_attempts: Option<u32>,
+    mut log: impl FnMut(&str),
+) -> Result<Report> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| format!("cannot read {}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_file())
+        .collect();
+    files.sort();
+    let mut report = Report { files: files.len(), ..Report::default() };
+    for file in files {
+        match triage_file(&file, out, exec, generator, configs, shrink_attempts, &mut report) {
+            Ok(line) => log(&format!("{}: {line}", file.display())),
+            Err(e) => {
+                let reason = format!("{e:#}").lines().next().unwrap_or_default().to_string();
+                log(&format!("{}: {reason}", file.display()));
+                report.failures.push((file, reason));
+            }
+        }
+    }
+    Ok(report)
+}
+
+fn triage_file(
+    file: &Path,
+    out: &Path,
+    exec: &mut dyn Executor,
+    generator: Generator,
+    configs: Option<&[String]>,
+    shrink_attempts: Option<u32>,
+    report: &mut Report,
+) -> Result<String> {
+    let bytes = std::fs::read(file).context("cannot read")?;
+    let (case, input) = load(file, &bytes, generator)?;
+    let configs: Vec<String> = match configs {
+        Some(configs) => configs.to_vec(),
+        None => case.plan.configs.iter().map(|c| c.name().to_string()).collect(),
+    };
+    let result = check_case(&case, &configs, exec)?;
+    anyhow::ensure!(!result.findings.is_empty(), "does not reproduce (all {} configurations agree)", result.ran.len());
+    let mut lines = Vec::new();
+    for f in &result.findings {
+        let origin = Origin { file: Some(file.display().to_string()), ..Origin::default() };
+        let (path, new) = record::store_wasm(out, f, &case, input.as_deref(), origin, &result.outcomes)?;
+        let known_in_batch = report.buckets.contains_key(&f.signature);
+        let bucket = report.buckets.entry(f.signature.clone()).or_insert(Bucket {
+            kind: f.kind,
+            count: 0,
+            new,
+            path: path.clone(),
+            shrunk: None,
+        });
+        bucket.count += 1;
+        if let (true, false, Some(attempts)) = (new, known_in_batch, shrink_attempts) {
+            let mut involved: Vec<String> = configs.iter().filter(|c| f.configs.contains(c)).cloned().collect();
+            if f.kind == FindingKind::Mismatch {
+                involved.insert(0, configs[0].clone());
+            }
+            let shrunk = super::shrink::shrink(&case, &f.signature, &involved, exec, attempts, |_| {})?;
+            let outcomes = check_case(&shrunk.case, &configs, exec)?.outcomes;
+            record::replace_reproducer(&path, &shrunk.case, &outcomes)?;
+            bucket.shrunk = Some((shrunk.input_size, shrunk.output_size));
+        }
+        lines.push(format!("{} ({})", f.signature, if new { "new" } else { "known" }));
+    }
+    Ok(lines.join(", "))
+}

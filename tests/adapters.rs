@@ -1,0 +1,120 @@
+//! The shared adapter test: every engine configuration the build has renders
+//! the same outcome (values, traps, heap shapes, exported state, in the one
+//! vocabulary of `outcome::vocab`) for the same hand-written modules. An
+//! adapter that words a type, numbers an object or bounds a walk its own
+//! way fails here before it can cause a false mismatch in a campaign.
+
+use gcfuzz::case::{ConfigId, TestCase};
+use gcfuzz::engine::{execute, real_engine};
+use gcfuzz::outcome::Outcome;
+
+/// GC heaps: aliasing, packed and mutable fields, i31, host externrefs seen
+/// through `any.convert_extern`, a long array (walk bound), exceptions,
+/// funcrefs in a table, and an exported GC global.
+const GC_MODULE: &str = r#"(module
+  (type $s (struct (field (mut i32)) (field i8) (field (mut (ref null $s)))))
+  (type $a (array (mut anyref)))
+  (type $f (func (param i32) (result i32)))
+  (import "host" "extern_new" (func $new (param i32) (result externref)))
+  (import "host" "gc" (func $gc))
+  (tag $t (param i32 anyref))
+  (table (export "t") 3 funcref)
+  (elem (i32.const 1) func $id)
+  (global $g (export "g") (mut (ref null $s)) (ref.null $s))
+  (func $id (type $f) (local.get 0))
+  (func (export "heap") (result anyref anyref)
+    (local $x (ref $s))
+    (local.set $x (struct.new $s (i32.const 7) (i32.const -1) (ref.null $s)))
+    (struct.set $s 2 (local.get $x) (local.get $x))
+    (global.set $g (local.get $x))
+    (call $gc)
+    (local.get $x)
+    (array.new_fixed $a 4 (local.get $x) (ref.i31 (i32.const -3))
+      (any.convert_extern (call $new (i32.const 9)))
+      (array.new_default $a (i32.const 40))))
+  (func (export "ext") (result externref)
+    (extern.convert_any (struct.new $s (i32.const 1) (i32.const 2) (ref.null $s))))
+  (func (export "trap") (result i32)
+    (struct.get $s 0 (ref.null $s)))
+  (func (export "throws")
+    (throw $t (i32.const 5) (ref.i31 (i32.const 6)))))"#;
+
+/// Inside wasmi's subset: funcref and externref tables, globals, memory.
+const REFTYPES_MODULE: &str = r#"(module
+  (import "host" "extern_new" (func $new (param i32) (result externref)))
+  (import "host" "extern_id" (func $id (param externref) (result i32)))
+  (memory (export "m") 1)
+  (table $ft (export "ft") 2 funcref)
+  (table $et (export "et") 2 externref)
+  (global (export "g") (mut externref) (ref.null extern))
+  (elem (i32.const 0) func $f)
+  (func $f (param i64) (result f32) (f32.const 1.5))
+  (func (export "run") (param i32) (result i32 externref funcref)
+    (table.set $et (i32.const 1) (call $new (local.get 0)))
+    (i32.store (i32.const 8) (local.get 0))
+    (call $id (table.get $et (i32.const 1)))
+    (table.get $et (i32.const 1))
+    (table.get $ft (i32.const 0)))
+  (func (export "oob") (result i32) (i32.load (i32.const 65536))))"#;
+
+/// The outcome without what may differ: the configuration's name and time.
+fn comparable(o: &Outcome) -> String {
+    let mut o = o.clone();
+    o.config.clear();
+    o.micros = 0;
+    serde_json::to_string_pretty(&o).unwrap()
+}
+
+fn run_everywhere(wat: &str) -> Vec<Outcome> {
+    let case = TestCase::from_module_bytes(wat.as_bytes()).unwrap();
+    let mut outcomes = Vec::new();
+    for id in ConfigId::ALL.iter().filter(|c| c.on_line()) {
+        let mut engine = real_engine(id.name()).unwrap();
+        if let Some(outcome) = execute(engine.as_mut(), &case) {
+            outcomes.push(outcome);
+        }
+    }
+    outcomes
+}
+
+fn assert_all_render_alike(outcomes: &[Outcome]) {
+    let reference = comparable(&outcomes[0]);
+    for o in &outcomes[1..] {
+        assert_eq!(comparable(o), reference, "{} renders differently from {}", o.config, outcomes[0].config);
+    }
+}
+
+#[test]
+fn every_gc_engine_renders_gc_heaps_alike() {
+    let outcomes = run_everywhere(GC_MODULE);
+    let engines: Vec<&str> = outcomes.iter().map(|o| o.config.as_str()).collect();
+    // Every Wasmtime configuration of the line and the interpreter ran it.
+    let expected = ConfigId::ALL.iter().filter(|c| c.on_line() && **c != ConfigId::Wasmi).count();
+    assert_eq!(engines.len(), expected, "{engines:?}");
+    assert!(engines.contains(&"interp") && !engines.contains(&"wasmi"), "{engines:?}");
+    assert_all_render_alike(&outcomes);
+    let calls: Vec<String> = outcomes[0].calls.iter().map(|c| c.status.to_string()).collect();
+    // The walk records 32 of the long array's 40 elements.
+    let walked = format!("[40]{{{}}}", vec!["null"; 32].join(" "));
+    assert!(calls[0].contains(&walked), "array walk bound: {}", calls[0]);
+    assert!(calls[0].starts_with("ok(#0=struct(mut i32 i8 mut ref null $struct){i32:7 i32:255 #0} "), "{}", calls[0]);
+    assert!(calls[0].contains("i31:-3 extern:9 #2=array(mut ref null any)[40]"), "{}", calls[0]);
+    assert_eq!(calls[1], "ok(extern(#0=struct(mut i32 i8 mut ref null $struct){i32:1 i32:2 null}))");
+    assert!(calls[2].contains("NullReference"), "{}", calls[2]);
+    if gcfuzz::line::has(gcfuzz::line::Cap::Exceptions) {
+        assert_eq!(calls[3], "uncaught #0=exn(i32 ref null any)->(){i32:5 i31:6}");
+    }
+    let state = outcomes[0].state.as_ref().unwrap();
+    assert_eq!(state.tables[0].1.elems[1].to_string(), "func(i32)->(i32)");
+    assert!(state.globals[0].1.to_string().starts_with("#0=struct("), "{:?}", state.globals);
+}
+
+#[test]
+fn every_engine_renders_reference_types_alike() {
+    let outcomes = run_everywhere(REFTYPES_MODULE);
+    let engines: Vec<&str> = outcomes.iter().map(|o| o.config.as_str()).collect();
+    assert_eq!(engines.len(), ConfigId::ALL.iter().filter(|c| c.on_line()).count(), "{engines:?}");
+    assert_all_render_alike(&outcomes);
+    let calls: Vec<String> = outcomes[0].calls.iter().map(|c| c.status.to_string()).collect();
+    assert_eq!(calls, ["ok(i32:0 extern:0 func(i64)->(f32))", "trap MemoryOutOfBounds"]);
+}
