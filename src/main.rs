@@ -45,9 +45,14 @@ enum Command {
         /// Only these configurations take part (comma-separated).
         #[arg(long, value_delimiter = ',')]
         configs: Vec<ConfigId>,
-        /// Directory findings are written to.
-        #[arg(long, default_value = "crashes")]
+        /// Working directory findings are written to (confirmed ones by
+        /// signature, the rest under `unreproducible/`); `gcfuzz promote`
+        /// moves one into `crashes/`.
+        #[arg(long, default_value = "work/findings")]
         out: PathBuf,
+        /// The known bugs: a crash directory read, never written.
+        #[arg(long, default_value = "crashes")]
+        known: PathBuf,
         /// Wall-clock limit per configuration run, in seconds.
         #[arg(long, default_value_t = 20)]
         timeout: u64,
@@ -218,12 +223,37 @@ enum Command {
         #[arg(long, default_value_t = 0)]
         seed: u64,
     },
+    /// Move findings a campaign wrote (`work/findings/<signature>`) into the
+    /// crash directory as known bugs of the engine they were found on.
+    Promote {
+        /// Finding directories.
+        #[arg(required = true)]
+        dirs: Vec<PathBuf>,
+        /// The crash directory.
+        #[arg(long, default_value = "crashes")]
+        to: PathBuf,
+    },
     /// Serve engine runs for a parent process (internal).
     #[command(hide = true)]
     Worker {
         #[arg(long)]
         memory_limit_mb: Option<u64>,
     },
+}
+
+impl Command {
+    /// The `--timeout` of commands that run engines in workers.
+    fn timeout(&self) -> Option<u64> {
+        match self {
+            Command::Run { timeout, .. }
+            | Command::Repro { timeout, .. }
+            | Command::Shrink { timeout, .. }
+            | Command::Triage { timeout, .. }
+            | Command::Narrow { timeout, .. }
+            | Command::Regression { timeout, .. } => Some(*timeout),
+            _ => None,
+        }
+    }
 }
 
 fn main() -> ExitCode {
@@ -245,9 +275,30 @@ fn worker(timeout: u64) -> Result<Worker> {
     Ok(Worker::new(WorkerCommand::current_exe()?, Duration::from_secs(timeout)))
 }
 
+/// Refuses a wall-clock limit of zero: every run would be a timeout.
+fn check_timeout(timeout: u64) -> Result<()> {
+    anyhow::ensure!(timeout > 0, "--timeout must be at least 1 second");
+    Ok(())
+}
+
 fn dispatch(command: Command) -> Result<ExitCode> {
+    if let Some(timeout) = command.timeout() {
+        check_timeout(timeout)?;
+    }
     match command {
-        Command::Run { generator, time, seed, jobs, json, configs, out, timeout, max_execs, memory_limit_mb } => {
+        Command::Run {
+            generator,
+            time,
+            seed,
+            jobs,
+            json,
+            configs,
+            out,
+            known,
+            timeout,
+            max_execs,
+            memory_limit_mb,
+        } => {
             let seed = seed.unwrap_or_else(random_seed);
             let jobs = jobs.unwrap_or_else(cores);
             let stop = Arc::new(AtomicBool::new(false));
@@ -271,11 +322,13 @@ fn dispatch(command: Command) -> Result<ExitCode> {
                 jobs,
                 configs,
                 out,
+                known: report::record::known_signatures(&known),
                 timeout: Duration::from_secs(timeout),
                 worker: WorkerCommand::current_exe()?.memory_limit_mb(memory_limit_mb),
                 max_execs,
                 stop,
             };
+            campaign::run::preflight(&opts)?;
             let summary = campaign::run::run(&opts);
             for e in &summary.errors {
                 eprintln!("gcfuzz: error: {e}");
@@ -290,6 +343,10 @@ fn dispatch(command: Command) -> Result<ExitCode> {
             let opened = open(&file)?;
             if let Some(note) = &opened.note {
                 eprintln!("{note}");
+            }
+            if let Some(c) = configs.iter().find(|c| !opened.case.plan.configs.contains(c)) {
+                let plan: Vec<&str> = opened.case.plan.configs.iter().map(|c| c.name()).collect();
+                anyhow::bail!("configuration {c} is not in the plan of {} ({})", file.display(), plan.join(", "));
             }
             let names = config_names(&opened.case, &configs);
             let report = gcfuzz::oracle::check_case(&opened.case, &names, &mut worker(timeout)?)?;
@@ -418,6 +475,14 @@ fn dispatch(command: Command) -> Result<ExitCode> {
         Command::SeedCorpus { dir, generator, count, seed } => {
             let written = campaign::fuzz::seed_corpus(&dir, generator, count, seed)?;
             eprintln!("wrote {written} inputs to {}", dir.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Promote { dirs, to } => {
+            for dir in dirs {
+                let target =
+                    report::record::promote(&dir, &to).with_context(|| format!("promoting {}", dir.display()))?;
+                println!("{}", target.display());
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Worker { memory_limit_mb } => {

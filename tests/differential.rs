@@ -8,6 +8,7 @@ use gcfuzz::case::{ConfigId, TestCase, seeded_input};
 use gcfuzz::engine::worker::{InProcess, Worker, WorkerCommand};
 use gcfuzz::generate;
 use gcfuzz::oracle::{FindingKind, check_case};
+use gcfuzz::triage::confirm;
 use std::time::Duration;
 
 const MODULE: &str = r#"(module
@@ -73,6 +74,33 @@ fn planted_rooting_panic_is_a_crash_with_its_message() {
     // The same bug found again has the same signature.
     let again = check_case(&case(), &names(&["null", "planted-panic"]), &mut worker).unwrap();
     assert_eq!(again.findings[0].signature, f.signature);
+}
+
+/// A crash that a fresh worker does not repeat (as when a worker is killed
+/// from outside) is unreproducible; a deterministic one is confirmed.
+#[test]
+fn findings_are_confirmed_in_a_fresh_worker() {
+    let dir = tempfile::tempdir().unwrap();
+    let marker = dir.path().join("crashed-once");
+    let once = WorkerCommand {
+        program: env!("CARGO_BIN_EXE_planted-worker").into(),
+        args: vec!["--panic-once-marker".into(), marker.display().to_string()],
+    };
+    let configs = names(&["null", "planted-panic-once"]);
+    let report = check_case(&case(), &configs, &mut Worker::new(once.clone(), Duration::from_secs(60))).unwrap();
+    assert_eq!(report.findings.len(), 1, "{:?}", report.findings);
+    let signature = &report.findings[0].signature;
+    assert!(marker.exists());
+    let timeout = Duration::from_secs(60);
+    assert!(!confirm::reproduces(&case(), &configs, signature, &once, timeout).unwrap());
+    let configs = names(&["null", "planted-panic"]);
+    let report = check_case(&case(), &configs, &mut Worker::new(planted_worker(), timeout)).unwrap();
+    let signature = &report.findings[0].signature;
+    assert!(confirm::reproduces(&case(), &configs, signature, &planted_worker(), timeout).unwrap());
+    // Another signature is not a confirmation.
+    assert!(
+        !confirm::reproduces(&case(), &configs, "crash-something-else-00000000", &planted_worker(), timeout).unwrap()
+    );
 }
 
 #[test]

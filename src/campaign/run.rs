@@ -1,14 +1,18 @@
 //! `gcfuzz run`: a fuzzing campaign over seeded random inputs, with jobs in
 //! parallel (each with its own worker process), a live progress line, and
-//! findings written to the crash directory as they come.
+//! findings written to a working directory as they come: a new signature
+//! only once a fresh worker has reproduced it (`triage::confirm`), one that
+//! does not reproduce under `unreproducible/`. `crashes/` is read as the list
+//! of known bugs and never written: `gcfuzz promote` moves a finding there.
 
 use crate::case::{ConfigId, allocates, seeded_input};
 use crate::engine::worker::{Worker, WorkerCommand};
 use crate::generate;
 use crate::oracle::{FindingKind, check_case};
 use crate::report::record::{self, Origin};
+use crate::triage::confirm;
 use serde::Serialize;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -22,8 +26,12 @@ pub struct Options {
     pub jobs: usize,
     /// Only these configurations take part (all of a plan's when empty).
     pub configs: Vec<ConfigId>,
-    /// Where findings go (`crashes/`).
+    /// Where findings go (a working directory, `work/findings` by default);
+    /// unreproducible ones under its `unreproducible/`.
     pub out: PathBuf,
+    /// Signatures of the known bugs of this build (`crashes/` entries whose
+    /// `expected_on` names it): counted, stored with their hits, not new.
+    pub known: BTreeSet<String>,
     /// Wall-clock limit per configuration run.
     pub timeout: Duration,
     pub worker: WorkerCommand,
@@ -32,13 +40,25 @@ pub struct Options {
     pub stop: Arc<AtomicBool>,
 }
 
+/// What a finding of a campaign turned out to be.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Status {
+    /// Reproduced in a fresh worker, and not a known bug.
+    New,
+    /// A known bug of this build (`crashes/`, `expected_on`).
+    Known,
+    /// Did not reproduce in a fresh worker: not a bug of the engine.
+    Unreproducible,
+}
+
 #[derive(Debug, Serialize)]
 pub struct FindingReport {
     pub kind: FindingKind,
     pub signature: String,
     pub summary: String,
     pub path: PathBuf,
-    pub new: bool,
+    pub status: Status,
     pub seed: u64,
     pub index: u64,
 }
@@ -78,6 +98,10 @@ pub struct Summary {
     pub out_of_memory: u64,
     /// Cases whose comparison stopped early for a legitimate reason.
     pub inconclusive: u64,
+    /// Cases that hit a known bug (`FindingReport::status`).
+    pub known_hits: u64,
+    /// Findings that did not reproduce in a fresh worker.
+    pub unreproducible: u64,
     /// Inputs that did not produce a case (should be 0).
     pub generation_failures: u64,
     pub worker_restarts: u64,
@@ -90,28 +114,63 @@ impl Summary {
     /// The closing line of `gcfuzz run`.
     pub fn line(&self) -> String {
         format!(
-            "{} execs in {:.1}s ({:.1}/s), {:.0}% with GC allocations, {} inconclusive, {} findings ({} new); replay with --seed {}",
+            "{} execs in {:.1}s ({:.1}/s), {:.0}% with GC allocations, {} inconclusive, {} findings ({} new, {} known in {} cases ({:.3}%), {} unreproducible); replay with --seed {}",
             self.execs,
             self.elapsed_secs,
             self.execs_per_sec,
             100.0 * self.modules_with_gc_share,
             self.inconclusive,
             self.findings.len(),
-            self.findings.iter().filter(|f| f.new).count(),
+            self.count(Status::New),
+            self.count(Status::Known),
+            self.known_hits,
+            100.0 * self.known_hits as f64 / self.execs.max(1) as f64,
+            self.unreproducible,
             self.seed,
         )
     }
 
-    /// 0 nothing found, 1 findings, 2 nothing could run.
+    /// Findings with `status`.
+    pub fn count(&self, status: Status) -> usize {
+        self.findings.iter().filter(|f| f.status == status).count()
+    }
+
+    /// 0 nothing new (known and unreproducible findings included), 1 new
+    /// findings, 2 nothing could run.
     pub fn exit_code(&self) -> u8 {
         if !self.errors.is_empty() && self.execs == 0 {
             2
-        } else if self.findings.is_empty() {
+        } else if self.count(Status::New) == 0 {
             0
         } else {
             1
         }
     }
+}
+
+/// Checks that a worker as the campaign starts it (memory limit included)
+/// runs a small allocating module on every configuration without a finding:
+/// a limit too small to start a worker is refused before the campaign
+/// files its failures as bugs.
+pub fn preflight(opts: &Options) -> anyhow::Result<()> {
+    const PROBE: &str = r#"(module (type $s (struct (field i32)))
+      (func (export "f") (result i32) (struct.get $s 0 (struct.new $s (i32.const 1)))))"#;
+    let case = crate::case::TestCase::from_module_bytes(PROBE.as_bytes())?;
+    let configs: Vec<String> = case
+        .plan
+        .configs
+        .iter()
+        .filter(|c| opts.configs.is_empty() || opts.configs.contains(c))
+        .map(|c| c.name().to_string())
+        .collect();
+    let report = check_case(&case, &configs, &mut Worker::new(opts.worker.clone(), opts.timeout))?;
+    if let Some(f) = report.findings.first() {
+        anyhow::bail!(
+            "a worker cannot run a trivial module under these settings (--memory-limit-mb too small?): {}",
+            f.summary
+        );
+    }
+    Ok(())
 }
 
 /// A campaign seed when none is given: time and process id.
@@ -137,13 +196,19 @@ pub fn run(opts: &Options) -> Summary {
     let totals = Mutex::new(Totals::default());
     let progress = Progress::new();
     let mut announced = 0;
+    let confirmed = Mutex::new(BTreeSet::new());
     std::thread::scope(|s| {
-        let jobs: Vec<_> = (0..opts.jobs.max(1)).map(|_| s.spawn(|| job(opts, deadline, &next, &totals))).collect();
+        let jobs: Vec<_> =
+            (0..opts.jobs.max(1)).map(|_| s.spawn(|| job(opts, deadline, &next, &totals, &confirmed))).collect();
         while !jobs.iter().all(|j| j.is_finished()) {
             std::thread::sleep(Duration::from_millis(200));
             let t = totals.lock().unwrap();
             for f in &t.summary.findings[announced..] {
-                let status = if f.new { "new" } else { "known" };
+                let status = match f.status {
+                    Status::New => "new",
+                    Status::Known => "known",
+                    Status::Unreproducible => "unreproducible",
+                };
                 progress.println(&format!("{status} finding {}: {}", f.path.display(), f.summary));
             }
             announced = t.summary.findings.len();
@@ -170,7 +235,15 @@ pub fn run(opts: &Options) -> Summary {
     t.summary
 }
 
-fn job(opts: &Options, deadline: Instant, next: &AtomicU64, totals: &Mutex<Totals>) {
+/// `confirmed`: the new signatures a fresh worker has reproduced in this
+/// campaign, shared by the jobs (a signature is confirmed once).
+fn job(
+    opts: &Options,
+    deadline: Instant,
+    next: &AtomicU64,
+    totals: &Mutex<Totals>,
+    confirmed: &Mutex<BTreeSet<String>>,
+) {
     let mut worker = Worker::new(opts.worker.clone(), opts.timeout);
     let mut errors = 0;
     loop {
@@ -214,14 +287,35 @@ fn job(opts: &Options, deadline: Instant, next: &AtomicU64, totals: &Mutex<Total
         // A finding's signature and files are written before the case counts.
         let mut stored = Vec::new();
         for f in &report.findings {
+            let status = if opts.known.contains(&f.signature) {
+                Status::Known
+            } else if confirmed.lock().unwrap().contains(&f.signature) {
+                Status::New
+            } else {
+                match confirm::reproduces(&case, &configs, &f.signature, &opts.worker, opts.timeout) {
+                    Ok(true) => {
+                        confirmed.lock().unwrap().insert(f.signature.clone());
+                        Status::New
+                    }
+                    Ok(false) => Status::Unreproducible,
+                    Err(e) => {
+                        totals.lock().unwrap().summary.errors.push(format!("confirming {}: {e:#}", f.signature));
+                        Status::Unreproducible
+                    }
+                }
+            };
+            let dir = match status {
+                Status::Unreproducible => opts.out.join("unreproducible"),
+                _ => opts.out.clone(),
+            };
             let origin = Origin { seed: Some(opts.seed), index: Some(index), file: None };
-            match record::store_wasm(&opts.out, f, &case, Some(&input), origin, &report.outcomes) {
-                Ok((path, new)) => stored.push(FindingReport {
+            match record::store_wasm(&dir, f, &case, Some(&input), origin, &report.outcomes) {
+                Ok((path, _)) => stored.push(FindingReport {
                     kind: f.kind,
                     signature: f.signature.clone(),
                     summary: f.summary.clone(),
                     path,
-                    new,
+                    status,
                     seed: opts.seed,
                     index,
                 }),
@@ -233,6 +327,8 @@ fn job(opts: &Options, deadline: Instant, next: &AtomicU64, totals: &Mutex<Total
         s.execs += 1;
         s.modules_with_gc += allocating as u64;
         s.inconclusive += report.inconclusive as u64;
+        s.known_hits += stored.iter().any(|f| f.status == Status::Known) as u64;
+        s.unreproducible += stored.iter().filter(|f| f.status == Status::Unreproducible).count() as u64;
         for config in &report.ran {
             *s.engine_runs.entry(config.clone()).or_default() += 1;
         }
@@ -311,5 +407,34 @@ impl Progress {
         if let Some(bar) = &self.bar {
             bar.finish_and_clear();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn finding(status: Status) -> FindingReport {
+        FindingReport {
+            kind: FindingKind::Crash,
+            signature: "crash-x-00000000".into(),
+            summary: String::new(),
+            path: PathBuf::new(),
+            status,
+            seed: 0,
+            index: 0,
+        }
+    }
+
+    #[test]
+    fn only_new_findings_fail_a_campaign() {
+        let mut s = Summary { execs: 10, ..Default::default() };
+        assert_eq!(s.exit_code(), 0);
+        s.findings = vec![finding(Status::Known), finding(Status::Unreproducible)];
+        assert_eq!(s.exit_code(), 0);
+        s.findings.push(finding(Status::New));
+        assert_eq!(s.exit_code(), 1);
+        let s = Summary { errors: vec!["no worker".into()], ..Default::default() };
+        assert_eq!(s.exit_code(), 2);
     }
 }

@@ -3,6 +3,7 @@
 //! self-contained: `gcfuzz repro` runs exactly the calls, arguments and GC
 //! settings that found the bug.
 
+use super::host::HostFunc;
 use super::{ModuleInfo, Plan, Profile, TestCase, fuzzed_features, line_refuses};
 use crate::line;
 use anyhow::{Context, Result, bail};
@@ -15,8 +16,7 @@ impl TestCase {
     /// gives the plan; otherwise every export is called once with default
     /// arguments on every configuration that can run the module.
     pub fn from_module_bytes(bytes: &[u8]) -> Result<TestCase> {
-        let wasm =
-            wat::parse_bytes(bytes).map_err(|e| anyhow::anyhow!("{}", e.to_string().lines().next().unwrap_or("")))?;
+        let wasm = wat::parse_bytes(bytes).map_err(|e| anyhow::anyhow!("{}", wat_error(&e.to_string())))?;
         let (wasm, plan) = split_plan(&wasm)?;
         let plan = match plan {
             Some(plan) => plan,
@@ -43,6 +43,31 @@ impl TestCase {
     }
 }
 
+/// A WAT error in one line, with its position: the message, then where
+/// (`at line L, column C`) from the rendered `--> <anon>:L:C` line.
+fn wat_error(rendered: &str) -> String {
+    let message = rendered.lines().next().unwrap_or("").trim();
+    let at = rendered.lines().find_map(|l| l.trim().strip_prefix("-->")).and_then(|loc| {
+        let mut parts = loc.trim().rsplitn(3, ':');
+        let col = parts.next()?.parse::<u32>().ok()?;
+        let line = parts.next()?.parse::<u32>().ok()?;
+        Some(format!(" at line {line}, column {col}"))
+    });
+    format!("{message}{}", at.unwrap_or_default())
+}
+
+/// The first import that is not one of the host functions, if any: every
+/// engine would fail to link it alike, which compares as agreement.
+fn foreign_import(wasm: &[u8]) -> Option<(String, String)> {
+    wasmparser::Parser::new(0).parse_all(wasm).find_map(|payload| match payload {
+        Ok(wasmparser::Payload::ImportSection(r)) => r.into_imports().flatten().find_map(|i| {
+            let ours = matches!(i.ty, wasmparser::TypeRef::Func(_)) && HostFunc::import(i.module, i.name).is_some();
+            (!ours).then(|| (i.module.to_string(), i.name.to_string()))
+        }),
+        _ => None,
+    })
+}
+
 /// Splits the plan section off a module. Validates the module first so bad
 /// input gets a clear error here rather than a confusing one later.
 fn split_plan(wasm: &[u8]) -> Result<(Vec<u8>, Option<Plan>)> {
@@ -55,6 +80,9 @@ fn split_plan(wasm: &[u8]) -> Result<(Vec<u8>, Option<Plan>)> {
     }
     if let Some(what) = line_refuses(wasm) {
         bail!("the module uses {what}, which Wasmtime {} refuses", line::wasmtime_version());
+    }
+    if let Some((module, name)) = foreign_import(wasm) {
+        bail!("the module imports {module}.{name}; gcfuzz provides only the `{}` functions", super::host::MODULE);
     }
     // Walk the raw sections (id, size, body) and copy all but the plan.
     let mut stripped = wasm[..8].to_vec();
@@ -111,5 +139,11 @@ mod tests {
         assert!(!format!("{err:#}").is_empty());
         let err = TestCase::from_module_bytes(b"\0asm\x01\0\0\0\x01").unwrap_err();
         assert!(format!("{err:#}").contains("invalid module"), "{err:#}");
+        let err = TestCase::from_module_bytes(b"(module\n  (func (result i32)\n    i32.const 1 oops))").unwrap_err();
+        assert!(format!("{err:#}").ends_with("at line 3, column 17"), "{err:#}");
+        let err = TestCase::from_module_bytes(br#"(module (import "env" "f" (func)))"#).unwrap_err();
+        assert!(format!("{err:#}").contains("imports env.f"), "{err:#}");
+        let err = TestCase::from_module_bytes(br#"(module (import "host" "gc" (global i32)))"#).unwrap_err();
+        assert!(format!("{err:#}").contains("imports host.gc"), "{err:#}");
     }
 }

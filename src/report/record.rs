@@ -256,8 +256,89 @@ pub fn replay_note(dir: &Path) -> Option<String> {
     Some(format!("note: this reproducer was recorded on {}; {expected}{skipped}", record.engine))
 }
 
+/// The signatures in `dir` (a `crashes/` directory) that are known bugs of
+/// this build: their `expected_on` names one of `line::engine_versions()`.
+/// A missing directory knows nothing.
+pub fn known_signatures(dir: &Path) -> std::collections::BTreeSet<String> {
+    let here = line::engine_versions();
+    let Ok(entries) = fs::read_dir(dir) else { return Default::default() };
+    entries
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let record = read_record(&e.path()).ok()?;
+            record
+                .expected_on
+                .iter()
+                .any(|v| here.contains(&v.as_str()))
+                .then(|| e.file_name().to_string_lossy().into())
+        })
+        .collect()
+}
+
+/// Copies the finding in `from` (a directory a campaign wrote) into
+/// `crashes` as a known bug of the engine it was found on, unless `crashes`
+/// already has that signature. Returns the new directory.
+pub fn promote(from: &Path, crashes: &Path) -> Result<PathBuf> {
+    let mut record = read_record(from)?;
+    let name = from.file_name().with_context(|| format!("{} names no signature", from.display()))?;
+    let target = crashes.join(name);
+    if target.exists() {
+        anyhow::bail!("{} exists already", target.display());
+    }
+    if record.expected_on.is_empty() {
+        record.expected_on.push(record.engine.clone());
+    }
+    fs::create_dir_all(crashes)?;
+    let tmp = tempfile::Builder::new().prefix(".tmp-").tempdir_in(crashes)?;
+    for file in REPRODUCER_FILES {
+        if from.join(file).exists() {
+            fs::copy(from.join(file), tmp.path().join(file))?;
+        }
+    }
+    fs::write(tmp.path().join("finding.json"), serde_json::to_string_pretty(&record)?)?;
+    fs::rename(tmp.keep(), &target)?;
+    Ok(target)
+}
+
 pub fn read_record(dir: &Path) -> Result<Record> {
     let path = dir.join("finding.json");
     let text = fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
     serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::oracle::FindingKind;
+    use crate::outcome::CrashInfo;
+
+    #[test]
+    fn a_promoted_finding_is_known_and_its_hits_stay_in_the_work_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let (work, crashes) = (dir.path().join("work"), dir.path().join("crashes"));
+        let case = TestCase::from_module_bytes(b"(module (func (export \"f\")))").unwrap();
+        let crash = CrashInfo {
+            config: "drc".into(),
+            message: "planted".into(),
+            location: Some("x.rs:1".into()),
+            signal: None,
+            exit_code: None,
+            frames: vec![],
+        };
+        let finding = Finding::crash(FindingKind::Crash, crash);
+        let (path, new) = store_wasm(&work, &finding, &case, None, Origin::default(), &[]).unwrap();
+        assert!(new);
+        assert!(known_signatures(&crashes).is_empty());
+        let promoted = promote(&path, &crashes).unwrap();
+        assert_eq!(promoted, crashes.join(&finding.signature));
+        let record = read_record(&promoted).unwrap();
+        assert_eq!(record.expected_on, [line::wasmtime()]);
+        assert!(promoted.join("module.wasm").exists() && promoted.join("regression.wast").exists());
+        assert!(known_signatures(&crashes).contains(&finding.signature));
+        assert!(promote(&path, &crashes).is_err(), "promoting twice");
+        // A second hit goes to the work directory; the promoted copy is untouched.
+        store_wasm(&work, &finding, &case, None, Origin::default(), &[]).unwrap();
+        assert_eq!(read_record(&path).unwrap().hits, 2);
+        assert_eq!(read_record(&promoted).unwrap().hits, 1);
+    }
 }

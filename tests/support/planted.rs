@@ -15,6 +15,10 @@ enum Misbehaviour {
     WrongResult,
     /// Panics with Wasmtime's rooting assert message on the first call.
     Panic,
+    /// Panics like `Panic`, but only while the marker file
+    /// (`PANIC_ONCE_MARKER`) does not exist, and creates it: a crash that
+    /// does not happen again in a fresh worker.
+    PanicOnce,
     /// Aborts the process on the first call.
     Abort,
     /// Dies of SIGSEGV on the first call.
@@ -36,6 +40,9 @@ enum Misbehaviour {
 /// feature narrowing, which tries the real configuration names, meets a bug
 /// in exactly one of them.
 pub static PLANT_COPYING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+/// The marker file of `planted-panic-once` (set by the planted worker's
+/// `--panic-once-marker PATH`).
+pub static PANIC_ONCE_MARKER: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
 
 pub struct Planted {
     inner: Box<dyn Engine>,
@@ -142,6 +149,7 @@ pub fn factory(name: &str) -> Option<Box<dyn Engine>> {
     let how = match name {
         "planted-wrong-result" => Misbehaviour::WrongResult,
         "planted-panic" => Misbehaviour::Panic,
+        "planted-panic-once" => Misbehaviour::PanicOnce,
         "planted-abort" => Misbehaviour::Abort,
         "planted-segfault" => Misbehaviour::Segfault,
         "planted-hang" => Misbehaviour::Hang,
@@ -199,6 +207,14 @@ impl Instance for PlantedInstance<'_> {
                 other => other,
             },
             Misbehaviour::Panic => panic!("{ROOT_ASSERT}"),
+            Misbehaviour::PanicOnce => {
+                let marker = PANIC_ONCE_MARKER.get().expect("--panic-once-marker given");
+                if !marker.exists() {
+                    std::fs::write(marker, b"crashed").unwrap();
+                    panic!("{ROOT_ASSERT}");
+                }
+                self.inner.call(call)
+            }
             Misbehaviour::Abort => std::process::abort(),
             Misbehaviour::Segfault => {
                 // Wasmtime's and std's SIGSEGV handlers would treat a raised
