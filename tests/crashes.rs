@@ -12,7 +12,7 @@ use std::time::Duration;
 #[test]
 fn reproducers_replay_as_their_metadata_says() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("crashes");
-    let Ok(entries) = std::fs::read_dir(&dir) else { return };
+    let entries = std::fs::read_dir(&dir).expect("crashes/ exists");
     let worker = WorkerCommand { program: env!("CARGO_BIN_EXE_gcfuzz").into(), args: vec!["worker".into()] };
     let mut worker = Worker::new(worker, Duration::from_secs(60));
     let mut checked = 0;
@@ -71,6 +71,14 @@ fn reproducers_replay_as_their_metadata_says() {
         checked += 1;
     }
     eprintln!("replayed {checked} reproducers");
+    // Every reproducer directory was checked, and there are some.
+    let dirs = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().is_dir() && !e.file_name().to_string_lossy().starts_with('.'))
+        .count();
+    assert_eq!(checked, dirs, "checked {checked} of {dirs} reproducer directories");
+    assert!(checked >= 10, "only {checked} reproducers: crashes/ lost some");
 }
 
 /// A stack-map verifier finding: its program reproduces on its Cranelift

@@ -225,19 +225,25 @@ fn the_interpreter_walks_heaps_like_wasmtime() {
     assert_eq!(state.tables[0].1.elems[1].to_string(), "func(i32)->(i32)");
 }
 
-/// Seeded generated cases on the real configurations: any finding here is a
-/// false positive of ours (or a real Wasmtime bug, to be kept and explained).
+/// Seeded generated cases on the real configurations: any finding of theirs
+/// is a false positive of ours (or a real Wasmtime bug, to be kept and
+/// explained). Most cases must really be compared (not cut short as
+/// inconclusive), and a planted wrong configuration taking part in the same
+/// sweep must be caught: a sweep that judges nothing cannot pass.
 fn no_false_positives(seeds: std::ops::Range<u64>) {
-    let mut exec = InProcess::new(gcfuzz::engine::real_engine);
-    let mut compared = 0;
-    let mut wasmi = 0;
-    let mut interp = 0;
+    let mut exec = InProcess::new(planted::factory);
+    let (mut compared, mut wasmi, mut interp, mut inconclusive, mut planted_caught) = (0, 0, 0, 0, 0);
     for i in seeds.clone() {
         let case = generate::fuzz_case(&seeded_input(0xfa15e, i)).unwrap();
-        let configs: Vec<String> = case.plan.configs.iter().map(|c| c.name().to_string()).collect();
+        let mut configs: Vec<String> = case.plan.configs.iter().map(|c| c.name().to_string()).collect();
+        configs.push("planted-wrong-result".into());
         let report = check_case(&case, &configs, &mut exec).unwrap();
-        assert!(report.findings.is_empty(), "case {i}: {:#?}", report.findings);
-        compared += (report.outcomes.len() >= 5) as u32;
+        let (planted, real): (Vec<_>, Vec<_>) =
+            report.findings.iter().partition(|f| f.configs == ["planted-wrong-result"]);
+        assert!(real.is_empty(), "case {i}: {real:#?}");
+        planted_caught += !planted.is_empty() as u32;
+        compared += (report.outcomes.len() >= 6) as u32;
+        inconclusive += report.inconclusive as u32;
         wasmi += report.outcomes.iter().any(|o| o.config == "wasmi") as u32;
         interp += report.outcomes.iter().any(|o| o.config == "interp") as u32;
     }
@@ -246,6 +252,10 @@ fn no_false_positives(seeds: std::ops::Range<u64>) {
     let n = seeds.clone().count() as u32;
     assert_eq!((compared, interp), (n, n));
     assert!(wasmi >= 10, "wasmi ran on only {wasmi} cases");
+    assert!(inconclusive * 10 <= n, "{inconclusive} of {n} cases inconclusive");
+    // The planted configuration adds one to every i32 result: the cases
+    // whose calls return an i32 show it.
+    assert!(planted_caught * 4 >= n, "the planted wrong result was caught in only {planted_caught} of {n} cases");
 }
 
 #[test]
