@@ -1,6 +1,9 @@
-//! Comparing outcomes. The first outcome is the reference (Wasmtime with the
-//! Null collector, which never collects: the ground truth for rooting); every
-//! other configuration must match it call by call, then in exported state.
+//! Comparing outcomes. The references judge: Wasmtime with the Null
+//! collector (it never collects: the ground truth for rooting), then the
+//! reference interpreter, then wasmi ([`REFERENCES`]). Every other
+//! configuration must match the first reference that can judge it, call by
+//! call, then in exported state; when every reference is cut short (or
+//! crashed), it must still match the collecting configurations before it.
 //!
 //! Anything engines may legitimately disagree on (resource exhaustion, fuel)
 //! ends the comparison as inconclusive from that call on: never a finding.
@@ -56,19 +59,39 @@ pub enum Verdict {
     Mismatch(Mismatch),
 }
 
-/// Compares every outcome to the first. Returns the mismatches (one per
-/// disagreeing configuration) and whether any comparison was cut short.
+/// The oracles, in the order they judge.
+pub const REFERENCES: &[&str] = &["null", "interp", "wasmi"];
+
+fn reference_rank(o: &Outcome) -> Option<usize> {
+    REFERENCES.iter().position(|r| *r == o.config)
+}
+
+/// Judges every outcome: a reference by the references ranked above it, any
+/// other configuration by the first reference that gives a conclusive
+/// verdict, or, when none does, by the first earlier non-reference outcome
+/// that does (two collecting configurations that disagree are a finding
+/// too). Without references, the first outcome judges the rest. Returns the
+/// mismatches (one per disagreeing configuration) and whether some outcome
+/// could not be judged conclusively by anyone.
 pub fn compare_all(outcomes: &[Outcome]) -> (Vec<Mismatch>, bool) {
-    let Some((reference, others)) = outcomes.split_first() else {
-        return (vec![], false);
-    };
+    let mut references: Vec<&Outcome> = outcomes.iter().filter(|o| reference_rank(o).is_some()).collect();
+    references.sort_by_key(|o| reference_rank(o));
     let mut mismatches = Vec::new();
     let mut inconclusive = false;
-    for other in others {
-        match compare(reference, other) {
-            Verdict::Agree => {}
-            Verdict::Inconclusive(_) => inconclusive = true,
-            Verdict::Mismatch(m) => mismatches.push(m),
+    for (i, other) in outcomes.iter().enumerate() {
+        let judges: Vec<&Outcome> = match reference_rank(other) {
+            Some(rank) => references.iter().copied().filter(|r| reference_rank(r) < Some(rank)).collect(),
+            None => {
+                references.iter().copied().chain(outcomes[..i].iter().filter(|o| reference_rank(o).is_none())).collect()
+            }
+        };
+        if judges.is_empty() {
+            continue;
+        }
+        match judges.iter().map(|judge| compare(judge, other)).find(|v| !matches!(v, Verdict::Inconclusive(_))) {
+            Some(Verdict::Mismatch(m)) => mismatches.push(m),
+            Some(_) => {}
+            None => inconclusive = true,
         }
     }
     (mismatches, inconclusive)
@@ -386,6 +409,36 @@ fn diff_state(r: &State, o: &State) -> Option<Diff> {
 mod tests {
     use super::*;
     use crate::outcome::{CallRecord, Exhausted, MemorySummary, TrapClass};
+
+    #[test]
+    fn when_null_is_cut_short_the_interpreter_judges_and_collectors_judge_each_other() {
+        let ok = |v| Status::Returned(vec![Value::I32(v)]);
+        let exhausted = Status::Exhausted(Exhausted::GcHeapOutOfMemory);
+        // Null ran out of GC heap (it never frees): the interpreter judges.
+        let outcomes =
+            [outcome("null", vec![exhausted.clone()]), outcome("drc", vec![ok(2)]), outcome("interp", vec![ok(1)])];
+        let (m, _) = compare_all(&outcomes);
+        assert_eq!(m.len(), 1, "{m:?}");
+        assert_eq!((m[0].reference.as_str(), m[0].other.as_str()), ("interp", "drc"));
+        // Without a conclusive reference, two collectors that disagree are
+        // still a finding, and the cut-short outcome is counted.
+        let outcomes = [
+            outcome("null", vec![exhausted.clone()]),
+            outcome("drc", vec![ok(1)]),
+            outcome("copying", vec![ok(2)]),
+            outcome("interp", vec![exhausted.clone()]),
+        ];
+        let (m, inconclusive) = compare_all(&outcomes);
+        assert_eq!(m.len(), 1, "{m:?}");
+        assert_eq!((m[0].reference.as_str(), m[0].other.as_str()), ("drc", "copying"));
+        assert!(inconclusive);
+        // A crashed Null (no outcome) does not make DRC the reference: the
+        // interpreter judges DRC, and is not itself judged by DRC.
+        let outcomes = [outcome("drc", vec![ok(2)]), outcome("copying", vec![ok(1)]), outcome("interp", vec![ok(1)])];
+        let (m, _) = compare_all(&outcomes);
+        assert_eq!(m.len(), 1, "{m:?}");
+        assert_eq!((m[0].reference.as_str(), m[0].other.as_str()), ("interp", "drc"));
+    }
 
     fn outcome(config: &str, calls: Vec<Status>) -> Outcome {
         Outcome {
