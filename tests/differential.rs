@@ -76,6 +76,35 @@ fn planted_rooting_panic_is_a_crash_with_its_message() {
     assert_eq!(again.findings[0].signature, f.signature);
 }
 
+/// A panic in process is the same crash as in a worker (message, location,
+/// frames): what lets the libFuzzer targets recognize a known bug. (The
+/// planted engine's frames are named after the binary it is linked into, so
+/// they are compared without it; a real Wasmtime panic gets the very same
+/// signature, see `differential_passes_over_a_known_bug` in the fuzz crate.)
+#[test]
+fn a_panic_in_process_is_the_crash_a_worker_reports() {
+    let configs = names(&["null", "planted-panic"]);
+    let in_worker = check_case(&case(), &configs, &mut Worker::new(planted_worker(), Duration::from_secs(60))).unwrap();
+    let mut exec = InProcess::new(planted::factory);
+    let in_process = check_case(&case(), &configs, &mut exec).unwrap();
+    assert_eq!(in_process.findings.len(), 1, "{:?}", in_process.findings);
+    assert_eq!(in_process.findings[0].kind, FindingKind::Crash);
+    let (a, b) = (in_process.findings[0].crash.as_ref().unwrap(), in_worker.findings[0].crash.as_ref().unwrap());
+    assert_eq!((&a.message, &a.location), (&b.message, &b.location));
+    let unrooted = |frames: &[String]| -> Vec<String> {
+        gcfuzz::oracle::finding::significant_frames(frames)
+            .iter()
+            .map(|f| f.split_once("::").map_or(f.clone(), |(_, rest)| rest.to_string()))
+            .collect()
+    };
+    // The innermost frame; below it lie the two harnesses (test runner, worker).
+    assert_eq!(unrooted(&a.frames).first(), unrooted(&b.frames).first());
+    assert!(unrooted(&a.frames)[0].contains("PlantedInstance"), "{:?}", a.frames);
+    // The engine that panicked is rebuilt: the next case runs cleanly.
+    let again = check_case(&case(), &names(&["null", "drc"]), &mut exec).unwrap();
+    assert!(again.findings.is_empty(), "{:?}", again.findings);
+}
+
 /// A crash that a fresh worker does not repeat (as when a worker is killed
 /// from outside) is unreproducible; a deterministic one is confirmed.
 #[test]

@@ -33,3 +33,27 @@ fn differential_rejects_unreadable_input_in_one_line() {
     assert_eq!(out.status.code(), Some(2));
     assert_eq!(String::from_utf8_lossy(&out.stderr).trim().lines().count(), 1);
 }
+
+/// A known bug (in `crashes/`, expected on this build) is counted and passed
+/// over, not a crash; without the list of known bugs the same input is one.
+#[test]
+fn differential_passes_over_a_known_bug() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../crashes/crash-bug-gc-heap-corruption-detected-in-f132a835");
+    let record = std::fs::read_to_string(format!("{dir}/finding.json")).unwrap();
+    if !record.contains(&format!("\"wasmtime {}\"", gcfuzz::line::wasmtime_version())) {
+        return; // not a bug of this Wasmtime line
+    }
+    let input = format!("{dir}/input.bin");
+    let known = Command::new(env!("CARGO_BIN_EXE_differential")).arg(&input).output().unwrap();
+    let stderr = String::from_utf8_lossy(&known.stderr);
+    assert!(known.status.success(), "{stderr}");
+    assert!(stderr.contains("known bug crash-bug-gc-heap-corruption-detected-in-f132a835"), "{stderr}");
+    let unknown = Command::new(env!("CARGO_BIN_EXE_differential"))
+        .arg(&input)
+        .env("GCFUZZ_KNOWN", "/nonexistent")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&unknown.stderr);
+    assert!(!unknown.status.success(), "{stderr}");
+    assert!(stderr.contains("gcfuzz finding crash-bug-gc-heap-corruption-detected-in-f132a835"), "{stderr}");
+}

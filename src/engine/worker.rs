@@ -64,8 +64,11 @@ pub trait Executor {
     fn run(&mut self, case: &TestCase, config: &str) -> Result<RunResult>;
 }
 
-/// In-process execution: for libFuzzer (where a panic is the crash report)
-/// and for tests. A panic propagates to the caller.
+/// In-process execution: for the libFuzzer targets and for tests. A panic
+/// that unwinds is caught and reported as a crash, with its message,
+/// location and frames, as a worker would report it (so a known bug's
+/// signature can be recognized and passed over), and the engine it hit is
+/// dropped; an abort still ends the process.
 pub struct InProcess {
     factory: Factory,
     engines: HashMap<String, Box<dyn Engine>>,
@@ -84,11 +87,57 @@ impl Executor for InProcess {
             self.engines.insert(config.to_string(), engine);
         }
         let engine = self.engines.get_mut(config).expect("just inserted");
-        Ok(match engine::execute(engine.as_mut(), case) {
-            Some(outcome) => RunResult::Outcome(outcome),
-            None => RunResult::Unsupported,
+        let run = catch_panic(|| engine::execute(engine.as_mut(), case));
+        Ok(match run {
+            Ok(Some(outcome)) => RunResult::Outcome(outcome),
+            Ok(None) => RunResult::Unsupported,
+            Err((message, location, frames)) => {
+                // What the panic left behind in the engine is not to be trusted.
+                self.engines.remove(config);
+                RunResult::Crashed(CrashInfo {
+                    config: config.to_string(),
+                    message,
+                    location,
+                    signal: None,
+                    exit_code: None,
+                    frames,
+                })
+            }
         })
     }
+}
+
+type Caught = (String, Option<String>, Vec<String>);
+
+thread_local! {
+    /// Set while `catch_panic` runs on this thread: the hook records the
+    /// panic here instead of printing it.
+    static CAUGHT: std::cell::RefCell<Option<Option<Caught>>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Runs `f`, turning a panic into its message, location and frames.
+fn catch_panic<T>(f: impl FnOnce() -> T) -> std::result::Result<T, Caught> {
+    static HOOK: std::sync::Once = std::sync::Once::new();
+    HOOK.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let capturing = CAUGHT.with(|c| c.borrow().is_some());
+            if !capturing {
+                return previous(info);
+            }
+            let message = match info.payload().downcast_ref::<&str>() {
+                Some(s) => s.to_string(),
+                None => info.payload().downcast_ref::<String>().cloned().unwrap_or_else(|| "<non-string panic>".into()),
+            };
+            let location = info.location().map(|l| format!("{}:{}", l.file(), l.line()));
+            let frames = backtrace_frames(&std::backtrace::Backtrace::force_capture().to_string());
+            CAUGHT.with(|c| *c.borrow_mut() = Some(Some((message, location, frames))));
+        }));
+    });
+    CAUGHT.with(|c| *c.borrow_mut() = Some(None));
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    let caught = CAUGHT.with(|c| c.borrow_mut().take()).flatten();
+    result.map_err(|_| caught.unwrap_or_else(|| ("<panic not recorded>".into(), None, vec![])))
 }
 
 fn write_frame(w: &mut impl Write, bytes: &[u8]) -> std::io::Result<()> {
