@@ -76,7 +76,8 @@ for line in "${lines[@]}"; do
 import json, sys
 d = json.load(open(sys.argv[1]))
 print(round(d["execs_per_sec"], 1), "%.0f%%" % (100 * d["modules_with_gc_share"]))' "$dir/summary.json")"
-  findings=$(ls "$dir/crashes" 2>/dev/null | sed 's/^/`/; s/$/`/' | paste -sd ' ' - || true)
+  # Confirmed findings only (unreproducible ones are in their own folder).
+  findings=$(ls "$dir/crashes" 2>/dev/null | grep -vx unreproducible | sed 's/^/`/; s/$/`/' | paste -sd ' ' - || true)
   printf '| %s | %dm%02ds | %s | %s | %s |\n' "$name" $((build / 60)) $((build % 60)) "$rate" "$gc" \
     "${findings:-none}" >> "$table"
 done

@@ -94,6 +94,29 @@ fn bulk_triage_buckets_by_signature_and_reports_bad_files() {
     assert!(!again.buckets[signature].new);
 }
 
+/// A crash the first worker had and a restarted one does not is not stored.
+#[test]
+fn bulk_triage_stores_only_what_a_fresh_worker_repeats() {
+    let inputs = tempfile::tempdir().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    std::fs::write(inputs.path().join("once.wat"), NOISY.as_bytes()).unwrap();
+    let marker = inputs.path().join("crashed-once");
+    let command = WorkerCommand {
+        program: env!("CARGO_BIN_EXE_planted-worker").into(),
+        args: vec!["--panic-once-marker".into(), marker.display().to_string()],
+    };
+    let mut worker = Worker::new(command, Duration::from_secs(60));
+    let configs = vec!["null".to_string(), "planted-panic-once".to_string()];
+    let report =
+        gcfuzz::triage::bulk::triage(inputs.path(), out.path(), &mut worker, Some(&configs), None, |_| {}).unwrap();
+    assert!(marker.exists(), "the planted crash happened");
+    assert!(report.buckets.is_empty(), "{:?}", report.buckets);
+    assert_eq!(report.unreproducible, 1);
+    assert_eq!(report.failures.len(), 1);
+    assert!(report.failures[0].1.contains("does not reproduce in a fresh worker"), "{:?}", report.failures);
+    assert_eq!(std::fs::read_dir(out.path()).unwrap().count(), 0, "nothing stored");
+}
+
 #[test]
 fn narrowing_finds_the_one_configuration_and_zeal_a_planted_bug_needs() {
     // `copying` in this worker adds one to i32 results, under zeal 1 only.

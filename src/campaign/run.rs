@@ -292,12 +292,15 @@ fn job(
             } else if confirmed.lock().unwrap().contains(&f.signature) {
                 Status::New
             } else {
-                match confirm::reproduces(&case, &configs, &f.signature, &opts.worker, opts.timeout) {
-                    Ok(true) => {
+                match confirm::rerun(&case, &configs, &mut Worker::new(opts.worker.clone(), opts.timeout)) {
+                    Ok(again) if again.contains(&f.signature) => {
                         confirmed.lock().unwrap().insert(f.signature.clone());
                         Status::New
                     }
-                    Ok(false) => Status::Unreproducible,
+                    // The same case gives a known bug in a fresh worker: the
+                    // first report was a degraded form of it.
+                    Ok(again) if again.iter().any(|s| opts.known.contains(s)) => Status::Known,
+                    Ok(_) => Status::Unreproducible,
                     Err(e) => {
                         totals.lock().unwrap().summary.errors.push(format!("confirming {}: {e:#}", f.signature));
                         Status::Unreproducible

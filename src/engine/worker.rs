@@ -62,6 +62,9 @@ pub enum RunResult {
 /// Runs configurations on a case; in a worker process or in this process.
 pub trait Executor {
     fn run(&mut self, case: &TestCase, config: &str) -> Result<RunResult>;
+    /// Drops every engine (and the worker process, if any): the next run
+    /// starts fresh, with no history of earlier cases.
+    fn restart(&mut self);
 }
 
 /// In-process execution: for the libFuzzer targets and for tests. A panic
@@ -104,6 +107,17 @@ impl Executor for InProcess {
                 })
             }
         })
+    }
+
+    fn restart(&mut self) {
+        self.engines.clear();
+    }
+}
+
+impl InProcess {
+    /// Engines built so far (a test's view of `restart`).
+    pub fn engines(&self) -> usize {
+        self.engines.len()
     }
 }
 
@@ -440,6 +454,10 @@ impl Worker {
 impl Executor for Worker {
     fn run(&mut self, case: &TestCase, config: &str) -> Result<RunResult> {
         self.run_with_timeout(case, config, self.timeout)
+    }
+
+    fn restart(&mut self) {
+        self.kill();
     }
 }
 

@@ -185,7 +185,22 @@ fn status_kind(s: &Status) -> String {
         Status::Uncaught(_) => "uncaught exception".into(),
         Status::Exhausted(e) => format!("exhausted {e:?}"),
         Status::EngineBug(_) => "engine bug".into(),
-        Status::Error(_) => "error".into(),
+        Status::Error(msg) => format!("{} error", error_class(msg)),
+    }
+}
+
+/// What kind of failure an engine's error is: the module was refused
+/// (`compile`), an import did not link (`link`), or the harness could not
+/// drive the engine (arguments, walks, fuel: `harness`). Two errors agree
+/// only within a class: a module one engine refuses and another cannot link
+/// is a difference, not agreement.
+fn error_class(msg: &str) -> &'static str {
+    if msg.starts_with("compile") {
+        "compile"
+    } else if msg.contains("import") {
+        "link"
+    } else {
+        "harness"
     }
 }
 
@@ -211,7 +226,7 @@ fn status_verdict(r: &Status, o: &Status, at: String) -> Option<StatusDiff> {
         }
         (Status::Uncaught(a), Status::Uncaught(b)) => diff_ref(a, b, format!("{at}.exception"), false)
             .map(|d| StatusDiff::Differ { kind: MismatchKind::HeapShape, at: d.at, shape: d.shape }),
-        (Status::Error(_), Status::Error(_)) => None,
+        (Status::Error(a), Status::Error(b)) if error_class(a) == error_class(b) => None,
         (a, b) if a == b => None,
         (a, b) => Some(StatusDiff::Differ {
             kind: if at == "instantiate" { MismatchKind::Instantiate } else { MismatchKind::Trap },
@@ -409,6 +424,22 @@ fn diff_state(r: &State, o: &State) -> Option<Diff> {
 mod tests {
     use super::*;
     use crate::outcome::{CallRecord, Exhausted, MemorySummary, TrapClass};
+
+    #[test]
+    fn errors_agree_only_within_their_class() {
+        let err = |m: &str| Status::Error(m.into());
+        let at = || "instantiate".to_string();
+        assert!(status_verdict(&err("compile: bad type"), &err("compile: invalid"), at()).is_none());
+        assert!(
+            status_verdict(&err("unknown import host.x"), &err("incompatible import type for host.gc"), at()).is_none()
+        );
+        let Some(StatusDiff::Differ { shape, .. }) =
+            status_verdict(&err("compile: bad"), &err("unknown import env.f"), at())
+        else {
+            panic!("a compile error and a link error differ")
+        };
+        assert_eq!(shape, "compile error vs link error");
+    }
 
     #[test]
     fn when_null_is_cut_short_the_interpreter_judges_and_collectors_judge_each_other() {

@@ -1,7 +1,10 @@
 //! Bulk triage: bucket a directory of raw crash inputs (libFuzzer `crash-*`
 //! artifacts, `.wasm` or `.wat` reproducers) into `crashes/` by signature,
-//! shrinking each new signature's reproducer.
+//! shrinking each new signature's reproducer. A signature new to the crash
+//! directory is stored only when a restarted executor gives it again
+//! (`confirm`); otherwise the file is reported as not reproducing.
 
+use super::confirm;
 use crate::case::TestCase;
 use crate::engine::worker::Executor;
 use crate::generate::{self, Generator};
@@ -30,6 +33,8 @@ pub struct Report {
     pub buckets: BTreeMap<String, Bucket>,
     /// Files that could not be bucketed, with a one-line reason.
     pub failures: Vec<(PathBuf, String)>,
+    /// New signatures a fresh worker did not give again (not stored).
+    pub unreproducible: usize,
     pub files: usize,
 }
 
@@ -130,8 +135,19 @@ fn triage_file(
     };
     let result = check_case(&case, &configs, exec)?;
     anyhow::ensure!(!result.findings.is_empty(), "does not reproduce (all {} configurations agree)", result.ran.len());
+    // A signature new to `out` is stored only once a restarted executor (a
+    // fresh worker, no engine history) gives it again.
+    let fresh =
+        result.findings.iter().any(|f| !out.join(&f.signature).exists() && !report.buckets.contains_key(&f.signature));
+    let again = if fresh { confirm::rerun(&case, &configs, exec)? } else { vec![] };
     let mut lines = Vec::new();
     for f in &result.findings {
+        let new_here = !out.join(&f.signature).exists() && !report.buckets.contains_key(&f.signature);
+        if new_here && !again.contains(&f.signature) {
+            report.unreproducible += 1;
+            lines.push(format!("{} (unreproducible: a fresh worker gives {})", f.signature, or_nothing(&again)));
+            continue;
+        }
         let origin = Origin { file: Some(file.display().to_string()), ..Origin::default() };
         let (path, new) = record::store_wasm(out, f, &case, input.as_deref(), origin, &result.outcomes)?;
         let known_in_batch = report.buckets.contains_key(&f.signature);
@@ -155,5 +171,14 @@ fn triage_file(
         }
         lines.push(format!("{} ({})", f.signature, if new { "new" } else { "known" }));
     }
+    anyhow::ensure!(stored_any(&lines), "does not reproduce in a fresh worker: {}", lines.join(", "));
     Ok(lines.join(", "))
+}
+
+fn stored_any(lines: &[String]) -> bool {
+    lines.iter().any(|l| !l.contains("(unreproducible"))
+}
+
+fn or_nothing(signatures: &[String]) -> String {
+    if signatures.is_empty() { "nothing".into() } else { signatures.join(", ") }
 }

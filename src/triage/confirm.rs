@@ -4,15 +4,28 @@
 //! What gives the same signature again is a finding; what does not is
 //! *unreproducible* (a worker killed from outside, a bug that needs the
 //! history of a long-lived engine) and never becomes a signature of its own.
+//! (A campaign counts a fresh run that gives a known bug's signature as that
+//! known bug: the first worker's report of it was degraded, e.g. a backtrace
+//! it could not symbolize.)
 
 use crate::case::TestCase;
-use crate::engine::worker::{Worker, WorkerCommand};
+use crate::engine::worker::{Executor, Worker, WorkerCommand};
 use crate::oracle::check_case;
 use anyhow::Result;
 use std::time::Duration;
 
-/// Whether `case`, re-read from its reproducer bytes and run on `configs`
-/// in a new `worker` process, gives a finding with `signature` again.
+/// The signatures `case` gives when it is re-read from its reproducer bytes
+/// and run on `configs` with `exec` restarted first (no engine or process
+/// left from earlier cases): a finding is confirmed when its own signature
+/// is among them.
+pub fn rerun(case: &TestCase, configs: &[String], exec: &mut dyn Executor) -> Result<Vec<String>> {
+    let replayed = TestCase::from_module_bytes(&case.to_module_bytes())?;
+    exec.restart();
+    let report = check_case(&replayed, configs, exec)?;
+    Ok(report.findings.into_iter().map(|f| f.signature).collect())
+}
+
+/// Whether a new `worker` process gives a finding with `signature` again.
 pub fn reproduces(
     case: &TestCase,
     configs: &[String],
@@ -20,8 +33,6 @@ pub fn reproduces(
     worker: &WorkerCommand,
     timeout: Duration,
 ) -> Result<bool> {
-    let replayed = TestCase::from_module_bytes(&case.to_module_bytes())?;
     let mut fresh = Worker::new(worker.clone(), timeout);
-    let report = check_case(&replayed, configs, &mut fresh)?;
-    Ok(report.findings.iter().any(|f| f.signature == signature))
+    Ok(rerun(case, configs, &mut fresh)?.iter().any(|s| s == signature))
 }

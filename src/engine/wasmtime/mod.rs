@@ -3,8 +3,9 @@
 //!
 //! Every configuration turns on what makes GC bugs visible: the plan's
 //! `gc_zeal_alloc_counter` (needs `cfg(gc_zeal)`, see `.cargo/config.toml`),
-//! trap metadata for internal asserts (so a failed inline check is reported,
-//! not a dead process), and engine fuel as a backstop, as far as the
+//! trap metadata for internal asserts (a failed inline check traps instead
+//! of killing the process; with debug assertions Wasmtime then panics with
+//! its `WasmtimeBug` message), and engine fuel as a backstop, as far as the
 //! Wasmtime line under test has them (`crate::line`; the calls that changed
 //! between lines are in `compat`).
 
@@ -12,9 +13,9 @@ mod compat;
 pub mod wast;
 
 use super::{CALL_FUEL, Engine, Instance, MEMORY_LIMIT, TABLE_LIMIT};
-use crate::case::ConfigId;
 use crate::case::host::{self, HostFunc};
-use crate::case::{Arg, Call, TestCase};
+use crate::case::{Arg, Call, ConfigId, TestCase};
+use crate::line::{self, Cap};
 use crate::outcome::vocab::{self, ARRAY_ELEMS, HeapName, Numbering, StorageName, TABLE_ELEMS, TypeName, signature};
 use crate::outcome::{Exhausted, MemorySummary, Ref as Shape, State, Status, TableSummary, TrapClass, Value};
 use compat as api;
@@ -86,7 +87,7 @@ impl WasmtimeEngine {
     }
 
     fn engine(&mut self, case: &TestCase) -> wasmtime::Result<&(wasmtime::Engine, Linker<Host>)> {
-        let key = match crate::line::has(crate::line::Cap::Zeal) {
+        let key = match line::has(Cap::Zeal) {
             true => EngineKey {
                 zeal: if self.collects() { case.plan.zeal } else { None },
                 gc_heap_initial: case.plan.gc_heap_initial,
