@@ -38,7 +38,7 @@ fn differential_rejects_unreadable_input_in_one_line() {
 /// over, not a crash; without the list of known bugs the same input is one.
 #[test]
 fn differential_passes_over_a_known_bug() {
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../crashes/crash-bug-gc-heap-corruption-detected-in-f132a835");
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../crashes/crash-bug-gc-heap-corruption-detected-in-d798cf72");
     let record = std::fs::read_to_string(format!("{dir}/finding.json")).unwrap();
     if !record.contains(&format!("\"wasmtime {}\"", gcfuzz::line::wasmtime_version())) {
         return; // not a bug of this Wasmtime line
@@ -47,7 +47,7 @@ fn differential_passes_over_a_known_bug() {
     let known = Command::new(env!("CARGO_BIN_EXE_differential")).arg(&input).output().unwrap();
     let stderr = String::from_utf8_lossy(&known.stderr);
     assert!(known.status.success(), "{stderr}");
-    assert!(stderr.contains("known bug crash-bug-gc-heap-corruption-detected-in-f132a835"), "{stderr}");
+    assert!(stderr.contains("known bug crash-bug-gc-heap-corruption-detected-in-d798cf72"), "{stderr}");
     let unknown = Command::new(env!("CARGO_BIN_EXE_differential"))
         .arg(&input)
         .env("GCFUZZ_KNOWN", "/nonexistent")
@@ -55,5 +55,5 @@ fn differential_passes_over_a_known_bug() {
         .unwrap();
     let stderr = String::from_utf8_lossy(&unknown.stderr);
     assert!(!unknown.status.success(), "{stderr}");
-    assert!(stderr.contains("gcfuzz finding crash-bug-gc-heap-corruption-detected-in-f132a835"), "{stderr}");
+    assert!(stderr.contains("gcfuzz finding crash-bug-gc-heap-corruption-detected-in-d798cf72"), "{stderr}");
 }

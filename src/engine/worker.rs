@@ -46,6 +46,8 @@ enum Response {
         message: String,
         location: Option<String>,
         frames: Vec<String>,
+        #[serde(default)]
+        wasm: Option<String>,
     },
 }
 
@@ -94,7 +96,7 @@ impl Executor for InProcess {
         Ok(match run {
             Ok(Some(outcome)) => RunResult::Outcome(outcome),
             Ok(None) => RunResult::Unsupported,
-            Err((message, location, frames)) => {
+            Err(Caught { message, location, frames, wasm }) => {
                 // What the panic left behind in the engine is not to be trusted.
                 self.engines.remove(config);
                 RunResult::Crashed(CrashInfo {
@@ -104,6 +106,7 @@ impl Executor for InProcess {
                     signal: None,
                     exit_code: None,
                     frames,
+                    wasm,
                 })
             }
         })
@@ -121,7 +124,25 @@ impl InProcess {
     }
 }
 
-type Caught = (String, Option<String>, Vec<String>);
+/// What a panic hook learns of a panic.
+struct Caught {
+    message: String,
+    location: Option<String>,
+    frames: Vec<String>,
+    /// The Wasm operator at the fault, for a failure compiled code detected.
+    wasm: Option<String>,
+}
+
+fn caught(info: &std::panic::PanicHookInfo) -> Caught {
+    let message = match info.payload().downcast_ref::<&str>() {
+        Some(s) => s.to_string(),
+        None => info.payload().downcast_ref::<String>().cloned().unwrap_or_else(|| "<non-string panic>".into()),
+    };
+    let location = info.location().map(|l| format!("{}:{}", l.file(), l.line()));
+    let frames = backtrace_frames(&std::backtrace::Backtrace::force_capture().to_string());
+    let wasm = message.contains("in compiled code").then(crate::engine::wasmtime::locate::faulting_operator).flatten();
+    Caught { message, location, frames, wasm }
+}
 
 thread_local! {
     /// Set while `catch_panic` runs on this thread: the hook records the
@@ -139,19 +160,21 @@ fn catch_panic<T>(f: impl FnOnce() -> T) -> std::result::Result<T, Caught> {
             if !capturing {
                 return previous(info);
             }
-            let message = match info.payload().downcast_ref::<&str>() {
-                Some(s) => s.to_string(),
-                None => info.payload().downcast_ref::<String>().cloned().unwrap_or_else(|| "<non-string panic>".into()),
-            };
-            let location = info.location().map(|l| format!("{}:{}", l.file(), l.line()));
-            let frames = backtrace_frames(&std::backtrace::Backtrace::force_capture().to_string());
-            CAUGHT.with(|c| *c.borrow_mut() = Some(Some((message, location, frames))));
+            let report = caught(info);
+            CAUGHT.with(|c| *c.borrow_mut() = Some(Some(report)));
         }));
     });
     CAUGHT.with(|c| *c.borrow_mut() = Some(None));
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
     let caught = CAUGHT.with(|c| c.borrow_mut().take()).flatten();
-    result.map_err(|_| caught.unwrap_or_else(|| ("<panic not recorded>".into(), None, vec![])))
+    result.map_err(|_| {
+        caught.unwrap_or_else(|| Caught {
+            message: "<panic not recorded>".into(),
+            location: None,
+            frames: vec![],
+            wasm: None,
+        })
+    })
 }
 
 fn write_frame(w: &mut impl Write, bytes: &[u8]) -> std::io::Result<()> {
@@ -217,14 +240,9 @@ pub fn serve(factory: Factory, memory_limit_mb: Option<u64>) -> Result<()> {
     };
     *PROTOCOL.lock().unwrap() = Some(pipe);
     std::panic::set_hook(Box::new(|info| {
-        let message = match info.payload().downcast_ref::<&str>() {
-            Some(s) => s.to_string(),
-            None => info.payload().downcast_ref::<String>().cloned().unwrap_or_else(|| "<non-string panic>".into()),
-        };
-        let location = info.location().map(|l| format!("{}:{}", l.file(), l.line()));
-        let frames = backtrace_frames(&std::backtrace::Backtrace::force_capture().to_string());
+        let Caught { message, location, frames, wasm } = caught(info);
         eprintln!("worker panicked at {}: {message}", location.as_deref().unwrap_or("?"));
-        send(&Response::Panic { message, location, frames });
+        send(&Response::Panic { message, location, frames, wasm });
         std::process::abort();
     }));
 
@@ -402,7 +420,7 @@ impl Worker {
             Some(Response::Outcome(o)) => Ok(RunResult::Outcome(o)),
             Some(Response::Unsupported) => Ok(RunResult::Unsupported),
             Some(Response::UnknownConfig) => bail!("worker does not know configuration {config:?}"),
-            Some(Response::Panic { message, location, frames }) => {
+            Some(Response::Panic { message, location, frames, wasm }) => {
                 let status = self.wait_for_exit();
                 Ok(RunResult::Crashed(CrashInfo {
                     config: config.into(),
@@ -411,6 +429,7 @@ impl Worker {
                     signal: status.and_then(|s| std::os::unix::process::ExitStatusExt::signal(&s)),
                     exit_code: status.and_then(|s| s.code()),
                     frames,
+                    wasm,
                 }))
             }
             None => {
@@ -424,6 +443,7 @@ impl Worker {
                     signal: status.and_then(|s| std::os::unix::process::ExitStatusExt::signal(&s)),
                     exit_code: status.and_then(|s| s.code()),
                     frames: vec![],
+                    wasm: None,
                 }))
             }
         }

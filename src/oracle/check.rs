@@ -45,6 +45,7 @@ pub fn check_case(case: &TestCase, configs: &[String], exec: &mut dyn Executor) 
                             signal: None,
                             exit_code: None,
                             frames: vec![],
+                            wasm: None,
                         },
                     ));
                 }
@@ -66,6 +67,7 @@ pub fn check_case(case: &TestCase, configs: &[String], exec: &mut dyn Executor) 
                     signal: None,
                     exit_code: None,
                     frames: vec![],
+                    wasm: None,
                 },
             )),
         }

@@ -71,7 +71,12 @@ impl Finding {
         } else {
             message
         };
-        let key = format!("{how}|{message}|{}", frames.join("|"));
+        // A failure compiled code detected is told apart by the Wasm
+        // operator at the fault (its Rust frames are Wasmtime's plumbing).
+        let key = match &crash.wasm {
+            Some(op) => format!("{how}|{message}|{}|wasm {op}", frames.join("|")),
+            None => format!("{how}|{message}|{}", frames.join("|")),
+        };
         let prefix = match kind {
             FindingKind::Timeout => "timeout".to_string(),
             FindingKind::OutOfMemory => "oom".to_string(),
@@ -80,7 +85,8 @@ impl Finding {
         };
         let signature = format!("{prefix}-{}-{}", slug(&message), short_hash(&key));
         let first_line = crash.message.lines().next().unwrap_or("").trim();
-        let summary = format!("{} on {}: {}", how, crash.config, first_line);
+        let at = crash.wasm.as_ref().map_or(String::new(), |op| format!(" (at Wasm {op})"));
+        let summary = format!("{} on {}: {}{at}", how, crash.config, first_line);
         Finding {
             kind,
             signature,
@@ -258,7 +264,26 @@ mod tests {
             signal: None,
             exit_code: Some(134),
             frames: frames.iter().map(|s| s.to_string()).collect(),
+            wasm: None,
         }
+    }
+
+    #[test]
+    fn failures_in_compiled_code_are_told_apart_by_their_wasm_operator() {
+        let bug = |wasm: Option<&str>| {
+            let c = CrashInfo {
+                location: Some("wasmtime-48.0.8/src/runtime/bug.rs:65".into()),
+                wasm: wasm.map(String::from),
+                ..crash("BUG: gc heap corruption detected in compiled code", &[])
+            };
+            Finding::crash(FindingKind::Crash, c)
+        };
+        let (test, get, get_again) = (bug(Some("RefTestNonNull")), bug(Some("StructGet")), bug(Some("StructGet")));
+        assert_ne!(test.signature, get.signature);
+        assert_eq!(get.signature, get_again.signature);
+        assert_ne!(bug(None).signature, get.signature);
+        assert!(test.signature.starts_with("crash-bug-gc-heap-corruption-detected-in-"), "{}", test.signature);
+        assert!(test.summary.ends_with("(at Wasm RefTestNonNull)"), "{}", test.summary);
     }
 
     #[test]

@@ -175,6 +175,10 @@ pub struct CrashInfo {
     pub exit_code: Option<i32>,
     /// Backtrace frames (function names), innermost first.
     pub frames: Vec<String>,
+    /// The Wasm operator at the fault, for a failure detected in compiled
+    /// code (`engine::wasmtime::locate`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wasm: Option<String>,
 }
 
 impl fmt::Display for Value {

@@ -324,6 +324,7 @@ mod tests {
             signal: None,
             exit_code: None,
             frames: vec![],
+            wasm: None,
         };
         let finding = Finding::crash(FindingKind::Crash, crash);
         let (path, new) = store_wasm(&work, &finding, &case, None, Origin::default(), &[]).unwrap();

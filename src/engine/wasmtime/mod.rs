@@ -10,6 +10,7 @@
 //! between lines are in `compat`).
 
 mod compat;
+pub mod locate;
 pub mod wast;
 
 use super::{CALL_FUEL, Engine, Instance, MEMORY_LIMIT, TABLE_LIMIT};
@@ -179,6 +180,8 @@ impl Engine for WasmtimeEngine {
         let limits = StoreLimitsBuilder::new().memory_size(MEMORY_LIMIT).table_elements(TABLE_LIMIT).build();
         let mut store = Store::new(engine, Host { limits });
         store.limiter(|host| &mut host.limits);
+        locate::watch(&mut store);
+        locate::running(&module, &case.wasm);
         if store.set_fuel(CALL_FUEL).is_err() {
             return (Status::Error("fuel not enabled".into()), None);
         }
@@ -202,6 +205,7 @@ impl Instance for WasmtimeInstance {
         if self.store.set_fuel(CALL_FUEL).is_err() {
             return Status::Error("fuel not enabled".into());
         }
+        locate::call_begins();
         let mut scope = wasmtime::RootScope::new(&mut self.store);
         let ty = func.ty(&scope);
         if ty.params().len() != call.args.len() {
