@@ -9,7 +9,13 @@
 //! anything) that records the faulting program counter; a panic hook then maps
 //! it through the running module's address map to the Wasm operator at the
 //! fault, which becomes part of the crash's identity. Native code only:
-//! Pulley raises no signal, and reports no location.
+//! Pulley raises no signal, and reports no location, so the same failure on
+//! Pulley has a signature without the operator.
+//!
+//! Panics in libcalls (collector asserts) are left as they are: the innermost
+//! Wasm frame's operator is on the native stack there, but not on Pulley's,
+//! and taking it would split one such bug into a native and a Pulley
+//! signature where their Rust frames agree today.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
