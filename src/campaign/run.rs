@@ -11,6 +11,7 @@ use crate::generate;
 use crate::oracle::{FindingKind, check_case};
 use crate::report::record::{self, Origin};
 use crate::triage::confirm;
+use crate::triage::open::config_names;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::IsTerminal;
@@ -156,13 +157,7 @@ pub fn preflight(opts: &Options) -> anyhow::Result<()> {
     const PROBE: &str = r#"(module (type $s (struct (field i32)))
       (func (export "f") (result i32) (struct.get $s 0 (struct.new $s (i32.const 1)))))"#;
     let case = crate::case::TestCase::from_module_bytes(PROBE.as_bytes())?;
-    let configs: Vec<String> = case
-        .plan
-        .configs
-        .iter()
-        .filter(|c| opts.configs.is_empty() || opts.configs.contains(c))
-        .map(|c| c.name().to_string())
-        .collect();
+    let configs = config_names(&case, &opts.configs);
     let report = check_case(&case, &configs, &mut Worker::new(opts.worker.clone(), opts.timeout))?;
     if let Some(f) = report.findings.first() {
         anyhow::bail!(
@@ -265,13 +260,7 @@ fn job(
         };
         let allocating = allocates(&case.wasm);
         let generate_micros = case_start.elapsed().as_micros() as u64;
-        let configs: Vec<String> = case
-            .plan
-            .configs
-            .iter()
-            .filter(|c| opts.configs.is_empty() || opts.configs.contains(c))
-            .map(|c| c.name().to_string())
-            .collect();
+        let configs = config_names(&case, &opts.configs);
         let report = match check_case(&case, &configs, &mut worker) {
             Ok(report) => report,
             Err(e) => {

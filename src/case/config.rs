@@ -80,6 +80,20 @@ impl ConfigId {
         }
     }
 
+    /// The family a configuration belongs to for a finding's identity: its
+    /// collector for Wasmtime configurations (the variants drawn per case
+    /// differ in compiler settings, not in which collector's bug they show),
+    /// its own name for the other engines.
+    pub fn family(self) -> &'static str {
+        match self {
+            ConfigId::Null => "null",
+            ConfigId::Drc | ConfigId::DrcO0 | ConfigId::DrcSinglepass | ConfigId::PulleyDrc => "drc",
+            ConfigId::Copying | ConfigId::CopyingInline => "copying",
+            ConfigId::Wasmi => "wasmi",
+            ConfigId::Interp => "interp",
+        }
+    }
+
     pub fn from_name(name: &str) -> Option<ConfigId> {
         ConfigId::ALL.iter().copied().find(|c| c.name() == name)
     }

@@ -6,6 +6,7 @@
 //! bug found twice lands in the same `crashes/<signature>/` directory.
 
 use super::compare::Mismatch;
+use crate::case::ConfigId;
 use crate::outcome::CrashInfo;
 use serde::{Deserialize, Serialize};
 
@@ -43,8 +44,14 @@ impl Finding {
         let first = &mismatches[0];
         let mut configs: Vec<String> = mismatches.iter().map(|m| m.other.clone()).collect();
         configs.sort();
-        let key = format!("mismatch|{}|{}|{}|{}", first.kind, first.reference, configs.join(","), first.shape);
-        let signature = format!("mismatch-{}-{}-{}", first.kind, slug(&configs.join("-")), short_hash(&key));
+        // Keyed on the families that disagree, not the exact configurations:
+        // which variant a plan drew must not split one bug in two.
+        let mut families: Vec<&str> = configs.iter().map(|c| family(c)).collect();
+        families.sort();
+        families.dedup();
+        let key =
+            format!("mismatch|{}|{}|{}|{}", first.kind, family(&first.reference), families.join(","), first.shape);
+        let signature = format!("mismatch-{}-{}-{}", first.kind, slug(&families.join("-")), short_hash(&key));
         let summary = format!(
             "{} mismatch at {}: {} says {}, {} says {}",
             first.kind, first.at, first.reference, first.expected, first.other, first.actual
@@ -105,6 +112,15 @@ pub struct Problem {
     /// `safepoint-count`.
     pub kind: String,
     pub detail: String,
+}
+
+/// A configuration's family (`ConfigId::family`); a name gcfuzz does not
+/// know (a test's planted configuration) is its own family.
+fn family(config: &str) -> &str {
+    match ConfigId::from_name(config) {
+        Some(id) => id.family(),
+        None => config,
+    }
 }
 
 /// The engine a configuration runs on: `wasmi`, `pulley` or `cranelift`.
@@ -327,5 +343,16 @@ mod tests {
         assert_ne!(a.signature, c.signature);
         assert_ne!(a.signature, d.signature);
         assert!(a.signature.starts_with("mismatch-heap-shape-copying-"));
+        // One DRC bug, seen with whichever variant the plan drew: one signature.
+        let with_o0 = Finding::mismatch(vec![m("drc", "aliasing", "1"), m("drc-o0", "aliasing", "1")]);
+        let with_pulley = Finding::mismatch(vec![m("drc", "aliasing", "1"), m("pulley-drc", "aliasing", "1")]);
+        let alone = Finding::mismatch(vec![m("drc", "aliasing", "1")]);
+        assert_eq!(with_o0.signature, with_pulley.signature);
+        assert_eq!(with_o0.signature, alone.signature);
+        assert!(with_o0.signature.starts_with("mismatch-heap-shape-drc-"), "{}", with_o0.signature);
+        // Another collector is another family.
+        let both = Finding::mismatch(vec![m("drc", "aliasing", "1"), m("copying", "aliasing", "1")]);
+        assert_ne!(both.signature, alone.signature);
+        assert_eq!(with_o0.configs, ["drc", "drc-o0"], "the exact configurations are kept");
     }
 }
