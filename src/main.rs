@@ -204,7 +204,9 @@ enum Command {
         /// Stop after this many programs.
         #[arg(long)]
         max_programs: Option<u64>,
-        #[arg(long, default_value = "crashes")]
+        /// Working directory findings are written to (`gcfuzz promote`
+        /// moves one into `crashes/`).
+        #[arg(long, default_value = "work/findings")]
         out: PathBuf,
         /// One JSON summary on stdout at the end.
         #[arg(long)]

@@ -275,20 +275,24 @@ fn job(
         };
         // A finding's signature and files are written before the case counts.
         let mut stored = Vec::new();
+        // The case's signatures in a fresh worker, run once for all its
+        // findings that need it.
+        let mut again: Option<anyhow::Result<Vec<String>>> = None;
         for f in &report.findings {
             let status = if opts.known.contains(&f.signature) {
                 Status::Known
             } else if confirmed.lock().unwrap().contains(&f.signature) {
                 Status::New
             } else {
-                match confirm::rerun(&case, &configs, &mut Worker::new(opts.worker.clone(), opts.timeout)) {
-                    Ok(again) if again.contains(&f.signature) => {
+                let fresh = || confirm::rerun(&case, &configs, &mut Worker::new(opts.worker.clone(), opts.timeout));
+                match again.get_or_insert_with(fresh) {
+                    Ok(signatures) if signatures.contains(&f.signature) => {
                         confirmed.lock().unwrap().insert(f.signature.clone());
                         Status::New
                     }
                     // The same case gives a known bug in a fresh worker: the
                     // first report was a degraded form of it.
-                    Ok(again) if again.iter().any(|s| opts.known.contains(s)) => Status::Known,
+                    Ok(signatures) if signatures.iter().any(|s| opts.known.contains(s)) => Status::Known,
                     Ok(_) => Status::Unreproducible,
                     Err(e) => {
                         totals.lock().unwrap().summary.errors.push(format!("confirming {}: {e:#}", f.signature));

@@ -1,4 +1,4 @@
-//! `gcfuzz stats`: rooting pressure ([`crate::pressure`]) over a sample of
+//! `gcfuzz stats`: rooting pressure ([`crate::generate::pressure`]) over a sample of
 //! generated cases, per generator.
 
 use crate::case::seeded_input;

@@ -27,17 +27,17 @@ pub const MODULE_FUEL: u32 = 1000;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum Generator {
-    /// `smith` followed by the rooting rewrite pass (`rewrite`) on GC
+    /// `smith` followed by the rooting rewrite pass (`rooted`) on GC
     /// modules: references held across forced collections and observed
     /// after them. The default.
     Rooted,
-    /// wasm-smith, swarm-configured for GC (`smith_config`).
+    /// wasm-smith, swarm-configured for GC (`smith::smith_config`).
     Smith,
     /// wasm-smith with an arbitrary configuration and GC forced on, as
     /// Wasmtime's own fuzzers use it: the baseline the others are measured
     /// against.
     Plain,
-    /// The rooting generator (`stress`): programs built for rooting, with a
+    /// The rooting generator (`gc_stress`): programs built for rooting, with a
     /// model that knows the result.
     GcStress,
 }
