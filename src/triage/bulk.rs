@@ -137,13 +137,16 @@ fn triage_file(
     anyhow::ensure!(!result.findings.is_empty(), "does not reproduce (all {} configurations agree)", result.ran.len());
     // A signature new to `out` is stored only once a restarted executor (a
     // fresh worker, no engine history) gives it again.
-    let fresh =
-        result.findings.iter().any(|f| !out.join(&f.signature).exists() && !report.buckets.contains_key(&f.signature));
-    let again = if fresh { confirm::rerun(&case, &configs, exec)? } else { vec![] };
+    let new_here: Vec<&str> = result
+        .findings
+        .iter()
+        .map(|f| f.signature.as_str())
+        .filter(|s| !out.join(s).exists() && !report.buckets.contains_key(*s))
+        .collect();
+    let again = if new_here.is_empty() { vec![] } else { confirm::rerun(&case, &configs, exec)? };
     let mut lines = Vec::new();
     for f in &result.findings {
-        let new_here = !out.join(&f.signature).exists() && !report.buckets.contains_key(&f.signature);
-        if new_here && !again.contains(&f.signature) {
+        if new_here.contains(&f.signature.as_str()) && !again.contains(&f.signature) {
             report.unreproducible += 1;
             lines.push(format!("{} (unreproducible: a fresh worker gives {})", f.signature, or_nothing(&again)));
             continue;
