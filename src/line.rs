@@ -16,6 +16,7 @@
 //! | Wasm-to-Wasm inlining | yes | yes | yes | no |
 //! | single-pass register allocator | yes | yes | no | yes |
 //! | internal-assert metadata (`WasmtimeBug`), `OutOfMemory` errors | yes | no | no | no |
+//! | `Store::gc_heap_capacity` (the leak oracle's yardstick) | yes | no | no | no |
 
 /// One thing a Wasmtime line has or lacks. Harness capabilities first, then
 /// shapes of the API that changed between lines.
@@ -52,6 +53,9 @@ pub enum Cap {
     WastOwnsStore,
     /// `WastContext::run_wast` (31.0.0 calls it `run_buffer`).
     WastRunWast,
+    /// `Store::gc_heap_capacity`: how much GC heap a store holds, which bounds
+    /// what Null allocated (see `oracle::leak`).
+    GcHeapCapacity,
 }
 
 impl Cap {
@@ -70,6 +74,7 @@ impl Cap {
         Cap::WastAsync,
         Cap::WastOwnsStore,
         Cap::WastRunWast,
+        Cap::GcHeapCapacity,
     ];
 
     /// The `cfg` the build script emits when the line has this capability.
@@ -89,6 +94,7 @@ impl Cap {
             Cap::WastAsync => "wasmtime_wast_async",
             Cap::WastOwnsStore => "wasmtime_wast_owns_store",
             Cap::WastRunWast => "wasmtime_wast_run_wast",
+            Cap::GcHeapCapacity => "wasmtime_gc_heap_capacity",
         }
     }
 }
@@ -122,6 +128,7 @@ pub const LINES: &[Line] = &[
             GcSizeHint,
             WastAsync,
             WastRunWast,
+            GcHeapCapacity,
         ],
     },
     Line {

@@ -62,6 +62,7 @@ fn comparable(o: &Outcome) -> String {
     let mut o = o.clone();
     o.config.clear();
     o.micros = 0;
+    o.gc_heap_bytes = None;
     serde_json::to_string_pretty(&o).unwrap()
 }
 

@@ -97,8 +97,13 @@ pub struct Summary {
     pub engine_bugs: u64,
     pub timeouts: u64,
     pub out_of_memory: u64,
-    /// Cases whose comparison stopped early for a legitimate reason.
+    /// Cases where a collector ran out of GC heap and Null did not come near
+    /// the limit (`oracle::leak`).
+    pub leaks: u64,
+    /// Cases whose comparison stopped early for a legitimate reason, and
+    /// those cases by reason (`compare::Verdict::Inconclusive`).
     pub inconclusive: u64,
+    pub inconclusive_by_reason: BTreeMap<String, u64>,
     /// Cases that hit a known bug (`FindingReport::status`).
     pub known_hits: u64,
     /// Findings that did not reproduce in a fresh worker.
@@ -114,13 +119,17 @@ pub struct Summary {
 impl Summary {
     /// The closing line of `gcfuzz run`.
     pub fn line(&self) -> String {
+        let reasons: Vec<String> = self.inconclusive_by_reason.iter().map(|(why, n)| format!("{why} {n}")).collect();
+        let inconclusive = match reasons.is_empty() {
+            true => self.inconclusive.to_string(),
+            false => format!("{} ({})", self.inconclusive, reasons.join(", ")),
+        };
         format!(
-            "{} execs in {:.1}s ({:.1}/s), {:.0}% with GC allocations, {} inconclusive, {} findings ({} new, {} known in {} cases ({:.3}%), {} unreproducible); replay with --seed {}",
+            "{} execs in {:.1}s ({:.1}/s), {:.0}% with GC allocations, {inconclusive} inconclusive, {} findings ({} new, {} known in {} cases ({:.3}%), {} unreproducible); replay with --seed {}",
             self.execs,
             self.elapsed_secs,
             self.execs_per_sec,
             100.0 * self.modules_with_gc_share,
-            self.inconclusive,
             self.findings.len(),
             self.count(Status::New),
             self.count(Status::Known),
@@ -322,7 +331,10 @@ fn job(
         let s = &mut t.summary;
         s.execs += 1;
         s.modules_with_gc += allocating as u64;
-        s.inconclusive += report.inconclusive as u64;
+        if let Some(why) = &report.inconclusive {
+            s.inconclusive += 1;
+            *s.inconclusive_by_reason.entry(why.clone()).or_default() += 1;
+        }
         s.known_hits += stored.iter().any(|f| f.status == Status::Known) as u64;
         s.unreproducible += stored.iter().filter(|f| f.status == Status::Unreproducible).count() as u64;
         for config in &report.ran {
@@ -334,6 +346,7 @@ fn job(
         s.engine_bugs += has(FindingKind::EngineBug);
         s.timeouts += has(FindingKind::Timeout);
         s.out_of_memory += has(FindingKind::OutOfMemory);
+        s.leaks += has(FindingKind::Leak);
         s.worker_restarts = s.worker_restarts.max(worker.spawned.saturating_sub(1));
         t.generate_micros += generate_micros;
         for o in &report.outcomes {

@@ -5,6 +5,7 @@
 //! Engine choice is data: a [`ConfigId`] names a configuration, and
 //! [`real_engine`] builds it from its name (what worker processes receive).
 
+pub mod fatal;
 pub mod interp;
 pub mod wasmi;
 pub mod wasmtime;
@@ -43,6 +44,11 @@ pub trait Instance {
     fn collect(&mut self);
     /// Exported globals, memories and tables, GC references walked by shape.
     fn state(&mut self) -> State;
+    /// The GC heap this instance's store holds, in bytes, where the engine
+    /// tells.
+    fn gc_heap_bytes(&self) -> Option<u64> {
+        None
+    }
 }
 
 /// Builds the named real engine configuration.
@@ -67,6 +73,7 @@ pub fn execute(engine: &mut dyn Engine, case: &TestCase) -> Option<Outcome> {
     let (instantiate, instance) = engine.instantiate(case);
     let mut calls = Vec::new();
     let mut state = None;
+    let mut gc_heap_bytes = None;
     if let Some(mut instance) = instance {
         let mut complete = true;
         for call in &case.plan.calls {
@@ -89,6 +96,7 @@ pub fn execute(engine: &mut dyn Engine, case: &TestCase) -> Option<Outcome> {
             s.tables.sort_by(|a, b| a.0.cmp(&b.0));
             state = Some(s);
         }
+        gc_heap_bytes = instance.gc_heap_bytes();
     }
-    Some(Outcome { config, instantiate, calls, state, micros: start.elapsed().as_micros() as u64 })
+    Some(Outcome { config, instantiate, calls, state, micros: start.elapsed().as_micros() as u64, gc_heap_bytes })
 }

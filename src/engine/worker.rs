@@ -10,7 +10,7 @@
 //! protocol). Requests are JSON; a `Load` is followed by a raw module frame.
 
 use crate::case::{Plan, TestCase};
-use crate::engine::{self, Engine};
+use crate::engine::{self, Engine, fatal};
 use crate::outcome::{CrashInfo, Outcome};
 use anyhow::{Context, Result, anyhow, bail};
 use serde::{Deserialize, Serialize};
@@ -228,6 +228,8 @@ pub fn serve(factory: Factory, memory_limit_mb: Option<u64>) -> Result<()> {
     if let Some(mb) = memory_limit_mb {
         limit_memory(mb)?;
     }
+    // Before any engine: Wasmtime's handlers, installed later, go first.
+    fatal::install();
     // Move the protocol off fd 1: anything else that prints to stdout lands
     // on stderr instead of in the middle of a frame.
     // SAFETY: plain fd duplication on descriptors this process owns.
@@ -335,11 +337,13 @@ pub struct Worker {
     loaded: Option<(Vec<u8>, Plan)>,
     /// Workers started, including the first.
     pub spawned: u64,
+    /// The worker executable's symbols, read at its first fatal signal.
+    symbols: std::cell::OnceCell<fatal::Symbols>,
 }
 
 impl Worker {
     pub fn new(command: WorkerCommand, timeout: Duration) -> Worker {
-        Worker { command, timeout, process: None, loaded: None, spawned: 0 }
+        Worker { command, timeout, process: None, loaded: None, spawned: 0, symbols: std::cell::OnceCell::new() }
     }
 
     fn spawn(&mut self) -> Result<&mut Process> {
@@ -435,18 +439,44 @@ impl Worker {
             None => {
                 let tail = self.process.as_ref().expect("spawned above").stderr_tail.clone();
                 let status = self.wait_for_exit();
-                let message = last_lines(&String::from_utf8_lossy(tail.lock().unwrap().make_contiguous()), 5);
-                Ok(RunResult::Crashed(CrashInfo {
-                    config: config.into(),
-                    message: if message.is_empty() { "worker died without a message".into() } else { message },
-                    location: None,
-                    signal: status.and_then(|s| std::os::unix::process::ExitStatusExt::signal(&s)),
-                    exit_code: status.and_then(|s| s.code()),
-                    frames: vec![],
-                    wasm: None,
-                }))
+                let stderr = String::from_utf8_lossy(tail.lock().unwrap().make_contiguous()).into_owned();
+                Ok(RunResult::Crashed(self.died(config, case, &stderr, status)))
             }
         }
+    }
+
+    /// What a worker that died without a panic report left to tell: its
+    /// last lines on stderr and, after a fatal signal, the frames of the
+    /// fault (`fatal`).
+    fn died(&self, config: &str, case: &TestCase, stderr: &str, status: Option<std::process::ExitStatus>) -> CrashInfo {
+        let (report, rest) = fatal::parse(stderr);
+        let message = last_lines(&rest, 5);
+        let mut crash = CrashInfo {
+            config: config.into(),
+            message: if message.is_empty() { "worker died without a message".into() } else { message.clone() },
+            location: None,
+            signal: status.and_then(|s| std::os::unix::process::ExitStatusExt::signal(&s)),
+            exit_code: status.and_then(|s| s.code()),
+            frames: vec![],
+            wasm: None,
+        };
+        match report {
+            // Killed from outside: where it was says nothing about a bug.
+            Some(r) if r.sent_by.is_some() => {
+                crash.message = format!("killed by signal {} sent by process {}", r.signal, r.sent_by.unwrap_or(0));
+            }
+            Some(r) => {
+                if message.is_empty() {
+                    crash.message = format!("fatal signal {}", fatal::signal_name(r.signal));
+                }
+                let symbols = self.symbols.get_or_init(|| fatal::Symbols::read(&self.command.program));
+                let at_fault = r.from_fault();
+                crash.frames = fatal::frame_names(&at_fault, symbols, &case.wasm);
+                crash.wasm = crash.frames.first().and_then(|f| f.strip_prefix("wasm ")).map(str::to_owned);
+            }
+            None => {}
+        }
+        crash
     }
 
     /// Waits briefly for a dying worker to exit, reaps it, and lets its

@@ -1,5 +1,5 @@
 //! One differential check: run a case on its configurations, turn crashes,
-//! engine-reported bugs, timeouts and disagreements into findings.
+//! engine-reported bugs, timeouts, disagreements and leaks into findings.
 
 use super::compare::{check_expected, compare_all};
 use super::finding::{Finding, FindingKind};
@@ -15,8 +15,9 @@ pub struct CaseReport {
     /// Outcomes in plan order, the reference first.
     pub outcomes: Vec<Outcome>,
     pub findings: Vec<Finding>,
-    /// Some comparison stopped early (resource exhaustion, fuel).
-    pub inconclusive: bool,
+    /// Why some comparison stopped early (resource exhaustion, fuel), by
+    /// class (`compare::Verdict::Inconclusive`).
+    pub inconclusive: Option<String>,
     /// Configurations that ran (crashed ones included).
     pub ran: Vec<String>,
     /// Time spent comparing, in microseconds.
@@ -96,6 +97,10 @@ pub fn check_case(case: &TestCase, configs: &[String], exec: &mut dyn Executor) 
     report.inconclusive = inconclusive;
     if !mismatches.is_empty() {
         report.findings.push(Finding::mismatch(mismatches));
+    }
+    let leaks = super::leak::leaks(&report.outcomes);
+    if !leaks.is_empty() {
+        report.findings.push(Finding::leak(&leaks));
     }
     // Against the model, where the plan has one.
     let against_model: Vec<_> = report.outcomes.iter().filter_map(|o| check_expected(o, &case.plan)).collect();

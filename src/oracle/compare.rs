@@ -54,7 +54,9 @@ pub struct Mismatch {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Verdict {
     Agree,
-    /// The comparison stopped early for a reason engines may differ on.
+    /// The comparison stopped early for a reason engines may differ on: the
+    /// reason's class (`GcHeapOutOfMemory`, `OutOfFuel`, …), which campaigns
+    /// count.
     Inconclusive(String),
     Mismatch(Mismatch),
 }
@@ -71,13 +73,13 @@ fn reference_rank(o: &Outcome) -> Option<usize> {
 /// verdict, or, when none does, by the first earlier non-reference outcome
 /// that does (two collecting configurations that disagree are a finding
 /// too). Without references, the first outcome judges the rest. Returns the
-/// mismatches (one per disagreeing configuration) and whether some outcome
-/// could not be judged conclusively by anyone.
-pub fn compare_all(outcomes: &[Outcome]) -> (Vec<Mismatch>, bool) {
+/// mismatches (one per disagreeing configuration) and, when some outcome
+/// could not be judged conclusively by anyone, why the first such one not.
+pub fn compare_all(outcomes: &[Outcome]) -> (Vec<Mismatch>, Option<String>) {
     let mut references: Vec<&Outcome> = outcomes.iter().filter(|o| reference_rank(o).is_some()).collect();
     references.sort_by_key(|o| reference_rank(o));
     let mut mismatches = Vec::new();
-    let mut inconclusive = false;
+    let mut inconclusive = None;
     for (i, other) in outcomes.iter().enumerate() {
         let judges: Vec<&Outcome> = match reference_rank(other) {
             Some(rank) => references.iter().copied().filter(|r| reference_rank(r) < Some(rank)).collect(),
@@ -88,10 +90,15 @@ pub fn compare_all(outcomes: &[Outcome]) -> (Vec<Mismatch>, bool) {
         if judges.is_empty() {
             continue;
         }
-        match judges.iter().map(|judge| compare(judge, other)).find(|v| !matches!(v, Verdict::Inconclusive(_))) {
-            Some(Verdict::Mismatch(m)) => mismatches.push(m),
+        let verdicts: Vec<Verdict> = judges.iter().map(|judge| compare(judge, other)).collect();
+        match verdicts.iter().find(|v| !matches!(v, Verdict::Inconclusive(_))) {
+            Some(Verdict::Mismatch(m)) => mismatches.push(m.clone()),
             Some(_) => {}
-            None => inconclusive = true,
+            None => {
+                if let Some(Verdict::Inconclusive(why)) = verdicts.into_iter().next() {
+                    inconclusive.get_or_insert(why);
+                }
+            }
         }
     }
     (mismatches, inconclusive)
@@ -207,11 +214,9 @@ fn error_class(msg: &str) -> &'static str {
 /// `None` when the statuses agree.
 fn status_verdict(r: &Status, o: &Status, at: String) -> Option<StatusDiff> {
     match (r, o) {
-        (Status::Exhausted(e), _) | (_, Status::Exhausted(e)) => Some(StatusDiff::Inconclusive(format!("{at}: {e:?}"))),
+        (Status::Exhausted(e), _) | (_, Status::Exhausted(e)) => Some(StatusDiff::Inconclusive(format!("{e:?}"))),
         // Reported separately as a finding of its own.
-        (Status::EngineBug(_), _) | (_, Status::EngineBug(_)) => {
-            Some(StatusDiff::Inconclusive(format!("{at}: engine bug")))
-        }
+        (Status::EngineBug(_), _) | (_, Status::EngineBug(_)) => Some(StatusDiff::Inconclusive("engine bug".into())),
         (Status::Returned(a), Status::Returned(b)) => {
             if a.len() != b.len() {
                 return Some(StatusDiff::Differ { kind: MismatchKind::Result, at, shape: "result arity".into() });
@@ -462,7 +467,7 @@ mod tests {
         let (m, inconclusive) = compare_all(&outcomes);
         assert_eq!(m.len(), 1, "{m:?}");
         assert_eq!((m[0].reference.as_str(), m[0].other.as_str()), ("drc", "copying"));
-        assert!(inconclusive);
+        assert_eq!(inconclusive.as_deref(), Some("GcHeapOutOfMemory"));
         // A crashed Null (no outcome) does not make DRC the reference: the
         // interpreter judges DRC, and is not itself judged by DRC.
         let outcomes = [outcome("drc", vec![ok(2)]), outcome("copying", vec![ok(1)]), outcome("interp", vec![ok(1)])];
@@ -478,6 +483,7 @@ mod tests {
             calls: calls.into_iter().map(|status| CallRecord { export: "f".into(), status }).collect(),
             state: Some(State::default()),
             micros: 0,
+            gc_heap_bytes: None,
         }
     }
 
@@ -567,7 +573,7 @@ mod tests {
         let b = outcome("drc", vec![Status::Returned(vec![Value::I32(1)])]);
         let c = outcome("copying", vec![Status::Returned(vec![Value::I32(0)])]);
         let (ms, inconclusive) = compare_all(&[a, b, c]);
-        assert!(!inconclusive);
+        assert!(inconclusive.is_none());
         assert_eq!(ms.len(), 1);
         assert_eq!(ms[0].other, "copying");
     }

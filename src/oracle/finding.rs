@@ -23,6 +23,17 @@ pub enum FindingKind {
     Timeout,
     /// A worker went past its memory limit.
     OutOfMemory,
+    /// A collecting configuration ran out of GC heap where Null, which never
+    /// frees, did not come near the limit (`oracle::leak`).
+    Leak,
+}
+
+impl FindingKind {
+    /// Whether the finding is judged against the reference, which must then
+    /// run with it (shrinking, narrowing), rather than seen on its own.
+    pub fn needs_reference(self) -> bool {
+        matches!(self, FindingKind::Mismatch | FindingKind::Leak)
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -92,7 +103,13 @@ impl Finding {
         };
         let signature = format!("{prefix}-{}-{}", slug(&message), short_hash(&key));
         let first_line = crash.message.lines().next().unwrap_or("").trim();
-        let at = crash.wasm.as_ref().map_or(String::new(), |op| format!(" (at Wasm {op})"));
+        // Where: the Wasm operator at the fault, or for a death without a
+        // panic (a fatal signal) the function it happened in.
+        let at = match (&crash.wasm, &crash.location, frames.first()) {
+            (Some(op), ..) => format!(" (at Wasm {op})"),
+            (None, None, Some(frame)) => format!(" (in {frame})"),
+            _ => String::new(),
+        };
         let summary = format!("{} on {}: {}{at}", how, crash.config, first_line);
         Finding {
             kind,
@@ -116,7 +133,7 @@ pub struct Problem {
 
 /// A configuration's family (`ConfigId::family`); a name gcfuzz does not
 /// know (a test's planted configuration) is its own family.
-fn family(config: &str) -> &str {
+pub(super) fn family(config: &str) -> &str {
     match ConfigId::from_name(config) {
         Some(id) => id.family(),
         None => config,
@@ -230,7 +247,7 @@ fn slug(s: &str) -> String {
     if out.is_empty() { "unnamed".into() } else { out }
 }
 
-fn short_hash(key: &str) -> String {
+pub(super) fn short_hash(key: &str) -> String {
     format!("{:08x}", xxhash_rust::xxh3::xxh3_64(key.as_bytes()) as u32)
 }
 

@@ -1,11 +1,13 @@
 //! The oracle: judging what the engines did. [`compare`] sets outcomes side
 //! by side by shape, [`finding`] turns crashes and disagreements into
-//! findings with signatures, and [`check`] is the one-case check every stage
-//! after execution calls.
+//! findings with signatures, [`leak`] reads exhaustion against Null's heap
+//! as a leak, and [`check`] is the one-case check every stage after
+//! execution calls.
 
 pub mod check;
 pub mod compare;
 pub mod finding;
+pub mod leak;
 
 pub use check::{CaseReport, check_case};
 pub use finding::{Finding, FindingKind, Problem};

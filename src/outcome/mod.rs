@@ -161,6 +161,12 @@ pub struct Outcome {
     pub state: Option<State>,
     /// Time spent in the engine (compile, instantiate, run, walk).
     pub micros: u64,
+    /// The GC heap the store held at the end, in bytes, where the engine
+    /// tells (Wasmtime lines with `Store::gc_heap_capacity`). Not compared:
+    /// for Null, which never frees, it bounds everything the run allocated
+    /// (the leak oracle's yardstick, `oracle::leak`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gc_heap_bytes: Option<u64>,
 }
 
 /// How a worker process died.

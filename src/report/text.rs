@@ -38,7 +38,10 @@ pub fn case_report(report: &CaseReport) -> String {
         let _ = writeln!(s, "FINDING {}: {}", f.signature, f.summary);
     }
     if report.findings.is_empty() {
-        let verdict = if report.inconclusive { "agree up to an inconclusive point" } else { "agree" };
+        let verdict = match &report.inconclusive {
+            Some(why) => format!("agree up to an inconclusive point ({why})"),
+            None => "agree".into(),
+        };
         let _ = writeln!(s, "{} configurations {verdict}", report.outcomes.len());
     }
     s

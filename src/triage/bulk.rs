@@ -164,7 +164,7 @@ fn triage_file(
         bucket.count += 1;
         if let (true, false, Some(attempts)) = (new, known_in_batch, shrink_attempts) {
             let mut involved: Vec<String> = configs.iter().filter(|c| f.configs.contains(c)).cloned().collect();
-            if f.kind == FindingKind::Mismatch {
+            if f.kind.needs_reference() {
                 involved.insert(0, configs[0].clone());
             }
             let shrunk = super::shrink::shrink(&case, &f.signature, &involved, exec, attempts, |_| {})?;

@@ -5,7 +5,7 @@
 
 use crate::case::{ConfigId, TestCase};
 use crate::engine::worker::Executor;
-use crate::oracle::{Finding, FindingKind, check_case};
+use crate::oracle::{Finding, check_case};
 use anyhow::Result;
 use std::fmt::Write;
 
@@ -50,7 +50,7 @@ impl Narrowed {
 pub fn narrow(case: &TestCase, finding: &Finding, exec: &mut dyn Executor) -> Result<Narrowed> {
     let reproduces = |case: &TestCase, config: ConfigId, exec: &mut dyn Executor| -> Result<bool> {
         let configs: Vec<String> = match finding.kind {
-            FindingKind::Mismatch if config != ConfigId::Null => vec!["null".into(), config.name().into()],
+            kind if kind.needs_reference() && config != ConfigId::Null => vec!["null".into(), config.name().into()],
             _ => vec![config.name().into()],
         };
         let report = check_case(case, &configs, exec)?;

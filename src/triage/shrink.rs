@@ -9,7 +9,7 @@
 use super::open::{check_all, config_names, open, pick};
 use crate::case::{Plan, TestCase};
 use crate::engine::worker::Executor;
-use crate::oracle::{FindingKind, check_case};
+use crate::oracle::check_case;
 use anyhow::{Result, bail};
 use std::path::Path;
 
@@ -85,7 +85,7 @@ pub fn shrink_file(
     // Only the configurations the finding involves (and the reference).
     let all = config_names(&case, &[]);
     let mut configs: Vec<String> = all.iter().filter(|c| finding.configs.contains(c)).cloned().collect();
-    if finding.kind == FindingKind::Mismatch {
+    if finding.kind.needs_reference() {
         configs.insert(0, all[0].clone());
     }
     on_smaller(&finding.signature, case.wasm.len());

@@ -23,6 +23,11 @@ enum Misbehaviour {
     Abort,
     /// Dies of SIGSEGV on the first call.
     Segfault,
+    /// Reads through a null pointer on the first call: a real fault, in
+    /// `fault_reading`.
+    NullRead,
+    /// Writes through a null pointer on the first call, in `fault_writing`.
+    NullWrite,
     /// Never returns from the first call.
     Hang,
     /// Panics when a call returns a struct, like a GC bug that needs one
@@ -73,6 +78,22 @@ fn forget_root(linker: &mut wasmtime::Linker<gcfuzz::engine::wasmtime::Host>) ->
             Ok(Some(StructRef::new(&mut caller, &pre, &fields)?.to_anyref()))
         },
     )?;
+    Ok(())
+}
+
+/// A host `gc` that leaks: after collecting, it allocates a 64 KiB array
+/// and keeps it rooted for ever, as a collector that loses track of freed
+/// space would fill its heap with garbage.
+fn hoard_on_gc(linker: &mut wasmtime::Linker<gcfuzz::engine::wasmtime::Host>) -> wasmtime::Result<()> {
+    use wasmtime::{ArrayRef, ArrayRefPre, ArrayType, FieldType, Mutability, StorageType, Val};
+    linker.func_wrap("host", "gc", |mut caller: wasmtime::Caller<'_, gcfuzz::engine::wasmtime::Host>| {
+        caller.gc(None)?;
+        let ty = ArrayType::new(caller.engine(), FieldType::new(Mutability::Var, StorageType::I8));
+        let pre = ArrayRefPre::new(&mut caller, ty);
+        let garbage = ArrayRef::new(&mut caller, &pre, &Val::I32(0), 64 << 10)?;
+        std::mem::forget(garbage.to_owned_rooted(&mut caller)?);
+        wasmtime::Result::<()>::Ok(())
+    })?;
     Ok(())
 }
 
@@ -142,6 +163,10 @@ pub fn factory(name: &str) -> Option<Box<dyn Engine>> {
         "planted-cast-always-succeeds" => return mistranslated("planted-cast-always-succeeds", cast_always_succeeds),
         _ => {}
     }
+    if name == "planted-gc-leak" {
+        let engine = gcfuzz::engine::wasmtime::WasmtimeEngine::with_linker_hook(ConfigId::Drc, hoard_on_gc);
+        return Some(Box::new(Renamed { inner: Box::new(engine), name: "planted-gc-leak" }));
+    }
     if name == "planted-forget-root" {
         let engine = gcfuzz::engine::wasmtime::WasmtimeEngine::with_linker_hook(ConfigId::Copying, forget_root);
         return Some(Box::new(Renamed { inner: Box::new(engine), name: "planted-forget-root" }));
@@ -153,6 +178,8 @@ pub fn factory(name: &str) -> Option<Box<dyn Engine>> {
         "planted-abort" => Misbehaviour::Abort,
         "planted-segfault" => Misbehaviour::Segfault,
         "planted-hang" => Misbehaviour::Hang,
+        "planted-null-read" => Misbehaviour::NullRead,
+        "planted-null-write" => Misbehaviour::NullWrite,
         "planted-panic-on-struct" => Misbehaviour::PanicOnStruct,
         "planted-leak" => Misbehaviour::Leak,
         "copying" if PLANT_COPYING.load(std::sync::atomic::Ordering::Relaxed) => {
@@ -227,6 +254,14 @@ impl Instance for PlantedInstance<'_> {
                 }
                 unreachable!()
             }
+            Misbehaviour::NullRead => {
+                fault_reading(std::hint::black_box(std::ptr::null()));
+                unreachable!()
+            }
+            Misbehaviour::NullWrite => {
+                fault_writing(std::hint::black_box(std::ptr::null_mut()));
+                unreachable!()
+            }
             Misbehaviour::Hang => loop {
                 std::thread::sleep(std::time::Duration::from_secs(1));
             },
@@ -255,6 +290,19 @@ impl Instance for PlantedInstance<'_> {
     fn state(&mut self) -> State {
         self.inner.state()
     }
+}
+
+/// Two faults in two functions: the same signal, two bugs.
+#[inline(never)]
+pub fn fault_reading(p: *const u64) -> u64 {
+    // SAFETY: deliberately not: `p` is null and the process dies here.
+    unsafe { std::ptr::read_volatile(p) }
+}
+
+#[inline(never)]
+pub fn fault_writing(p: *mut u64) {
+    // SAFETY: as in `fault_reading`.
+    unsafe { std::ptr::write_volatile(p, 1) }
 }
 
 /// A real engine under a planted name.

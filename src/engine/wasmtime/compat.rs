@@ -128,3 +128,14 @@ pub fn wast_context(engine: &wasmtime::Engine) -> wasmtime::Result<WastContext> 
     ctx.register_spectest(&wasmtime_wast::SpectestConfig { use_shared_memory: false, suppress_prints: true })?;
     Ok(ctx)
 }
+
+/// The GC heap `store` holds, in bytes (0 before its first allocation).
+pub fn gc_heap_bytes<T>(store: &Store<T>) -> Option<u64> {
+    #[cfg(wasmtime_gc_heap_capacity)]
+    return Some(store.gc_heap_capacity() as u64);
+    #[cfg(not(wasmtime_gc_heap_capacity))]
+    {
+        let _ = store;
+        None
+    }
+}

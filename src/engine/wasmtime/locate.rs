@@ -17,16 +17,26 @@
 //! and taking it would split one such bug into a native and a Pulley
 //! signature where their Rust frames agree today.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
 use wasmtime::{Module, Store};
 
 /// The program counter of the last signal raised in Wasm code of a watched
 /// store in this process; 0 when none since the last call began.
 static LAST_PC: AtomicUsize = AtomicUsize::new(0);
 
-/// The module being run, with its bytes (for decoding the operator).
-static RUNNING: Mutex<Option<(Module, Arc<Vec<u8>>)>> = Mutex::new(None);
+/// The running module's compiled code: where its text is, which Wasm byte
+/// each instruction came from, and the Wasm bytes. Published through an
+/// atomic pointer so a fatal-signal handler can read it
+/// (`engine::fatal`) without locks or allocation.
+struct CodeMap {
+    text_start: usize,
+    text_len: usize,
+    /// (code offset, Wasm offset), sorted by code offset.
+    entries: Vec<(u32, u32)>,
+    wasm: Vec<u8>,
+}
+
+static RUNNING: AtomicPtr<CodeMap> = AtomicPtr::new(std::ptr::null_mut());
 
 /// Records the faulting pc of every signal `store`'s Wasm code raises.
 pub fn watch<T>(store: &mut Store<T>) {
@@ -54,14 +64,44 @@ pub fn watch<T>(store: &mut Store<T>) {
 /// `module` (compiled from `wasm`) runs from now on.
 pub fn running(module: &Module, wasm: &[u8]) {
     LAST_PC.store(0, Ordering::Relaxed);
-    if let Ok(mut running) = RUNNING.lock() {
-        *running = Some((module.clone(), Arc::new(wasm.to_vec())));
+    let text = module.text();
+    let entries = module
+        .address_map()
+        .map(|map| map.filter_map(|(code, w)| Some((u32::try_from(code).ok()?, w?))).collect())
+        .unwrap_or_default();
+    let map =
+        Box::new(CodeMap { text_start: text.as_ptr() as usize, text_len: text.len(), entries, wasm: wasm.to_vec() });
+    let old = RUNNING.swap(Box::into_raw(map), Ordering::AcqRel);
+    if !old.is_null() {
+        // SAFETY: `old` came from `Box::into_raw` above and is no longer
+        // published; a worker runs one module at a time on one thread, so
+        // no signal handler is reading it.
+        drop(unsafe { Box::from_raw(old) });
     }
 }
 
 /// A call begins: a fault recorded before it is not this call's.
 pub fn call_begins() {
     LAST_PC.store(0, Ordering::Relaxed);
+}
+
+/// The Wasm byte offset of the instruction at `pc`, when `pc` is in the
+/// running module's code. Async-signal-safe: one atomic load and a binary
+/// search.
+pub fn wasm_offset_at(pc: usize) -> Option<u32> {
+    // SAFETY: a published map stays valid until the next `running`.
+    let map = unsafe { RUNNING.load(Ordering::Acquire).as_ref()? };
+    let offset = pc.checked_sub(map.text_start).filter(|o| *o < map.text_len)?;
+    let offset = u32::try_from(offset).ok()?;
+    let i = map.entries.partition_point(|(code, _)| *code <= offset).checked_sub(1)?;
+    Some(map.entries[i].1)
+}
+
+/// The operator at Wasm byte `offset` of the running module.
+pub fn running_operator(offset: u32) -> Option<String> {
+    // SAFETY: as in `wasm_offset_at`.
+    let map = unsafe { RUNNING.load(Ordering::Acquire).as_ref()? };
+    operator_at(&map.wasm, offset as usize)
 }
 
 /// The Wasm operator at the last recorded fault, e.g. `RefTestNonNull`,
@@ -71,16 +111,7 @@ pub fn faulting_operator() -> Option<String> {
     if pc == 0 {
         return None;
     }
-    let running = RUNNING.try_lock().ok()?;
-    let (module, wasm) = running.as_ref()?;
-    let text = module.text();
-    let offset = pc.checked_sub(text.as_ptr() as usize).filter(|o| *o < text.len())?;
-    let wasm_offset = module
-        .address_map()?
-        .take_while(|(code, _)| *code <= offset)
-        .filter_map(|(_, wasm_offset)| wasm_offset)
-        .last()? as usize;
-    operator_at(wasm, wasm_offset)
+    running_operator(wasm_offset_at(pc)?)
 }
 
 /// The name of the operator that starts at byte `offset` of `wasm`.

@@ -244,6 +244,10 @@ impl Instance for WasmtimeInstance {
         api::store_gc(&mut self.store);
     }
 
+    fn gc_heap_bytes(&self) -> Option<u64> {
+        api::gc_heap_bytes(&self.store)
+    }
+
     fn state(&mut self) -> State {
         let mut scope = wasmtime::RootScope::new(&mut self.store);
         let exports: Vec<(String, wasmtime::Extern)> =
