@@ -26,13 +26,13 @@ thread_local! {
 /// panic on any finding that is not a known bug (that is how libFuzzer
 /// learns of it). Engine panics propagate as they are.
 pub fn differential(data: &[u8]) {
-    run(Generator::Rooted, data)
+    with_crash_report(data, || run(Generator::Rooted, data))
 }
 
 /// The `gc_stress` target: the rooting generator, judged by its model as
 /// well as by the other configurations.
 pub fn gc_stress(data: &[u8]) {
-    run(Generator::GcStress, data)
+    with_crash_report(data, || run(Generator::GcStress, data))
 }
 
 fn run(generator: Generator, data: &[u8]) {
@@ -49,7 +49,15 @@ fn run(generator: Generator, data: &[u8]) {
                 eprintln!("gcfuzz: known bug {} ({hits} hits so far)", f.signature);
             }
         } else {
-            panic!("gcfuzz finding {}: {}", f.signature, f.summary);
+            let detail = f.crash.as_ref().map_or(String::new(), |c| {
+                format!(
+                    "\n{}\nat {}\nframes:\n  {}",
+                    c.message,
+                    c.location.as_deref().unwrap_or("?"),
+                    c.frames.join("\n  ")
+                )
+            });
+            panic!("gcfuzz finding {}: {}{detail}", f.signature, f.summary);
         }
     }
 }
@@ -72,6 +80,10 @@ pub fn known() -> &'static BTreeSet<String> {
 /// The `stackmaps` target: a random CLIF program checked at every safepoint
 /// on every Cranelift configuration; any problem is the crash.
 pub fn stackmaps(data: &[u8]) {
+    with_crash_report(data, || check_stackmaps(data))
+}
+
+fn check_stackmaps(data: &[u8]) {
     let Ok(prog) = crate::stackmaps::generate(&mut arbitrary::Unstructured::new(data)) else {
         return;
     };
@@ -81,6 +93,76 @@ pub fn stackmaps(data: &[u8]) {
             panic!("gcfuzz stack-map finding on {config}: {}: {}", p.kind, p.detail);
         }
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_escaping_panic_leaves_a_report_named_by_the_input() {
+        let dir = tempfile::tempdir().unwrap();
+        set_crash_reports(dir.path());
+        let input = b"some fuzz input";
+        let caught = std::panic::catch_unwind(|| with_crash_report(input, || panic!("planted target crash")));
+        assert!(caught.is_err());
+        let report = std::fs::read_to_string(dir.path().join(report_name(input))).unwrap();
+        assert!(report.contains("planted target crash") && report.contains("backtrace:"), "{report}");
+        // An input that does not crash leaves nothing.
+        with_crash_report(b"fine", || ());
+        assert!(!dir.path().join(report_name(b"fine")).exists());
+    }
+}
+
+/// The environment variable naming the directory for crash reports: the
+/// nightly job sets it, so that each crash keeps its message and stack even
+/// where libFuzzer's fork mode throws the job's log away.
+pub const CRASH_REPORTS_ENV: &str = "GCFUZZ_CRASH_REPORTS";
+
+/// The report file name for `input`: its hash, as libFuzzer names the
+/// artifact by the input's SHA-1 (the nightly job pairs them by content).
+pub fn report_name(input: &[u8]) -> String {
+    format!("{:016x}.report.txt", xxhash_rust::xxh3::xxh3_64(input))
+}
+
+static REPORTS: OnceLock<Option<std::path::PathBuf>> = OnceLock::new();
+
+thread_local! {
+    /// The report file of the input this thread runs.
+    static CURRENT: RefCell<Option<String>> = const { RefCell::new(None) };
+}
+
+/// Sends crash reports to `dir` (instead of `GCFUZZ_CRASH_REPORTS`'s): for
+/// tests. Only the first call of the process counts.
+pub fn set_crash_reports(dir: &Path) {
+    let _ = REPORTS.set(Some(dir.to_path_buf()));
+}
+
+/// Runs `f` on `data`; a panic that escapes (a new finding, a crash in the
+/// target) first writes its message, location and backtrace to the report
+/// directory, when there is one.
+pub fn with_crash_report<T>(data: &[u8], f: impl FnOnce() -> T) -> T {
+    static HOOK: std::sync::Once = std::sync::Once::new();
+    let Some(dir) = REPORTS.get_or_init(|| std::env::var_os(CRASH_REPORTS_ENV).map(Into::into)) else {
+        return f();
+    };
+    HOOK.call_once(|| {
+        let previous = std::panic::take_hook();
+        let dir = dir.clone();
+        std::panic::set_hook(Box::new(move |info| {
+            if let Some(name) = CURRENT.with(|c| c.borrow().clone()) {
+                let location = info.location().map_or("?".into(), |l| format!("{}:{}", l.file(), l.line()));
+                let text =
+                    format!("{info}\nlocation: {location}\nbacktrace:\n{}", std::backtrace::Backtrace::force_capture());
+                let _ = std::fs::create_dir_all(&dir).and_then(|()| std::fs::write(dir.join(name), text));
+            }
+            previous(info)
+        }));
+    });
+    CURRENT.with(|c| *c.borrow_mut() = Some(report_name(data)));
+    let result = f();
+    CURRENT.with(|c| *c.borrow_mut() = None);
+    result
 }
 
 /// Writes `count` seeded inputs of `generator` to `dir` as a seed corpus: a

@@ -7,8 +7,10 @@
 //! Everything it keeps lives in the work directory: `corpus/<target>/`
 //! (libFuzzer adds to it as it goes), `artifacts/<target>/` (libFuzzer writes
 //! crashes there at once; triaged ones move to `artifacts/<target>/done/`
-//! only after their finding is stored) and the reports. A job killed midway
-//! therefore loses nothing: the next start triages what is left.
+//! only after their finding is stored, each beside the crash report the
+//! target wrote as it crashed: `reports/<target>/` until then) and the
+//! reports. A job killed midway therefore loses nothing: the next start
+//! triages what is left.
 
 use crate::engine::worker::{Worker, WorkerCommand};
 use crate::generate::Generator;
@@ -118,6 +120,7 @@ fn fuzz_target(root: &Path, opts: &Options, target: &str, budget: Duration) -> R
         .arg(format!("-timeout={}", opts.input_timeout_secs))
         .arg(format!("-rss_limit_mb={}", opts.rss_limit_mb))
         .arg(format!("-artifact_prefix={}/", artifacts.display()))
+        .env(crate::campaign::fuzz::CRASH_REPORTS_ENV, reports_dir(&opts.work, target))
         .args(["-ignore_crashes=1", "-ignore_timeouts=1", "-ignore_ooms=1", "-print_final_stats=1"])
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
@@ -270,11 +273,26 @@ pub fn run(root: &Path, opts: &Options) -> Result<Report> {
                 None => report.signatures.push(row),
             }
         }
-        // Stored: now out of the way of the next run.
+        // Stored: now out of the way of the next run, each with the crash
+        // report the target wrote when it crashed (libFuzzer's fork mode
+        // keeps no log of it).
         let done = artifacts.join("done");
         std::fs::create_dir_all(&done)?;
         for entry in std::fs::read_dir(&artifacts)?.filter_map(|e| e.ok()).filter(|e| e.path().is_file()) {
-            std::fs::rename(entry.path(), done.join(entry.file_name()))?;
+            let report_file = reports_dir(&opts.work, target)
+                .join(crate::campaign::fuzz::report_name(&std::fs::read(entry.path()).unwrap_or_default()));
+            let name = entry.file_name();
+            if report_file.is_file() {
+                std::fs::rename(&report_file, done.join(format!("{}.report.txt", name.to_string_lossy())))?;
+                for failure in report.triage_failures.iter_mut().filter(|f| f.contains(&*name.to_string_lossy())) {
+                    let first = std::fs::read_to_string(done.join(format!("{}.report.txt", name.to_string_lossy())))
+                        .ok()
+                        .and_then(|t| t.lines().next().map(str::to_owned))
+                        .unwrap_or_default();
+                    failure.push_str(&format!("; when it crashed: {first} (report in done/)"));
+                }
+            }
+            std::fs::rename(entry.path(), done.join(&name))?;
         }
     }
     report.seconds = started_at.elapsed().as_secs_f64();
@@ -287,6 +305,12 @@ pub fn run(root: &Path, opts: &Options) -> Result<Report> {
     };
     write_reports(&opts.work, &report)?;
     Ok(report)
+}
+
+/// Where a target's crash reports go while it fuzzes (paired with the
+/// artifacts by content when they are triaged).
+fn reports_dir(work: &Path, target: &str) -> PathBuf {
+    work.join("reports").join(target)
 }
 
 /// Triages stack-map verifier artifacts: each is regenerated into its
