@@ -132,6 +132,42 @@ fn findings_are_confirmed_in_a_fresh_worker() {
     );
 }
 
+/// A module exporting `f` returning `value`, and an empty function named
+/// `role` when there is one.
+fn numbered(value: i32, role: &str) -> TestCase {
+    let extra = if role.is_empty() { String::new() } else { format!(r#"(func (export "{role}"))"#) };
+    let wat = format!(r#"(module (func (export "f") (result i32) (i32.const {value})) {extra})"#);
+    TestCase::from_module_bytes(wat.as_bytes()).unwrap()
+}
+
+#[test]
+fn a_bug_that_needs_history_gets_the_shortest_history_as_its_reproducer() {
+    use gcfuzz::triage::history;
+    let timeout = Duration::from_secs(60);
+    let configs = names(&["null", "planted-panic-after-poison"]);
+    let earlier = [numbered(1, ""), numbered(2, "poison"), numbered(3, ""), numbered(4, "")];
+    let victim = numbered(5, "victim");
+    // In one long-lived worker, the victim crashes after the others.
+    let mut worker = Worker::new(planted_worker(), timeout);
+    for case in &earlier {
+        assert!(check_case(case, &configs, &mut worker).unwrap().findings.is_empty());
+    }
+    let report = check_case(&victim, &configs, &mut worker).unwrap();
+    assert_eq!(report.findings.len(), 1, "{:?}", report.findings);
+    let signature = report.findings[0].signature.clone();
+    // Alone, in a fresh worker, it does not.
+    assert!(!confirm::reproduces(&victim, &configs, &signature, &planted_worker(), timeout).unwrap());
+    // The search keeps just the poisoning case, and the result replays
+    // from its own bytes in a fresh worker.
+    let found = history::shortest(&victim, &earlier, &configs, &signature, &mut worker).unwrap().unwrap();
+    assert_eq!(found.history().unwrap(), [earlier[1].clone()]);
+    let replayed = TestCase::from_module_bytes(&found.to_module_bytes()).unwrap();
+    assert!(confirm::reproduces(&replayed, &configs, &signature, &planted_worker(), timeout).unwrap());
+    // Without the poisoning case there is nothing to find.
+    let harmless = [earlier[0].clone(), earlier[2].clone()];
+    assert!(history::shortest(&victim, &harmless, &configs, &signature, &mut worker).unwrap().is_none());
+}
+
 #[test]
 fn aborts_signals_and_hangs_are_isolated() {
     let mut worker = Worker::new(planted_worker(), Duration::from_secs(3));

@@ -5,15 +5,15 @@
 //! does not reproduce under `unreproducible/`. `crashes/` is read as the list
 //! of known bugs and never written: `gcfuzz promote` moves a finding there.
 
-use crate::case::{ConfigId, allocates, seeded_input};
+use crate::case::{ConfigId, TestCase, allocates, seeded_input};
 use crate::engine::worker::{Worker, WorkerCommand};
 use crate::generate;
 use crate::oracle::{FindingKind, check_case};
 use crate::report::record::{self, Origin};
-use crate::triage::confirm;
 use crate::triage::open::config_names;
+use crate::triage::{confirm, history};
 use serde::Serialize;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -239,6 +239,17 @@ pub fn run(opts: &Options) -> Summary {
     t.summary
 }
 
+/// Whether an unreproducible finding may need history: a crash that says
+/// where it happened (a panic, a fatal signal with frames), not a death with
+/// nothing to tell (a worker killed from outside), a timeout or memory
+/// exhaustion.
+fn needs_history_search(f: &crate::oracle::Finding) -> bool {
+    f.kind == FindingKind::Crash
+        && f.crash.as_ref().is_some_and(|c| {
+            (c.location.is_some() || !c.frames.is_empty()) && !c.message.starts_with("killed by signal")
+        })
+}
+
 /// `confirmed`: the new signatures a fresh worker has reproduced in this
 /// campaign, shared by the jobs (a signature is confirmed once).
 fn job(
@@ -250,6 +261,10 @@ fn job(
 ) {
     let mut worker = Worker::new(opts.worker.clone(), opts.timeout);
     let mut errors = 0;
+    // The cases the live worker process ran, oldest first (the history a
+    // crash may need), and the signatures whose history was searched.
+    let mut recent: VecDeque<TestCase> = VecDeque::new();
+    let mut searched: BTreeSet<String> = BTreeSet::new();
     loop {
         if opts.stop.load(Ordering::Relaxed) || Instant::now() >= deadline {
             break;
@@ -270,6 +285,7 @@ fn job(
         let allocating = allocates(&case.wasm);
         let generate_micros = case_start.elapsed().as_micros() as u64;
         let configs = config_names(&case, &opts.configs);
+        let spawned_before = worker.spawned;
         let report = match check_case(&case, &configs, &mut worker) {
             Ok(report) => report,
             Err(e) => {
@@ -288,7 +304,7 @@ fn job(
         // findings that need it.
         let mut again: Option<anyhow::Result<Vec<String>>> = None;
         for f in &report.findings {
-            let status = if opts.known.contains(&f.signature) {
+            let mut status = if opts.known.contains(&f.signature) {
                 Status::Known
             } else if confirmed.lock().unwrap().contains(&f.signature) {
                 Status::New
@@ -309,12 +325,29 @@ fn job(
                     }
                 }
             };
+            // A crash that needs what earlier cases left in the worker's
+            // engines: the shortest such history makes it reproducible.
+            let mut reproducer = None;
+            if status == Status::Unreproducible && needs_history_search(f) && searched.insert(f.signature.clone()) {
+                let mut fresh = Worker::new(opts.worker.clone(), opts.timeout);
+                let earlier: Vec<TestCase> = recent.iter().cloned().collect();
+                match history::shortest(&case, &earlier, &configs, &f.signature, &mut fresh) {
+                    Ok(Some(with_history)) => {
+                        confirmed.lock().unwrap().insert(f.signature.clone());
+                        status = Status::New;
+                        reproducer = Some(with_history);
+                    }
+                    Ok(None) => {}
+                    Err(e) => totals.lock().unwrap().summary.errors.push(format!("history of {}: {e:#}", f.signature)),
+                }
+            }
             let dir = match status {
                 Status::Unreproducible => opts.out.join("unreproducible"),
                 _ => opts.out.clone(),
             };
             let origin = Origin { seed: Some(opts.seed), index: Some(index), file: None };
-            match record::store_wasm(&dir, f, &case, Some(&input), origin, &report.outcomes) {
+            let stored_case = reproducer.as_ref().unwrap_or(&case);
+            match record::store_wasm(&dir, f, stored_case, Some(&input), origin, &report.outcomes) {
                 Ok((path, _)) => stored.push(FindingReport {
                     kind: f.kind,
                     signature: f.signature.clone(),
@@ -326,6 +359,16 @@ fn job(
                 }),
                 Err(e) => totals.lock().unwrap().summary.errors.push(format!("storing {}: {e:#}", f.signature)),
             }
+        }
+        // What the live worker process has run: its history for the next
+        // case (a restart during this case began a new one).
+        if worker.spawned == spawned_before {
+            recent.push_back(case.clone());
+            if recent.len() > history::KEPT {
+                recent.pop_front();
+            }
+        } else {
+            recent.clear();
         }
         let mut t = totals.lock().unwrap();
         let s = &mut t.summary;

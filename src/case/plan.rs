@@ -47,6 +47,12 @@ pub struct Plan {
     pub gc_heap_initial: Option<u64>,
     /// The configurations taking part; the first is the reference.
     pub configs: Vec<ConfigId>,
+    /// Earlier cases to run first, in the same engines, for a bug that
+    /// needs the history of a long-lived engine (`triage::history`): each a
+    /// reproducer's bytes (its own plan embedded), hex-encoded, oldest
+    /// first. Empty for almost every case.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub history: Vec<String>,
 }
 
 impl Plan {
@@ -78,7 +84,7 @@ impl Plan {
             configs.push(ConfigId::Wasmi);
         }
         configs.push(ConfigId::Interp);
-        Plan { profile, calls, zeal: Some(1), gc_heap_initial: None, configs }
+        Plan { profile, calls, zeal: Some(1), gc_heap_initial: None, configs, history: vec![] }
     }
 }
 

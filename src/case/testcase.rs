@@ -10,6 +10,29 @@ pub struct TestCase {
     pub plan: Plan,
 }
 
+impl TestCase {
+    /// The earlier cases of the plan's history, oldest first.
+    pub fn history(&self) -> anyhow::Result<Vec<TestCase>> {
+        self.plan.history.iter().map(|hex| TestCase::from_module_bytes(&from_hex(hex)?)).collect()
+    }
+
+    /// This case run after `earlier` (in the same engines).
+    pub fn with_history(&self, earlier: &[TestCase]) -> TestCase {
+        let mut case = self.clone();
+        case.plan.history = earlier.iter().map(|c| to_hex(&c.to_module_bytes())).collect();
+        case
+    }
+}
+
+fn to_hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn from_hex(hex: &str) -> anyhow::Result<Vec<u8>> {
+    anyhow::ensure!(hex.len().is_multiple_of(2), "history: odd hex length");
+    (0..hex.len()).step_by(2).map(|i| Ok(u8::from_str_radix(&hex[i..i + 2], 16)?)).collect()
+}
+
 /// Deterministic pseudo-random fuzz input number `index` of campaign `seed`.
 pub fn seeded_input(seed: u64, index: u64) -> Vec<u8> {
     let mut key = [0u8; 32];

@@ -55,7 +55,7 @@ pub fn draw(profile: Profile, info: &ModuleInfo, u: &mut Unstructured) -> arbitr
         configs.push(ConfigId::Wasmi);
     }
     configs.push(ConfigId::Interp);
-    Ok(Plan { profile, calls, zeal, gc_heap_initial, configs })
+    Ok(Plan { profile, calls, zeal, gc_heap_initial, configs, history: vec![] })
 }
 
 fn draw_args(params: &[ValType], u: &mut Unstructured) -> arbitrary::Result<Vec<Arg>> {

@@ -24,8 +24,16 @@ pub struct CaseReport {
     pub compare_micros: u64,
 }
 
-/// Runs `case` on `configs` (the first is the reference) and judges it.
+/// Runs `case` on `configs` (the first is the reference) and judges it,
+/// after the earlier cases of its history (`Plan::history`).
 pub fn check_case(case: &TestCase, configs: &[String], exec: &mut dyn Executor) -> Result<CaseReport> {
+    // The history a bug needs runs first, in the same engines; what it does
+    // is not judged.
+    for earlier in case.history()? {
+        for config in configs {
+            exec.run(&earlier, config)?;
+        }
+    }
     let mut report = CaseReport::default();
     for config in configs {
         let mut result = exec.run(case, config)?;

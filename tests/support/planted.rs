@@ -35,6 +35,10 @@ enum Misbehaviour {
     PanicOnStruct,
     /// Allocates without bound on the first call.
     Leak,
+    /// Panics like `Panic`, but only in a case exporting `victim` that
+    /// comes after one exporting `poison` in the same engine: a bug that
+    /// needs history.
+    PanicAfterPoison,
     /// Adds one to every i32 result, but only with a collection at every
     /// allocation: a rooting bug that needs `gc_zeal_alloc_counter(1)`.
     WrongUnderZeal1,
@@ -53,6 +57,8 @@ pub struct Planted {
     inner: Box<dyn Engine>,
     name: String,
     how: Misbehaviour,
+    /// An earlier case in this engine exported `poison`.
+    poisoned: bool,
 }
 
 /// A host `gc_any` that forgets its root: it collects, then hands back a
@@ -182,16 +188,18 @@ pub fn factory(name: &str) -> Option<Box<dyn Engine>> {
         "planted-null-write" => Misbehaviour::NullWrite,
         "planted-panic-on-struct" => Misbehaviour::PanicOnStruct,
         "planted-leak" => Misbehaviour::Leak,
+        "planted-panic-after-poison" => Misbehaviour::PanicAfterPoison,
         "copying" if PLANT_COPYING.load(std::sync::atomic::Ordering::Relaxed) => {
             return Some(Box::new(Planted {
                 inner: real_engine("copying")?,
                 name: name.into(),
                 how: Misbehaviour::WrongUnderZeal1,
+                poisoned: false,
             }));
         }
         _ => return real_engine(name),
     };
-    Some(Box::new(Planted { inner: real_engine("drc")?, name: name.to_string(), how }))
+    Some(Box::new(Planted { inner: real_engine("drc")?, name: name.to_string(), how, poisoned: false }))
 }
 
 impl Engine for Planted {
@@ -203,11 +211,19 @@ impl Engine for Planted {
     }
     fn instantiate<'a>(&'a mut self, case: &TestCase) -> (Status, Option<Box<dyn Instance + 'a>>) {
         // The zeal-dependent bug is only there when the plan asks for zeal 1.
+        let exports = |wanted: &str| {
+            gcfuzz::case::ModuleInfo::parse(&case.wasm)
+                .is_ok_and(|info| info.exported_funcs.iter().any(|(name, _)| name == wanted))
+        };
+        let (poison, victim) = (exports("poison"), exports("victim"));
         let how = match self.how {
             Misbehaviour::WrongUnderZeal1 if case.plan.zeal == Some(1) => Misbehaviour::WrongResult,
             Misbehaviour::WrongUnderZeal1 => Misbehaviour::WrongUnderZeal1,
+            Misbehaviour::PanicAfterPoison if self.poisoned && victim => Misbehaviour::Panic,
+            Misbehaviour::PanicAfterPoison => Misbehaviour::WrongUnderZeal1,
             other => other,
         };
+        self.poisoned |= poison;
         let (status, instance) = self.inner.instantiate(case);
         (status, instance.map(|inner| Box::new(PlantedInstance { inner, how }) as Box<dyn Instance + 'a>))
     }
@@ -265,7 +281,7 @@ impl Instance for PlantedInstance<'_> {
             Misbehaviour::Hang => loop {
                 std::thread::sleep(std::time::Duration::from_secs(1));
             },
-            Misbehaviour::WrongUnderZeal1 => self.inner.call(call),
+            Misbehaviour::WrongUnderZeal1 | Misbehaviour::PanicAfterPoison => self.inner.call(call),
             Misbehaviour::Leak => {
                 let mut hoard: Vec<Vec<u8>> = Vec::new();
                 loop {
