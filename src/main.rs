@@ -325,6 +325,7 @@ fn dispatch(command: Command) -> Result<ExitCode> {
                 configs,
                 out,
                 known: report::record::known_signatures(&known),
+                avoid: report::record::known_avoid_rules(&known),
                 timeout: Duration::from_secs(timeout),
                 worker: WorkerCommand::current_exe()?.memory_limit_mb(memory_limit_mb),
                 max_execs,

@@ -3,12 +3,12 @@
 //! stable replay binaries and in `cargo test`. [`seed_corpus`] writes their
 //! seed corpora.
 
-use crate::case::{Profile, allocates, seeded_input};
+use crate::case::{AvoidRule, Profile, allocates, seeded_input};
 use crate::engine::real_engine;
 use crate::engine::worker::InProcess;
 use crate::generate::{self, Generator};
 use crate::oracle::check_case;
-use crate::report::record::known_signatures;
+use crate::report::record::{known_avoid_rules as known_avoid_rules_in, known_signatures};
 use anyhow::{Context, Result};
 use std::cell::RefCell;
 use std::collections::BTreeSet;
@@ -36,9 +36,17 @@ pub fn gc_stress(data: &[u8]) {
 }
 
 fn run(generator: Generator, data: &[u8]) {
-    let Ok(case) = generate::case(generator, data) else {
+    let Ok(case) = generate::case_avoiding(generator, data, known_avoid_rules()) else {
         return;
     };
+    if let Some(rule) = known_avoid_rules().iter().find(|r| r.matches(&case.wasm)) {
+        // A known bug's trigger: not run, so it cannot crowd out new ones.
+        let avoided = AVOIDED.fetch_add(1, Ordering::Relaxed) + 1;
+        if avoided.is_power_of_two() {
+            eprintln!("gcfuzz: skipped a case with the trigger of {} ({avoided} so far)", rule.signature);
+        }
+        return;
+    }
     let configs: Vec<String> = case.plan.configs.iter().map(|c| c.name().to_string()).collect();
     let report = ENGINES.with(|e| check_case(&case, &configs, &mut *e.borrow_mut())).expect("real engines exist");
     for f in &report.findings {
@@ -64,17 +72,26 @@ fn run(generator: Generator, data: &[u8]) {
 
 /// Findings of known bugs the targets went past in this process.
 pub static KNOWN_HITS: AtomicU64 = AtomicU64::new(0);
+/// Cases skipped by the known bugs' avoid rules in this process.
+pub static AVOIDED: AtomicU64 = AtomicU64::new(0);
+
+/// The crash directory the targets read known bugs from.
+fn known_dir() -> std::path::PathBuf {
+    std::env::var_os("GCFUZZ_KNOWN").map_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("crashes"), Into::into)
+}
+
+/// The avoid rules of this build's known bugs (`Record::avoid`).
+pub fn known_avoid_rules() -> &'static [AvoidRule] {
+    static RULES: OnceLock<Vec<AvoidRule>> = OnceLock::new();
+    RULES.get_or_init(|| known_avoid_rules_in(&known_dir()))
+}
 
 /// The known bugs of this build: `crashes/` entries whose `expected_on`
 /// names it, from the directory `GCFUZZ_KNOWN` names (this checkout's
 /// `crashes/` by default; none where neither exists, as on OSS-Fuzz).
 pub fn known() -> &'static BTreeSet<String> {
     static KNOWN: OnceLock<BTreeSet<String>> = OnceLock::new();
-    KNOWN.get_or_init(|| {
-        let dir = std::env::var_os("GCFUZZ_KNOWN")
-            .map_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("crashes"), Into::into);
-        known_signatures(&dir)
-    })
+    KNOWN.get_or_init(|| known_signatures(&known_dir()))
 }
 
 /// The `stackmaps` target: a random CLIF program checked at every safepoint

@@ -5,7 +5,7 @@
 //! does not reproduce under `unreproducible/`. `crashes/` is read as the list
 //! of known bugs and never written: `gcfuzz promote` moves a finding there.
 
-use crate::case::{ConfigId, TestCase, allocates, seeded_input};
+use crate::case::{AvoidRule, ConfigId, TestCase, allocates, seeded_input};
 use crate::engine::worker::{Worker, WorkerCommand};
 use crate::generate;
 use crate::oracle::{FindingKind, check_case};
@@ -33,6 +33,9 @@ pub struct Options {
     /// Signatures of the known bugs of this build (`crashes/` entries whose
     /// `expected_on` names it): counted, stored with their hits, not new.
     pub known: BTreeSet<String>,
+    /// The known bugs' avoid rules (`Record::avoid`): generated cases that
+    /// contain one are skipped and counted, not run.
+    pub avoid: Vec<AvoidRule>,
     /// Wall-clock limit per configuration run.
     pub timeout: Duration,
     pub worker: WorkerCommand,
@@ -108,6 +111,9 @@ pub struct Summary {
     pub known_hits: u64,
     /// Findings that did not reproduce in a fresh worker.
     pub unreproducible: u64,
+    /// Generated cases not run because they contain a known bug's trigger
+    /// (`Options::avoid`), by that bug's signature.
+    pub avoided: BTreeMap<String, u64>,
     /// Inputs that did not produce a case (should be 0).
     pub generation_failures: u64,
     pub worker_restarts: u64,
@@ -124,8 +130,13 @@ impl Summary {
             true => self.inconclusive.to_string(),
             false => format!("{} ({})", self.inconclusive, reasons.join(", ")),
         };
+        let avoided: u64 = self.avoided.values().sum();
+        let avoided = match avoided {
+            0 => String::new(),
+            n => format!(", {n} cases skipped by known bugs' avoid rules"),
+        };
         format!(
-            "{} execs in {:.1}s ({:.1}/s), {:.0}% with GC allocations, {inconclusive} inconclusive, {} findings ({} new, {} known in {} cases ({:.3}%), {} unreproducible); replay with --seed {}",
+            "{} execs in {:.1}s ({:.1}/s), {:.0}% with GC allocations, {inconclusive} inconclusive, {} findings ({} new, {} known in {} cases ({:.3}%), {} unreproducible){avoided}; replay with --seed {}",
             self.execs,
             self.elapsed_secs,
             self.execs_per_sec,
@@ -275,13 +286,17 @@ fn job(
         }
         let case_start = Instant::now();
         let input = seeded_input(opts.seed, index);
-        let case = match generate::case(opts.generator, &input) {
+        let case = match generate::case_avoiding(opts.generator, &input, &opts.avoid) {
             Ok(case) => case,
             Err(_) => {
                 totals.lock().unwrap().summary.generation_failures += 1;
                 continue;
             }
         };
+        if let Some(rule) = opts.avoid.iter().find(|r| r.matches(&case.wasm)) {
+            *totals.lock().unwrap().summary.avoided.entry(rule.signature.clone()).or_default() += 1;
+            continue;
+        }
         let allocating = allocates(&case.wasm);
         let generate_micros = case_start.elapsed().as_micros() as u64;
         let configs = config_names(&case, &opts.configs);

@@ -1,5 +1,6 @@
 //! What the plan builder and the statistics need to know about a module:
-//! its exports with their parameter types, and whether it allocates.
+//! its exports with their parameter types, whether it allocates, and
+//! whether it contains an operator sequence (a known bug's avoid rule).
 
 use anyhow::Result;
 use wasmparser::{CompositeInnerType, ExternalKind, HeapType, Operator, Parser, Payload, ValType};
@@ -110,4 +111,91 @@ pub fn allocates(wasm: &[u8]) -> bool {
         }
     }
     false
+}
+
+/// An operator's name as wasmparser spells the variant (`RefTestNonNull`,
+/// `AnyConvertExtern`): the vocabulary of Wasm locations in crash
+/// signatures and of avoid rules.
+pub fn operator_name(op: &Operator) -> String {
+    let name = format!("{op:?}");
+    name.split([' ', '{', '(']).next().unwrap_or_default().to_string()
+}
+
+/// Whether some function body has the operators named by `sequence` one
+/// right after the other.
+pub fn contains_sequence(wasm: &[u8], sequence: &[String]) -> bool {
+    if sequence.is_empty() {
+        return false;
+    }
+    for payload in Parser::new(0).parse_all(wasm) {
+        let Ok(Payload::CodeSectionEntry(body)) = payload else {
+            continue;
+        };
+        let Ok(mut ops) = body.get_operators_reader() else {
+            continue;
+        };
+        let mut matched = 0;
+        while !ops.eof() {
+            let Ok(op) = ops.read() else { break };
+            let name = operator_name(&op);
+            matched = if name == sequence[matched] {
+                matched + 1
+            } else if name == sequence[0] {
+                1
+            } else {
+                0
+            };
+            if matched == sequence.len() {
+                return true;
+            }
+        }
+    }
+    false
+}
+
+/// A known bug's avoid rule (`report::record::Record::avoid`): an operator
+/// sequence that triggers it. Generators do not emit it where they choose
+/// their own instructions ([`AvoidRule::forbids`]); a case that contains it
+/// anyway is skipped ([`AvoidRule::matches`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AvoidRule {
+    /// The bug's signature.
+    pub signature: String,
+    pub sequence: Vec<String>,
+}
+
+impl AvoidRule {
+    /// Whether `wasm` contains the sequence.
+    pub fn matches(&self, wasm: &[u8]) -> bool {
+        contains_sequence(wasm, &self.sequence)
+    }
+
+    /// Whether emitting the operators `emitted`, in order, would produce the
+    /// sequence.
+    pub fn forbids(&self, emitted: &[&str]) -> bool {
+        !self.sequence.is_empty() && emitted.windows(self.sequence.len()).any(|w| w == self.sequence.as_slice())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn operator_sequences_are_found_only_when_adjacent() {
+        let wasm = wat::parse_str(
+            "(module (func (param externref) (result i32)
+               (ref.test (ref struct) (any.convert_extern (local.get 0)))))",
+        )
+        .unwrap();
+        let seq = |s: &str| s.split(' ').map(String::from).collect::<Vec<_>>();
+        assert!(contains_sequence(&wasm, &seq("AnyConvertExtern RefTestNonNull")));
+        assert!(contains_sequence(&wasm, &seq("LocalGet AnyConvertExtern RefTestNonNull End")));
+        assert!(!contains_sequence(&wasm, &seq("LocalGet RefTestNonNull")));
+        assert!(!contains_sequence(&wasm, &seq("ExternConvertAny")));
+        assert!(!contains_sequence(&wasm, &[]));
+        let rule = AvoidRule { signature: "s".into(), sequence: seq("AnyConvertExtern RefTestNonNull") };
+        assert!(rule.matches(&wasm) && rule.forbids(&["LocalGet", "AnyConvertExtern", "RefTestNonNull"]));
+        assert!(!rule.forbids(&["AnyConvertExtern", "LocalGet", "RefTestNonNull"]));
+    }
 }

@@ -15,7 +15,7 @@ mod testcase;
 
 pub use codec::PLAN_SECTION;
 pub use config::ConfigId;
-pub use info::{ModuleInfo, allocates, is_allocation};
+pub use info::{AvoidRule, ModuleInfo, allocates, contains_sequence, is_allocation, operator_name};
 pub use plan::{Arg, Call, Plan, arg_possible};
 pub use profile::{Profile, fuzzed_features, line_refuses};
 pub use testcase::{TestCase, seeded_input};

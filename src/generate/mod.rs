@@ -12,7 +12,7 @@ pub mod pressure;
 pub mod rooted;
 pub mod smith;
 
-use crate::case::{ModuleInfo, Profile, TestCase, line_refuses};
+use crate::case::{AvoidRule, ModuleInfo, Profile, TestCase, line_refuses};
 use crate::line;
 use anyhow::{Result, bail};
 use arbitrary::Unstructured;
@@ -63,6 +63,14 @@ pub fn fuzz_case(data: &[u8]) -> Result<TestCase> {
 /// middle part and the plan from the tail (wasm-smith consumes all it is
 /// given, which would otherwise leave the rest at their defaults).
 pub fn case(generator: Generator, data: &[u8]) -> Result<TestCase> {
+    case_avoiding(generator, data, &[])
+}
+
+/// [`case`], honouring the known bugs' avoid rules where the generator
+/// picks instructions itself (the rooted pass's observations), so a known
+/// bug's trigger does not crowd out everything else. The same input gives
+/// another case under other rules.
+pub fn case_avoiding(generator: Generator, data: &[u8], avoid: &[AvoidRule]) -> Result<TestCase> {
     let (rest, plan_bytes) = data.split_at(data.len() - (data.len() / 8).min(256));
     let (module_bytes, pass_bytes) = rest.split_at(rest.len() - (rest.len() / 16).min(128));
     let mut u = Unstructured::new(module_bytes);
@@ -75,7 +83,7 @@ pub fn case(generator: Generator, data: &[u8]) -> Result<TestCase> {
                 // instructions, which would take a module out of wasmi's
                 // reach. A module the pass cannot handle stays as it is.
                 (Generator::Rooted, Profile::Gc) => {
-                    let rewritten = rooted::rewrite(&wasm, &mut Unstructured::new(pass_bytes));
+                    let rewritten = rooted::rewrite(&wasm, &mut Unstructured::new(pass_bytes), avoid);
                     (profile, rewritten.map_or(wasm, |(w, _)| w))
                 }
                 _ => (profile, wasm),

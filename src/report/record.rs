@@ -28,6 +28,13 @@ pub struct Record {
     /// issue, which engine is at fault).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notes: Option<String>,
+    /// Operator sequences (wasmparser names, space-separated, e.g.
+    /// `AnyConvertExtern RefTestNonNull`) that trigger this bug: while it is
+    /// expected on the engine under test, campaigns and the libFuzzer
+    /// targets skip cases containing one, so the known bug does not crowd
+    /// out new ones (counted as avoided).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub avoid: Vec<String>,
     pub hits: u64,
     pub first_seen: String,
     pub last_seen: String,
@@ -150,6 +157,7 @@ pub fn fresh(engine: &str, body: Body) -> Record {
         engine: engine.to_string(),
         expected_on: vec![],
         notes: None,
+        avoid: vec![],
         hits: 0,
         first_seen: now.clone(),
         last_seen: now,
@@ -273,6 +281,25 @@ pub fn known_signatures(dir: &Path) -> std::collections::BTreeSet<String> {
                 .then(|| e.file_name().to_string_lossy().into())
         })
         .collect()
+}
+
+/// The avoid rules of the bugs in `dir` expected on this build.
+pub fn known_avoid_rules(dir: &Path) -> Vec<crate::case::AvoidRule> {
+    let here = line::engine_versions();
+    let Ok(entries) = fs::read_dir(dir) else { return vec![] };
+    let mut rules: Vec<crate::case::AvoidRule> = entries
+        .filter_map(|e| e.ok())
+        .filter_map(|e| Some((e.file_name().to_string_lossy().into_owned(), read_record(&e.path()).ok()?)))
+        .filter(|(_, record)| record.expected_on.iter().any(|v| here.contains(&v.as_str())))
+        .flat_map(|(signature, record)| {
+            record.avoid.into_iter().map(move |rule| crate::case::AvoidRule {
+                signature: signature.clone(),
+                sequence: rule.split_whitespace().map(String::from).collect(),
+            })
+        })
+        .collect();
+    rules.sort_by(|a, b| a.signature.cmp(&b.signature));
+    rules
 }
 
 /// Copies the finding in `from` (a directory a campaign wrote) into

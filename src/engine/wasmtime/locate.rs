@@ -118,8 +118,7 @@ pub fn faulting_operator() -> Option<String> {
 pub fn operator_at(wasm: &[u8], offset: usize) -> Option<String> {
     let reader = wasmparser::BinaryReader::new(wasm.get(offset..)?, offset as u64);
     let op = wasmparser::OperatorsReader::new(reader).read().ok()?;
-    let name = format!("{op:?}");
-    Some(name.split([' ', '{', '(']).next()?.to_string())
+    Some(crate::case::operator_name(&op))
 }
 
 #[cfg(test)]
