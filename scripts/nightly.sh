@@ -3,6 +3,10 @@
 # libFuzzer targets, fuzzes, triages, and writes nightly/report.{json,md,html}.
 # Arguments go to `gcfuzz nightly` (e.g. --time 600). Exit 0: nothing new;
 # 1: new signatures; 2: infrastructure failure.
+#
+# GCFUZZ_LINE=50 scripts/nightly.sh ... fuzzes another Wasmtime line (50, 48,
+# 42, 36 or 31; default 48): gcfuzz and the libFuzzer targets are both built
+# for it (50 with the nightly toolchain).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if ! rustup toolchain list | grep -q '^nightly'; then
@@ -10,5 +14,8 @@ if ! rustup toolchain list | grep -q '^nightly'; then
   exit 2
 fi
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz || exit 2
-cargo build --bin gcfuzz || exit 2
+line=${GCFUZZ_LINE:-48}
+toolchain=()
+[ "$line" != 50 ] || toolchain=(+nightly)
+cargo "${toolchain[@]}" build --bin gcfuzz --no-default-features --features "wasmtime-$line" || exit 2
 exec target/debug/gcfuzz nightly "$@"

@@ -6,7 +6,8 @@
 #   scripts/wasmtime-lines.sh [--seconds N] [--seed N] [LINE ...]
 #   scripts/wasmtime-lines.sh --local /path/to/wasmtime [--seconds N]
 #
-# LINE is 48, 42, 36 or 31 (default: all four). Each line builds from scratch in
+# LINE is 50, 48, 42, 36 or 31 (default: all five; 50 builds with the nightly
+# toolchain, `cargo +nightly`, the others with the default one). Each line builds from scratch in
 # its own target directory (target/lines/<line>), so build times are those of
 # a fresh clone and the main build in target/ is left alone. Findings go to
 # target/lines/<line>/crashes; copy real ones into crashes/ with
@@ -29,11 +30,11 @@ while [ $# -gt 0 ]; do
     --seconds) seconds="$2"; shift 2 ;;
     --seed) seed="$2"; shift 2 ;;
     --local) local_tree="$(cd "$2" && pwd)"; shift 2 ;;
-    48|42|36|31) lines+=("$1"); shift ;;
-    *) echo "wasmtime-lines.sh: unknown argument $1 (lines are 48, 42, 36, 31)" >&2; exit 2 ;;
+    50|48|42|36|31) lines+=("$1"); shift ;;
+    *) echo "wasmtime-lines.sh: unknown argument $1 (lines are 50, 48, 42, 36, 31)" >&2; exit 2 ;;
   esac
 done
-[ ${#lines[@]} -gt 0 ] || lines=(48 42 36 31)
+[ ${#lines[@]} -gt 0 ] || lines=(50 48 42 36 31)
 [ -z "$local_tree" ] || lines=(local)
 
 out="$root/target/lines"
@@ -58,9 +59,12 @@ for line in "${lines[@]}"; do
     features="wasmtime-48"
     version="local $(sed -n 's/^version = "\(.*\)"/\1/p' "$local_tree/Cargo.toml" | head -1) ($local_tree)"
   fi
+  # Wasmtime 50 needs a newer Rust than the stable toolchain.
+  toolchain=()
+  [ "$line" != 50 ] || toolchain=(+nightly)
   echo "== Wasmtime $line: building" >&2
   start=$(date +%s)
-  if ! (cd "$src" && GCFUZZ_WASMTIME_VERSION="${version:-}" cargo build -p gcfuzz --no-default-features \
+  if ! (cd "$src" && GCFUZZ_WASMTIME_VERSION="${version:-}" cargo "${toolchain[@]}" build -p gcfuzz --no-default-features \
         --features "$features" --bin gcfuzz --target-dir "$dir/target" 2> "$dir.build.log"); then
     echo "== Wasmtime $line: build failed, see $dir.build.log" >&2
     printf '| %s | build failed | | | |\n' "$line" >> "$table"

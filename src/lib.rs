@@ -24,12 +24,16 @@ pub extern crate wasmtime_31 as wasmtime;
 pub extern crate wasmtime_36 as wasmtime;
 #[cfg(feature = "wasmtime-42")]
 pub extern crate wasmtime_42 as wasmtime;
+#[cfg(feature = "wasmtime-50")]
+pub extern crate wasmtime_50 as wasmtime;
 #[cfg(feature = "wasmtime-31")]
 extern crate wasmtime_wast_31 as wasmtime_wast;
 #[cfg(feature = "wasmtime-36")]
 extern crate wasmtime_wast_36 as wasmtime_wast;
 #[cfg(feature = "wasmtime-42")]
 extern crate wasmtime_wast_42 as wasmtime_wast;
+#[cfg(feature = "wasmtime-50")]
+extern crate wasmtime_wast_50 as wasmtime_wast;
 
 pub mod campaign;
 pub mod case;

@@ -1,22 +1,23 @@
 //! The Wasmtime lines gcfuzz builds against, as plain data: the release,
 //! and what each line offers the harness. The line is chosen by Cargo
-//! feature (`wasmtime-48`, the default; `wasmtime-42`; `wasmtime-36`, the LTS
-//! line; `wasmtime-31`). The build script reads this same file and emits one
+//! feature (`wasmtime-48`, the default; `wasmtime-50`, the newest release,
+//! nightly toolchain only; `wasmtime-42`; `wasmtime-36`, the LTS line;
+//! `wasmtime-31`). The build script reads this same file and emits one
 //! `cfg` per capability of the chosen line (`wasmtime_exceptions`,
 //! `wasmtime_copying`, …), so code that needs a capability's types says
 //! which capability it is about, and the data here and the cfgs cannot
 //! disagree. No Wasmtime types here: the calls whose signatures changed
 //! between lines are in `engine::wasmtime::compat`.
 //!
-//! | capability | 48 | 42 | 36 | 31 |
-//! |---|---|---|---|---|
-//! | Copying collector | yes | no | no | no |
-//! | `gc_zeal_alloc_counter`, `gc_heap_initial_size` | yes | no | no | no |
-//! | exceptions | yes | yes | no | no |
-//! | Wasm-to-Wasm inlining | yes | yes | yes | no |
-//! | single-pass register allocator | yes | yes | no | yes |
-//! | internal-assert metadata (`WasmtimeBug`), `OutOfMemory` errors | yes | no | no | no |
-//! | `Store::gc_heap_capacity` (the leak oracle's yardstick) | yes | no | no | no |
+//! | capability | 50 | 48 | 42 | 36 | 31 |
+//! |---|---|---|---|---|---|
+//! | Copying collector | yes | yes | no | no | no |
+//! | `gc_zeal_alloc_counter`, `gc_heap_initial_size` | yes | yes | no | no | no |
+//! | exceptions | yes | yes | yes | no | no |
+//! | Wasm-to-Wasm inlining | yes | yes | yes | yes | no |
+//! | single-pass register allocator | yes | yes | yes | no | yes |
+//! | internal-assert metadata (`WasmtimeBug`), `OutOfMemory` errors | yes | yes | no | no | no |
+//! | `Store::gc_heap_capacity` (the leak oracle's yardstick) | yes | yes | no | no | no |
 
 /// One thing a Wasmtime line has or lacks. Harness capabilities first, then
 /// shapes of the API that changed between lines.
@@ -111,6 +112,26 @@ pub struct Line {
 use Cap::*;
 
 pub const LINES: &[Line] = &[
+    Line {
+        feature: "wasmtime-50",
+        release: "50.0.1",
+        caps: &[
+            Copying,
+            Zeal,
+            Exceptions,
+            ExnHeapTypes,
+            Inlining,
+            SinglePass,
+            InternalAsserts,
+            ConstConversions,
+            WastGcImport,
+            GcFallible,
+            GcSizeHint,
+            WastAsync,
+            WastRunWast,
+            GcHeapCapacity,
+        ],
+    },
     Line {
         feature: "wasmtime-48",
         release: "48.0.8",

@@ -82,12 +82,15 @@ fn count_files(dir: &Path) -> usize {
 }
 
 /// Builds the fuzz targets: optimized, debug assertions on, ASan, and
-/// `--cfg fuzzing` (which turns Wasmtime's `gc_zeal` on). Compare tracing is
-/// off: it makes `gc_zeal`'s byte-wise heap poison checks dominate (README).
+/// `--cfg fuzzing` (which turns Wasmtime's `gc_zeal` on), against the
+/// Wasmtime line this gcfuzz was built for, so that triage judges the
+/// artifacts on the same engine. Compare tracing is off: it makes
+/// `gc_zeal`'s byte-wise heap poison checks dominate (README).
 pub fn build(root: &Path) -> Result<()> {
     let status = Command::new("cargo")
         .current_dir(root)
         .args(["+nightly", "fuzz", "build", "-O", "--debug-assertions", "--no-trace-compares"])
+        .args(["--no-default-features", "--features", crate::line::current().feature])
         .status()
         .context("running cargo +nightly fuzz build (is cargo-fuzz installed?)")?;
     if !status.success() {

@@ -215,13 +215,29 @@ pub fn significant_frames(frames: &[String]) -> Vec<String> {
         "wasmtime::runtime::vm::assert_ready",
         "<unknown>",
     ];
-    frames
+    let mut names: Vec<String> = frames
         .iter()
         .map(|f| strip_hash(f.trim()))
+        .map(|f| match f.starts_with(THREADED) {
+            true => THREADED.trim_end_matches("::").to_string(),
+            false => f,
+        })
         .filter(|f| !f.is_empty() && !NOISE.iter().any(|n| f.starts_with(n)))
-        .take(3)
-        .collect()
+        .collect();
+    names.dedup();
+    if let Some(i) = names.iter().position(|f| THREADED.starts_with(f.as_str())) {
+        names.truncate(i + 1);
+    }
+    names.truncate(3);
+    names
 }
+
+/// wasmi's executor is threaded code: each instruction's handler tail-calls
+/// the next, so the handler a fault lands in is whichever instruction ran
+/// last, and the return addresses above it are stale (a deep recursion
+/// leaves nothing else in a raw backtrace). Its handlers are one place, and
+/// the frames past it add nothing.
+const THREADED: &str = "wasmi::engine::executor::handler::exec::";
 
 fn strip_hash(frame: &str) -> String {
     match frame.rfind("::h") {
@@ -317,6 +333,22 @@ mod tests {
         assert_ne!(bug(None).signature, get.signature);
         assert!(test.signature.starts_with("crash-bug-gc-heap-corruption-detected-in-"), "{}", test.signature);
         assert!(test.summary.ends_with("(at Wasm RefTestNonNull)"), "{}", test.summary);
+    }
+
+    #[test]
+    fn faults_in_wasmis_threaded_handlers_are_one_place() {
+        let fault = |handlers: &[&str]| {
+            let mut frames: Vec<String> =
+                handlers.iter().map(|h| format!("wasmi::engine::executor::handler::exec::{h}")).collect();
+            frames.push("wasmi::engine::executor::handler::dispatch::backend::execute_until_done".into());
+            let c = CrashInfo { signal: Some(11), frames, ..crash("fatal signal SIGSEGV", &[]) };
+            Finding::crash(FindingKind::Crash, c).signature
+        };
+        assert_eq!(fault(&["i64_sext16_rs", "consume_fuel"]), fault(&["u64_copy_s0r", "table_get_ri", "i32_add_rri"]));
+        assert_ne!(
+            fault(&["i64_sext16_rs"]),
+            Finding::crash(FindingKind::Crash, crash("fatal signal SIGSEGV", &["wasmi::func::Func::call"])).signature
+        );
     }
 
     #[test]
