@@ -217,7 +217,7 @@ pub fn significant_frames(frames: &[String]) -> Vec<String> {
     ];
     let mut names: Vec<String> = frames
         .iter()
-        .map(|f| strip_hash(f.trim()))
+        .map(|f| canonical_frame(&strip_hash(f.trim())))
         .map(|f| match f.starts_with(THREADED) {
             true => THREADED.trim_end_matches("::").to_string(),
             false => f,
@@ -238,6 +238,59 @@ pub fn significant_frames(frames: &[String]) -> Vec<String> {
 /// leaves nothing else in a raw backtrace). Its handlers are one place, and
 /// the frames past it add nothing.
 const THREADED: &str = "wasmi::engine::executor::handler::exec::";
+
+/// A frame as the legacy symbol mangling renders it, whichever mangling the
+/// compiler used: the v0 scheme (newer toolchains) writes inherent methods
+/// as `<path::Type>::method`, generic arguments as `::<…>` and closures as
+/// `{closure#0}`, where legacy writes `path::Type::method` and `{{closure}}`.
+fn canonical_frame(frame: &str) -> String {
+    let mut out = String::with_capacity(frame.len());
+    let mut rest = frame;
+    // `<path::Type>::method`, but not a trait impl `<T as Trait>::method`.
+    if let Some(inner) = rest.strip_prefix('<')
+        && let Some(end) = matching_angle(inner)
+        && !inner[..end].contains(" as ")
+        && inner[end + 1..].starts_with("::")
+    {
+        out.push_str(&inner[..end]);
+        rest = &inner[end + 1..];
+    }
+    while let Some(i) = rest.find("::<") {
+        out.push_str(&rest[..i]);
+        rest = match matching_angle(&rest[i + 3..]) {
+            Some(end) => &rest[i + 3 + end + 1..],
+            None => "",
+        };
+    }
+    out.push_str(rest);
+    let mut canonical = String::with_capacity(out.len());
+    let mut text = out.as_str();
+    while let Some(i) = text.find("{closure#") {
+        canonical.push_str(&text[..i]);
+        canonical.push_str("{{closure}}");
+        text = text[i..].find('}').map_or("", |j| &text[i + j + 1..]);
+    }
+    canonical.push_str(text);
+    canonical
+}
+
+/// The index of the `>` closing an angle bracket opened just before `s`.
+fn matching_angle(s: &str) -> Option<usize> {
+    let mut depth = 1;
+    for (i, c) in s.char_indices() {
+        match c {
+            '<' => depth += 1,
+            '>' => {
+                depth -= 1;
+                if depth == 0 {
+                    return Some(i);
+                }
+            }
+            _ => {}
+        }
+    }
+    None
+}
 
 fn strip_hash(frame: &str) -> String {
     match frame.rfind("::h") {
@@ -333,6 +386,27 @@ mod tests {
         assert_ne!(bug(None).signature, get.signature);
         assert!(test.signature.starts_with("crash-bug-gc-heap-corruption-detected-in-"), "{}", test.signature);
         assert!(test.summary.ends_with("(at Wasm RefTestNonNull)"), "{}", test.summary);
+    }
+
+    #[test]
+    fn frames_read_alike_under_either_symbol_mangling() {
+        let pairs = [
+            ("<wasmtime::runtime::bug::WasmtimeBug>::new", "wasmtime::runtime::bug::WasmtimeBug::new"),
+            (
+                "wasmtime::runtime::vm::traphandlers::catch_traps::<gcfuzz::engine::wasmtime::Host, <wasmtime::runtime::func::Func>::call_unchecked_raw<gcfuzz::engine::wasmtime::Host>::{closure#0}>",
+                "wasmtime::runtime::vm::traphandlers::catch_traps",
+            ),
+            ("<wasmtime::runtime::func::Func>::call::<&mut X<Y>>", "wasmtime::runtime::func::Func::call"),
+            ("std::rt::lang_start::{closure#0}", "std::rt::lang_start::{{closure}}"),
+            (
+                "<gcfuzz::engine::wasmtime::WasmtimeInstance as gcfuzz::engine::Instance>::call",
+                "<gcfuzz::engine::wasmtime::WasmtimeInstance as gcfuzz::engine::Instance>::call",
+            ),
+        ];
+        for (v0, legacy) in pairs {
+            assert_eq!(canonical_frame(v0), legacy);
+            assert_eq!(canonical_frame(legacy), legacy);
+        }
     }
 
     #[test]
