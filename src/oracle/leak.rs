@@ -80,8 +80,8 @@ fn collects(config: &str) -> bool {
 }
 
 impl Finding {
-    /// One finding for the leaks of one case, keyed on the collector
-    /// families and what ran out (not on where: one lost free shows at
+    /// One finding for the leaks of one collector family in one case, keyed
+    /// on the family and what ran out (not on where: one lost free shows at
     /// whichever allocation fills the heap).
     pub fn leak(leaks: &[Leak]) -> Finding {
         let first = &leaks[0];
