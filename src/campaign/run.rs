@@ -300,7 +300,7 @@ fn job(
         let allocating = allocates(&case.wasm);
         let generate_micros = case_start.elapsed().as_micros() as u64;
         let configs = config_names(&case, &opts.configs);
-        let spawned_before = worker.spawned;
+        let (pid_before, spawned_before) = (worker.pid(), worker.spawned);
         let report = match check_case(&case, &configs, &mut worker) {
             Ok(report) => report,
             Err(e) => {
@@ -376,14 +376,19 @@ fn job(
             }
         }
         // What the live worker process has run: its history for the next
-        // case (a restart during this case began a new one).
-        if worker.spawned == spawned_before {
+        // case. A process started for this case ran all of it; one started
+        // after a crash in it ran only part of it, and begins with no history.
+        let pid_after = worker.pid();
+        let whole_case = pid_after.is_some()
+            && (pid_after == pid_before || (pid_before.is_none() && worker.spawned == spawned_before + 1));
+        if pid_after != pid_before {
+            recent.clear();
+        }
+        if whole_case {
             recent.push_back(case.clone());
             if recent.len() > history::KEPT {
                 recent.pop_front();
             }
-        } else {
-            recent.clear();
         }
         let mut t = totals.lock().unwrap();
         let s = &mut t.summary;

@@ -385,6 +385,12 @@ impl Worker {
         Ok(self.process.as_mut().expect("just spawned"))
     }
 
+    /// The live worker process, if there is one: cases run by the same
+    /// process share its engines' history.
+    pub fn pid(&self) -> Option<u32> {
+        self.process.as_ref().map(|p| p.child.id())
+    }
+
     fn kill(&mut self) -> Option<std::process::ExitStatus> {
         let mut process = self.process.take()?;
         let _ = process.child.kill();
