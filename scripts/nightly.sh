@@ -15,7 +15,11 @@ if ! rustup toolchain list | grep -q '^nightly'; then
 fi
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz || exit 2
 line=${GCFUZZ_LINE:-48}
+# Another line builds in its own target directory, so the default build's
+# cache survives (the nightly toolchain would rebuild everything in target/).
 toolchain=()
 [ "$line" != 50 ] || toolchain=(+nightly)
-cargo "${toolchain[@]}" build --bin gcfuzz --no-default-features --features "wasmtime-$line" || exit 2
-exec target/debug/gcfuzz nightly "$@"
+dir=target
+[ "$line" = 48 ] || dir=target/lines/$line
+cargo "${toolchain[@]}" build --bin gcfuzz --no-default-features --features "wasmtime-$line" --target-dir "$dir" || exit 2
+exec "$dir/debug/gcfuzz" nightly "$@"
