@@ -17,7 +17,8 @@
 //! and taking it would split one such bug into a native and a Pulley
 //! signature where their Rust frames agree today.
 
-use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
+use std::cell::Cell;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use wasmtime::{Module, Store};
 
 /// The program counter of the last signal raised in Wasm code of a watched
@@ -25,8 +26,10 @@ use wasmtime::{Module, Store};
 static LAST_PC: AtomicUsize = AtomicUsize::new(0);
 
 /// The running module's compiled code: where its text is, which Wasm byte
-/// each instruction came from, and the Wasm bytes. Published through an
-/// atomic pointer so a fatal-signal handler can read it
+/// each instruction came from, and the Wasm bytes. Published per thread (a
+/// signal is handled on the thread that faulted, and threads running cases
+/// side by side, as tests do, never free each other's map) through a
+/// thread-local pointer, so a fatal-signal handler can read it
 /// (`engine::fatal`) without locks or allocation.
 struct CodeMap {
     text_start: usize,
@@ -36,7 +39,16 @@ struct CodeMap {
     wasm: Vec<u8>,
 }
 
-static RUNNING: AtomicPtr<CodeMap> = AtomicPtr::new(std::ptr::null_mut());
+thread_local! {
+    static RUNNING: Cell<*mut CodeMap> = const { Cell::new(std::ptr::null_mut()) };
+}
+
+/// This thread's published map.
+fn published() -> Option<&'static CodeMap> {
+    // SAFETY: a published map stays valid until this thread's next
+    // `running`, which no caller outlives.
+    unsafe { RUNNING.with(Cell::get).as_ref() }
+}
 
 /// Records the faulting pc of every signal `store`'s Wasm code raises.
 pub fn watch<T>(store: &mut Store<T>) {
@@ -71,11 +83,10 @@ pub fn running(module: &Module, wasm: &[u8]) {
         .unwrap_or_default();
     let map =
         Box::new(CodeMap { text_start: text.as_ptr() as usize, text_len: text.len(), entries, wasm: wasm.to_vec() });
-    let old = RUNNING.swap(Box::into_raw(map), Ordering::AcqRel);
+    let old = RUNNING.with(|r| r.replace(Box::into_raw(map)));
     if !old.is_null() {
-        // SAFETY: `old` came from `Box::into_raw` above and is no longer
-        // published; a worker runs one module at a time on one thread, so
-        // no signal handler is reading it.
+        // SAFETY: `old` came from `Box::into_raw` and is no longer published;
+        // only this thread could read it, and it is here.
         drop(unsafe { Box::from_raw(old) });
     }
 }
@@ -86,11 +97,10 @@ pub fn call_begins() {
 }
 
 /// The Wasm byte offset of the instruction at `pc`, when `pc` is in the
-/// running module's code. Async-signal-safe: one atomic load and a binary
+/// running module's code. Async-signal-safe: one thread-local load and a binary
 /// search.
 pub fn wasm_offset_at(pc: usize) -> Option<u32> {
-    // SAFETY: a published map stays valid until the next `running`.
-    let map = unsafe { RUNNING.load(Ordering::Acquire).as_ref()? };
+    let map = published()?;
     let offset = pc.checked_sub(map.text_start).filter(|o| *o < map.text_len)?;
     let offset = u32::try_from(offset).ok()?;
     let i = map.entries.partition_point(|(code, _)| *code <= offset).checked_sub(1)?;
@@ -99,8 +109,7 @@ pub fn wasm_offset_at(pc: usize) -> Option<u32> {
 
 /// The operator at Wasm byte `offset` of the running module.
 pub fn running_operator(offset: u32) -> Option<String> {
-    // SAFETY: as in `wasm_offset_at`.
-    let map = unsafe { RUNNING.load(Ordering::Acquire).as_ref()? };
+    let map = published()?;
     operator_at(&map.wasm, offset as usize)
 }
 
