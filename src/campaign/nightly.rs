@@ -284,16 +284,13 @@ pub fn run(root: &Path, opts: &Options) -> Result<Report> {
         for entry in std::fs::read_dir(&artifacts)?.filter_map(|e| e.ok()).filter(|e| e.path().is_file()) {
             let report_file = reports_dir(&opts.work, target)
                 .join(crate::campaign::fuzz::report_name(&std::fs::read(entry.path()).unwrap_or_default()));
-            let name = entry.file_name();
-            if report_file.is_file() {
-                std::fs::rename(&report_file, done.join(format!("{}.report.txt", name.to_string_lossy())))?;
-                for failure in report.triage_failures.iter_mut().filter(|f| f.contains(&*name.to_string_lossy())) {
-                    let first = std::fs::read_to_string(done.join(format!("{}.report.txt", name.to_string_lossy())))
-                        .ok()
-                        .and_then(|t| t.lines().next().map(str::to_owned))
-                        .unwrap_or_default();
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if let Ok(text) = std::fs::read_to_string(&report_file) {
+                let first = text.lines().next().unwrap_or_default();
+                for failure in report.triage_failures.iter_mut().filter(|f| f.contains(&name)) {
                     failure.push_str(&format!("; when it crashed: {first} (report in done/)"));
                 }
+                std::fs::rename(&report_file, done.join(format!("{name}.report.txt")))?;
             }
             std::fs::rename(entry.path(), done.join(&name))?;
         }

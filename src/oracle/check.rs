@@ -106,16 +106,7 @@ pub fn check_case(case: &TestCase, configs: &[String], exec: &mut dyn Executor) 
     if !mismatches.is_empty() {
         report.findings.push(Finding::mismatch(mismatches));
     }
-    // One leak finding per collector family: which other collectors ran out
-    // too in a case must not change a leak's identity.
-    let mut leaks = super::leak::leaks(&report.outcomes);
-    while let Some(first) = leaks.first() {
-        let family = super::finding::family(&first.config).to_string();
-        let (same, rest): (Vec<_>, Vec<_>) =
-            leaks.into_iter().partition(|l| super::finding::family(&l.config) == family);
-        report.findings.push(Finding::leak(&same));
-        leaks = rest;
-    }
+    report.findings.extend(super::leak::findings(&report.outcomes));
     // Against the model, where the plan has one.
     let against_model: Vec<_> = report.outcomes.iter().filter_map(|o| check_expected(o, &case.plan)).collect();
     if !against_model.is_empty() {

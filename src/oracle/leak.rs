@@ -79,23 +79,30 @@ fn collects(config: &str) -> bool {
     ConfigId::from_name(config).is_none_or(|id| id.is_wasmtime() && id != ConfigId::Null)
 }
 
+/// The leak findings of one case: one per collector family, so that which
+/// other collectors ran out too does not change a leak's identity.
+pub fn findings(outcomes: &[Outcome]) -> Vec<Finding> {
+    let mut by_family: std::collections::BTreeMap<String, Vec<Leak>> = Default::default();
+    for leak in leaks(outcomes) {
+        by_family.entry(super::finding::family(&leak.config).to_string()).or_default().push(leak);
+    }
+    by_family.into_iter().map(|(family, leaks)| Finding::leak(&family, &leaks)).collect()
+}
+
 impl Finding {
-    /// One finding for the leaks of one collector family in one case, keyed
+    /// One finding for the leaks of collector `family` in one case, keyed
     /// on the family and what ran out (not on where: one lost free shows at
     /// whichever allocation fills the heap).
-    pub fn leak(leaks: &[Leak]) -> Finding {
+    pub fn leak(family: &str, leaks: &[Leak]) -> Finding {
         let first = &leaks[0];
         let mut configs: Vec<String> = leaks.iter().map(|l| l.config.clone()).collect();
         configs.sort();
-        let mut families: Vec<&str> = configs.iter().map(|c| super::finding::family(c)).collect();
-        families.sort();
-        families.dedup();
         let what = match first.what {
             Exhausted::AllocationTooLarge => "allocation-too-large",
             _ => "gc-heap-out-of-memory",
         };
-        let key = format!("leak|{}|{what}", families.join(","));
-        let signature = format!("leak-{}-{what}-{}", families.join("-"), super::finding::short_hash(&key));
+        let key = format!("leak|{family}|{what}");
+        let signature = format!("leak-{family}-{what}-{}", super::finding::short_hash(&key));
         let summary = format!(
             "leak on {}: {what} at {}, where null held {} KiB of GC heap in all (limit {} KiB)",
             first.config,
@@ -132,7 +139,7 @@ mod tests {
         let found = leaks(&[null(64 << 10), drc.clone()]);
         assert_eq!(found.len(), 1, "{found:?}");
         assert_eq!(found[0].at, "call[1] f");
-        let f = Finding::leak(&found);
+        let f = Finding::leak("drc", &found);
         assert!(f.signature.starts_with("leak-drc-gc-heap-out-of-memory-"), "{}", f.signature);
         // Null near the limit itself: headers and fragmentation may explain it.
         assert!(leaks(&[null(YARDSTICK + 1), drc.clone()]).is_empty());
@@ -145,7 +152,9 @@ mod tests {
         assert!(leaks(&[null(64 << 10), interp, deep]).is_empty());
         // Another collector family is another signature.
         let copying = outcome("copying", vec![ok(), oom()], None);
-        let g = Finding::leak(&leaks(&[null(64 << 10), copying]));
-        assert_ne!(f.signature, g.signature);
+        let both = findings(&[null(64 << 10), drc.clone(), copying]);
+        assert_eq!(both.len(), 2, "one finding per collector family: {both:?}");
+        assert_eq!(both[1].signature, f.signature, "the DRC leak keeps its identity beside another collector's");
+        assert_ne!(both[0].signature, f.signature);
     }
 }

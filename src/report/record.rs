@@ -264,42 +264,35 @@ pub fn replay_note(dir: &Path) -> Option<String> {
     Some(format!("note: this reproducer was recorded on {}; {expected}{skipped}", record.engine))
 }
 
-/// The signatures in `dir` (a `crashes/` directory) that are known bugs of
-/// this build: their `expected_on` names one of `line::engine_versions()`.
-/// A missing directory knows nothing.
-pub fn known_signatures(dir: &Path) -> std::collections::BTreeSet<String> {
+/// The records in `dir` (a `crashes/` directory) of bugs known on this
+/// build: their `expected_on` names one of `line::engine_versions()`. By
+/// signature (the directory name); a missing directory knows nothing.
+fn known_records(dir: &Path) -> std::collections::BTreeMap<String, Record> {
     let here = line::engine_versions();
     let Ok(entries) = fs::read_dir(dir) else { return Default::default() };
     entries
         .filter_map(|e| e.ok())
-        .filter_map(|e| {
-            let record = read_record(&e.path()).ok()?;
-            record
-                .expected_on
-                .iter()
-                .any(|v| here.contains(&v.as_str()))
-                .then(|| e.file_name().to_string_lossy().into())
-        })
+        .filter_map(|e| Some((e.file_name().to_string_lossy().into_owned(), read_record(&e.path()).ok()?)))
+        .filter(|(_, record)| record.expected_on.iter().any(|v| here.contains(&v.as_str())))
         .collect()
 }
 
-/// The avoid rules of the bugs in `dir` expected on this build.
+/// The signatures of the bugs in `dir` known on this build.
+pub fn known_signatures(dir: &Path) -> std::collections::BTreeSet<String> {
+    known_records(dir).into_keys().collect()
+}
+
+/// The avoid rules of the bugs in `dir` known on this build, by signature.
 pub fn known_avoid_rules(dir: &Path) -> Vec<crate::case::AvoidRule> {
-    let here = line::engine_versions();
-    let Ok(entries) = fs::read_dir(dir) else { return vec![] };
-    let mut rules: Vec<crate::case::AvoidRule> = entries
-        .filter_map(|e| e.ok())
-        .filter_map(|e| Some((e.file_name().to_string_lossy().into_owned(), read_record(&e.path()).ok()?)))
-        .filter(|(_, record)| record.expected_on.iter().any(|v| here.contains(&v.as_str())))
+    known_records(dir)
+        .into_iter()
         .flat_map(|(signature, record)| {
             record.avoid.into_iter().map(move |rule| crate::case::AvoidRule {
                 signature: signature.clone(),
                 sequence: rule.split_whitespace().map(String::from).collect(),
             })
         })
-        .collect();
-    rules.sort_by(|a, b| a.signature.cmp(&b.signature));
-    rules
+        .collect()
 }
 
 /// Copies the finding in `from` (a directory a campaign wrote) into
