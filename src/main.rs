@@ -93,16 +93,20 @@ enum Command {
         timeout: u64,
     },
     /// Bucket a directory of crash inputs (libFuzzer `crash-*` artifacts,
-    /// .wasm or .wat files) into the crash directory by signature, shrinking
+    /// .wasm or .wat files) into a working directory by signature, shrinking
     /// new signatures. Exit 1 when some file could not be bucketed.
     Triage {
         dir: PathBuf,
         /// The generator raw inputs are for (the fuzz target's).
         #[arg(long, value_enum, default_value = "rooted")]
         generator: Generator,
-        /// Crash directory to bucket into.
-        #[arg(long, default_value = "crashes")]
+        /// Working directory findings are stored in (`gcfuzz promote` moves
+        /// one into `crashes/`).
+        #[arg(long, default_value = "work/findings")]
         out: PathBuf,
+        /// The known bugs: a crash directory read, never written.
+        #[arg(long, default_value = "crashes")]
+        known: PathBuf,
         /// Keep new reproducers as they are.
         #[arg(long)]
         no_shrink: bool,
@@ -178,9 +182,13 @@ enum Command {
         /// Fuzzing processes (default: cores).
         #[arg(long)]
         jobs: Option<usize>,
-        /// Crash directory new signatures go to.
+        /// Directory findings are stored in (default: `<work>/findings`;
+        /// `gcfuzz promote` moves one into `crashes/`).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// The known bugs: a crash directory read, never written.
         #[arg(long, default_value = "crashes")]
-        out: PathBuf,
+        known: PathBuf,
         /// Use the fuzz binaries already built.
         #[arg(long)]
         no_build: bool,
@@ -375,12 +383,13 @@ fn dispatch(command: Command) -> Result<ExitCode> {
             println!("{}", line?);
             Ok(ExitCode::SUCCESS)
         }
-        Command::Triage { dir, generator, out, no_shrink, attempts, timeout } => {
-            let attempts = (!no_shrink).then_some(attempts);
-            let report =
-                triage::bulk::triage_with(&dir, &out, &mut worker(timeout)?, generator, None, attempts, |line| {
-                    eprintln!("{line}")
-                })?;
+        Command::Triage { dir, generator, out, known, no_shrink, attempts, timeout } => {
+            let opts = triage::bulk::Options {
+                generator,
+                shrink_attempts: (!no_shrink).then_some(attempts),
+                ..triage::bulk::Options::new(&out, report::record::known_signatures(&known))
+            };
+            let report = triage::bulk::triage(&dir, &opts, &mut worker(timeout)?, |line| eprintln!("{line}"))?;
             print!("{}", report.table());
             Ok(if report.failures.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
         }
@@ -428,14 +437,15 @@ fn dispatch(command: Command) -> Result<ExitCode> {
             }
             Ok(if failed { ExitCode::from(1) } else { ExitCode::SUCCESS })
         }
-        Command::Nightly { time, work, targets, jobs, out, no_build, input_timeout, rss_limit_mb } => {
+        Command::Nightly { time, work, targets, jobs, out, known, no_build, input_timeout, rss_limit_mb } => {
             let root = std::env::current_dir()?;
             let opts = campaign::nightly::Options {
                 time: Duration::from_secs(time),
+                out: out.unwrap_or_else(|| work.join("findings")),
                 work,
                 targets,
                 jobs: jobs.unwrap_or_else(cores),
-                out,
+                known,
                 seeds: root.join("corpus"),
                 no_build,
                 input_timeout_secs: input_timeout,

@@ -34,7 +34,7 @@ fn setup(root: &Path) {
 fn nightly(root: &Path) -> (i32, serde_json::Value) {
     let out = Command::new(env!("CARGO_BIN_EXE_gcfuzz"))
         .current_dir(root)
-        .args(["nightly", "--no-build", "--time", "2", "--jobs", "2", "--out", "crashes", "--work", "work"])
+        .args(["nightly", "--no-build", "--time", "2", "--jobs", "2", "--known", "crashes", "--work", "work"])
         .output()
         .unwrap();
     let report = std::fs::read_to_string(root.join("work/report.json")).unwrap();
@@ -69,7 +69,8 @@ fn nightly_reports_triages_and_resumes() {
     assert_eq!(sigs.len(), 1);
     assert_eq!(sigs[0]["new"], true);
     let signature = sigs[0]["signature"].as_str().unwrap();
-    assert!(root.path().join("crashes").join(signature).join("module.wasm").exists());
+    assert!(root.path().join("work/findings").join(signature).join("module.wasm").exists());
+    assert!(!root.path().join("crashes").exists(), "the known bugs are only read");
     // Stored, then moved out of the way.
     assert!(artifacts.join("done/crash-left-behind.wat").exists());
     assert!(!artifacts.join("crash-left-behind.wat").exists());

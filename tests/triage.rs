@@ -4,6 +4,7 @@
 use gcfuzz::case::TestCase;
 use gcfuzz::engine::worker::{Worker, WorkerCommand};
 use gcfuzz::oracle::check_case;
+use gcfuzz::triage::bulk::{Options, triage};
 use std::time::Duration;
 
 fn planted_worker() -> Worker {
@@ -66,10 +67,9 @@ fn bulk_triage_buckets_by_signature_and_reports_bad_files() {
     let configs = vec!["planted-panic-on-struct".to_string()];
     let mut worker = planted_worker();
     let mut lines = Vec::new();
-    let report = gcfuzz::triage::bulk::triage(inputs.path(), out.path(), &mut worker, Some(&configs), Some(100), |l| {
-        lines.push(l.to_string())
-    })
-    .unwrap();
+    let opts =
+        Options { configs: Some(&configs), shrink_attempts: Some(100), ..Options::new(out.path(), Default::default()) };
+    let report = triage(inputs.path(), &opts, &mut worker, |l| lines.push(l.to_string())).unwrap();
     assert_eq!(report.files, 5);
     assert_eq!(report.buckets.len(), 1, "{:?}", report.buckets);
     let (signature, bucket) = report.buckets.iter().next().unwrap();
@@ -88,10 +88,30 @@ fn bulk_triage_buckets_by_signature_and_reports_bad_files() {
     assert!(report.failures[0].1.contains("does not reproduce"), "{:?}", report.failures);
     assert_eq!(lines.len(), 5);
 
-    // A second batch finds the signature known.
-    let again =
-        gcfuzz::triage::bulk::triage(inputs.path(), out.path(), &mut worker, Some(&configs), None, |_| {}).unwrap();
+    // Once promoted into a crash directory as a known bug of this build, the
+    // next batch finds it known; the crash directory is not written.
+    let crashes = tempfile::tempdir().unwrap();
+    gcfuzz::report::record::promote(&bucket.path, crashes.path()).unwrap();
+    let known = gcfuzz::report::record::known_signatures(crashes.path());
+    assert!(known.contains(signature), "{known:?}");
+    let before = std::fs::read(crashes.path().join(signature).join("finding.json")).unwrap();
+    let opts = Options { configs: Some(&configs), ..Options::new(out.path(), known) };
+    let again = triage(inputs.path(), &opts, &mut worker, |_| {}).unwrap();
     assert!(!again.buckets[signature].new);
+    assert_eq!(std::fs::read(crashes.path().join(signature).join("finding.json")).unwrap(), before);
+    assert_eq!(gcfuzz::report::record::read_record(&bucket.path).unwrap().hits, 4, "hits go to the working directory");
+
+    // Promoting it again is refused; the same bug found on another engine
+    // adds that engine to `expected_on` and keeps the known reproducer.
+    assert!(gcfuzz::report::record::promote(&bucket.path, crashes.path()).is_err());
+    let finding = bucket.path.join("finding.json");
+    let text = std::fs::read_to_string(&finding).unwrap();
+    let engine = gcfuzz::report::record::read_record(&bucket.path).unwrap().engine;
+    std::fs::write(&finding, text.replace(&engine, "wasmtime 99.0.0")).unwrap();
+    gcfuzz::report::record::promote(&bucket.path, crashes.path()).unwrap();
+    let known = gcfuzz::report::record::read_record(&crashes.path().join(signature)).unwrap();
+    assert_eq!(known.expected_on, [engine.clone(), "wasmtime 99.0.0".to_string()]);
+    assert_eq!(known.engine, engine);
 }
 
 /// A crash the first worker had and a restarted one does not is not stored.
@@ -107,8 +127,8 @@ fn bulk_triage_stores_only_what_a_fresh_worker_repeats() {
     };
     let mut worker = Worker::new(command, Duration::from_secs(60));
     let configs = vec!["null".to_string(), "planted-panic-once".to_string()];
-    let report =
-        gcfuzz::triage::bulk::triage(inputs.path(), out.path(), &mut worker, Some(&configs), None, |_| {}).unwrap();
+    let opts = Options { configs: Some(&configs), ..Options::new(out.path(), Default::default()) };
+    let report = triage(inputs.path(), &opts, &mut worker, |_| {}).unwrap();
     assert!(marker.exists(), "the planted crash happened");
     assert!(report.buckets.is_empty(), "{:?}", report.buckets);
     assert_eq!(report.unreproducible, 1);

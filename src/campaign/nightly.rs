@@ -1,7 +1,8 @@
 //! `gcfuzz nightly`: the scheduled job. Builds the libFuzzer targets with
 //! cargo-fuzz, runs each for its share of the time budget on all cores
 //! (libFuzzer's fork mode) against a persistent working corpus, merges the
-//! corpus, triages every new crash artifact into the crash directory, and
+//! corpus, triages every new crash artifact into a findings directory
+//! (`crashes/` is only read, as the known bugs), and
 //! writes `report.json`, `report.md` and a self-contained `report.html`.
 //!
 //! Everything it keeps lives in the work directory: `corpus/<target>/`
@@ -44,8 +45,10 @@ pub struct Options {
     pub work: PathBuf,
     pub targets: Vec<String>,
     pub jobs: usize,
-    /// The crash directory new signatures are triaged into.
+    /// The directory findings are triaged into.
     pub out: PathBuf,
+    /// The crash directory of known bugs (read only).
+    pub known: PathBuf,
     /// Where the checked-in seed corpora are (`corpus/<target>/`).
     pub seeds: PathBuf,
     /// Skip the cargo-fuzz build (binaries already built).
@@ -241,6 +244,7 @@ pub fn run(root: &Path, opts: &Options) -> Result<Report> {
     }
     // Triage everything libFuzzer saved, this run's or a killed run's.
     let mut worker = Worker::new(WorkerCommand::current_exe()?, Duration::from_secs(opts.input_timeout_secs));
+    let known = crate::report::record::known_signatures(&opts.known);
     for (target, kind) in &targets {
         let artifacts = opts.work.join("artifacts").join(target);
         if count_files(&artifacts) == 0 {
@@ -249,10 +253,12 @@ pub fn run(root: &Path, opts: &Options) -> Result<Report> {
         eprintln!("triaging {} {target} artifacts", count_files(&artifacts));
         let rows = match kind {
             Kind::Wasm(generator) => {
-                let t =
-                    triage::bulk::triage_with(&artifacts, &opts.out, &mut worker, *generator, None, Some(300), |l| {
-                        eprintln!("  {l}")
-                    })?;
+                let triage_opts = triage::bulk::Options {
+                    generator: *generator,
+                    shrink_attempts: Some(300),
+                    ..triage::bulk::Options::new(&opts.out, known.clone())
+                };
+                let t = triage::bulk::triage(&artifacts, &triage_opts, &mut worker, |l| eprintln!("  {l}"))?;
                 report.triage_failures.extend(t.failures.iter().map(|(p, why)| format!("{}: {why}", p.display())));
                 t.buckets
                     .into_iter()
@@ -268,7 +274,7 @@ pub fn run(root: &Path, opts: &Options) -> Result<Report> {
                     })
                     .collect()
             }
-            Kind::Stackmaps => triage_stackmaps(&artifacts, &opts.out, &mut report.triage_failures)?,
+            Kind::Stackmaps => triage_stackmaps(&artifacts, &opts.out, &known, &mut report.triage_failures)?,
         };
         for row in rows {
             match report.signatures.iter_mut().find(|r| r.signature == row.signature) {
@@ -314,8 +320,14 @@ fn reports_dir(work: &Path, target: &str) -> PathBuf {
 }
 
 /// Triages stack-map verifier artifacts: each is regenerated into its
-/// program, checked on every configuration, shrunk and stored.
-fn triage_stackmaps(dir: &Path, out: &Path, failures: &mut Vec<String>) -> Result<Vec<SignatureRow>> {
+/// program, checked on every configuration, shrunk and stored in `out`; new
+/// unless `known` has its signature.
+fn triage_stackmaps(
+    dir: &Path,
+    out: &Path,
+    known: &std::collections::BTreeSet<String>,
+    failures: &mut Vec<String>,
+) -> Result<Vec<SignatureRow>> {
     use crate::stackmaps;
     let mut rows: Vec<SignatureRow> = Vec::new();
     for entry in std::fs::read_dir(dir)?.filter_map(|e| e.ok()).filter(|e| e.path().is_file()) {
@@ -332,8 +344,9 @@ fn triage_stackmaps(dir: &Path, out: &Path, failures: &mut Vec<String>) -> Resul
             reproduced = true;
             let small = stackmaps::shrink(&prog, *config, Default::default(), &first.kind);
             let problems = stackmaps::check(&small, *config, Default::default())?;
-            let (stored, new) = stackmaps::store(out, &small, *config, &problems, None, None)?;
+            let (stored, _) = stackmaps::store(out, &small, *config, &problems, None, None)?;
             let signature = stored.file_name().unwrap_or_default().to_string_lossy().into_owned();
+            let new = !known.contains(&signature);
             match rows.iter_mut().find(|r| r.signature == signature) {
                 Some(r) => r.files += 1,
                 None => rows.push(SignatureRow { signature, kind: first.kind.clone(), files: 1, new, path: stored }),

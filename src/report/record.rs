@@ -296,14 +296,23 @@ pub fn known_avoid_rules(dir: &Path) -> Vec<crate::case::AvoidRule> {
 }
 
 /// Copies the finding in `from` (a directory a campaign wrote) into
-/// `crashes` as a known bug of the engine it was found on, unless `crashes`
-/// already has that signature. Returns the new directory.
+/// `crashes` as a known bug of the engine it was found on. When `crashes`
+/// has that signature already, its reproducer stays and the engine is added
+/// to its `expected_on` (the same bug seen on another line). Returns the
+/// directory in `crashes`.
 pub fn promote(from: &Path, crashes: &Path) -> Result<PathBuf> {
     let mut record = read_record(from)?;
     let name = from.file_name().with_context(|| format!("{} names no signature", from.display()))?;
     let target = crashes.join(name);
-    if target.exists() {
-        anyhow::bail!("{} exists already", target.display());
+    if let Ok(mut known) = read_record(&target) {
+        if known.expected_on.contains(&record.engine) {
+            anyhow::bail!("{} is known on {} already", target.display(), record.engine);
+        }
+        known.expected_on.push(record.engine);
+        let tmp = tempfile::NamedTempFile::new_in(&target)?;
+        fs::write(tmp.path(), serde_json::to_string_pretty(&known)?)?;
+        tmp.persist(target.join("finding.json"))?;
+        return Ok(target);
     }
     if record.expected_on.is_empty() {
         record.expected_on.push(record.engine.clone());

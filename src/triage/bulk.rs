@@ -1,8 +1,10 @@
 //! Bulk triage: bucket a directory of raw crash inputs (libFuzzer `crash-*`
-//! artifacts, `.wasm` or `.wat` reproducers) into `crashes/` by signature,
-//! shrinking each new signature's reproducer. A signature new to the crash
-//! directory is stored only when a restarted executor gives it again
-//! (`confirm`); otherwise the file is reported as not reproducing.
+//! artifacts, `.wasm` or `.wat` reproducers) into a working directory of
+//! findings by signature, shrinking each new signature's reproducer. The
+//! known bugs (`crashes/`) are only read; `gcfuzz promote` is the deliberate
+//! step that moves a finding there. A signature not yet stored is stored only
+//! when a restarted executor gives it again (`confirm`); otherwise the file
+//! is reported as not reproducing.
 
 use super::confirm;
 use crate::case::TestCase;
@@ -11,7 +13,7 @@ use crate::generate::{self, Generator};
 use crate::oracle::{FindingKind, check_case};
 use crate::report::record::{self, Origin};
 use anyhow::{Context, Result};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
 
@@ -21,7 +23,7 @@ pub struct Bucket {
     pub kind: FindingKind,
     /// Files of this batch that showed it.
     pub count: usize,
-    /// Not in the crash directory before this batch.
+    /// Not a known bug of this build (`Options::known`).
     pub new: bool,
     pub path: PathBuf,
     /// Module size after shrinking, when it was shrunk.
@@ -74,30 +76,31 @@ pub fn load(path: &Path, bytes: &[u8], generator: Generator) -> Result<(TestCase
     }
 }
 
-/// Triages every file in `dir` (not recursing) into `out`, running each on
-/// its plan's configurations (or on `configs` when given). `shrink_attempts`
-/// of `None` skips shrinking. `log` hears one line per file.
-pub fn triage(
-    dir: &Path,
-    out: &Path,
-    exec: &mut dyn Executor,
-    configs: Option<&[String]>,
-    shrink_attempts: Option<u32>,
-    log: impl FnMut(&str),
-) -> Result<Report> {
-    triage_with(dir, out, exec, Generator::Rooted, configs, shrink_attempts, log)
+/// What a batch is triaged against and how.
+pub struct Options<'a> {
+    /// The working directory findings are stored in, hits included.
+    pub out: &'a Path,
+    /// Signatures of the known bugs of this build
+    /// (`record::known_signatures` of `crashes/`).
+    pub known: BTreeSet<String>,
+    /// The generator raw inputs are for (the fuzz target's).
+    pub generator: Generator,
+    /// Run on these configurations instead of each plan's.
+    pub configs: Option<&'a [String]>,
+    /// Shrink attempts per new signature; `None` keeps reproducers as they are.
+    pub shrink_attempts: Option<u32>,
 }
 
-/// [`triage`] for raw inputs of a target whose generator is `generator`.
-pub fn triage_with(
-    dir: &Path,
-    out: &Path,
-    exec: &mut dyn Executor,
-    generator: Generator,
-    configs: Option<&[String]>,
-    shrink_attempts: Option<u32>,
-    mut log: impl FnMut(&str),
-) -> Result<Report> {
+impl<'a> Options<'a> {
+    /// Rooted-generator inputs, each plan's configurations, no shrinking.
+    pub fn new(out: &'a Path, known: BTreeSet<String>) -> Options<'a> {
+        Options { out, known, generator: Generator::Rooted, configs: None, shrink_attempts: None }
+    }
+}
+
+/// Triages every file in `dir` (not recursing) into `opts.out`. `log` hears
+/// one line per file.
+pub fn triage(dir: &Path, opts: &Options, exec: &mut dyn Executor, mut log: impl FnMut(&str)) -> Result<Report> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .with_context(|| format!("cannot read {}", dir.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -106,7 +109,7 @@ pub fn triage_with(
     files.sort();
     let mut report = Report { files: files.len(), ..Report::default() };
     for file in files {
-        match triage_file(&file, out, exec, generator, configs, shrink_attempts, &mut report) {
+        match triage_file(&file, opts, exec, &mut report) {
             Ok(line) => log(&format!("{}: {line}", file.display())),
             Err(e) => {
                 let reason = format!("{e:#}").lines().next().unwrap_or_default().to_string();
@@ -118,24 +121,17 @@ pub fn triage_with(
     Ok(report)
 }
 
-fn triage_file(
-    file: &Path,
-    out: &Path,
-    exec: &mut dyn Executor,
-    generator: Generator,
-    configs: Option<&[String]>,
-    shrink_attempts: Option<u32>,
-    report: &mut Report,
-) -> Result<String> {
+fn triage_file(file: &Path, opts: &Options, exec: &mut dyn Executor, report: &mut Report) -> Result<String> {
+    let out = opts.out;
     let bytes = std::fs::read(file).context("cannot read")?;
-    let (case, input) = load(file, &bytes, generator)?;
-    let configs: Vec<String> = match configs {
+    let (case, input) = load(file, &bytes, opts.generator)?;
+    let configs: Vec<String> = match opts.configs {
         Some(configs) => configs.to_vec(),
         None => case.plan.configs.iter().map(|c| c.name().to_string()).collect(),
     };
     let result = check_case(&case, &configs, exec)?;
     anyhow::ensure!(!result.findings.is_empty(), "does not reproduce (all {} configurations agree)", result.ran.len());
-    // A signature new to `out` is stored only once a restarted executor (a
+    // A signature not stored yet is stored only once a restarted executor (a
     // fresh worker, no engine history) gives it again.
     let new_here: Vec<&str> = result
         .findings
@@ -152,8 +148,9 @@ fn triage_file(
             continue;
         }
         let origin = Origin { file: Some(file.display().to_string()), ..Origin::default() };
-        let (path, new) = record::store_wasm(out, f, &case, input.as_deref(), origin, &result.outcomes)?;
-        let known_in_batch = report.buckets.contains_key(&f.signature);
+        let (path, first_stored) = record::store_wasm(out, f, &case, input.as_deref(), origin, &result.outcomes)?;
+        let new = !opts.known.contains(&f.signature);
+        let seen_in_batch = report.buckets.contains_key(&f.signature);
         let bucket = report.buckets.entry(f.signature.clone()).or_insert(Bucket {
             kind: f.kind,
             count: 0,
@@ -162,7 +159,7 @@ fn triage_file(
             shrunk: None,
         });
         bucket.count += 1;
-        if let (true, false, Some(attempts)) = (new, known_in_batch, shrink_attempts) {
+        if let (true, true, false, Some(attempts)) = (new, first_stored, seen_in_batch, opts.shrink_attempts) {
             let mut involved: Vec<String> = configs.iter().filter(|c| f.configs.contains(c)).cloned().collect();
             if f.kind.needs_reference() {
                 involved.insert(0, configs[0].clone());
