@@ -54,6 +54,37 @@ fn planted_wrong_result_is_a_mismatch() {
     assert!(f.summary.contains("null says ok(i32:41)") && f.summary.contains("says ok(i32:42)"), "{}", f.summary);
 }
 
+/// One planted wrong value, reached through different instructions: the
+/// interpreter's trace names the one that made it, so a value read by
+/// `struct.get` and one read by `array.get` are two signatures, and the same
+/// instruction in two differently shaped modules is one.
+#[test]
+fn mismatches_are_told_apart_by_the_instruction_that_made_the_value() {
+    let mut exec = InProcess::new(planted::factory);
+    let configs = names(&["null", "interp", "planted-wrong-result"]);
+    let mut signature = |body: &str| {
+        let wat = format!(
+            r#"(module (type $s (struct (field i32))) (type $a (array (mut i32)))
+                 (global $g (mut i32) (i32.const 0))
+                 (func (export "f") (param i32) (result i32) (local i32) {body}))"#
+        );
+        let report = check_case(&TestCase::from_module_bytes(wat.as_bytes()).unwrap(), &configs, &mut exec).unwrap();
+        assert_eq!(report.findings.len(), 1, "{body}: {:?}", report.findings);
+        report.findings[0].clone()
+    };
+    let from_struct = signature("(struct.get $s 0 (struct.new $s (i32.const 41)))");
+    let from_struct_again =
+        signature("(local.set 1 (struct.get $s 0 (struct.new $s (i32.const 7)))) (block (result i32) (local.get 1))");
+    let from_array = signature("(array.get $a (array.new $a (i32.const 41) (i32.const 2)) (i32.const 1))");
+    let through_global = signature(
+        "(global.set $g (array.get $a (array.new $a (i32.const 3) (i32.const 2)) (i32.const 0))) (global.get $g)",
+    );
+    assert!(from_struct.summary.ends_with("(value from StructGet)"), "{}", from_struct.summary);
+    assert_eq!(from_struct.signature, from_struct_again.signature);
+    assert_ne!(from_struct.signature, from_array.signature);
+    assert_eq!(from_array.signature, through_global.signature, "{}", through_global.summary);
+}
+
 #[test]
 fn planted_rooting_panic_is_a_crash_with_its_message() {
     let mut worker = Worker::new(planted_worker(), Duration::from_secs(60));

@@ -132,6 +132,24 @@ impl Instance for InterpInstance<'_> {
     /// Nothing to collect: objects live until the instance is dropped.
     fn collect(&mut self) {}
 
+    fn result_producers(&self) -> Vec<Option<String>> {
+        self.store.last_origins.iter().map(|o| self.store.operator_at(*o)).collect()
+    }
+
+    fn global_producers(&self) -> Vec<(String, String)> {
+        let store = &self.store;
+        let mut producers: Vec<(String, String)> = store.insts[self.inst as usize]
+            .exports
+            .iter()
+            .filter_map(|(name, ext)| match *ext {
+                Extern::Global(g) => Some((name.to_string(), store.operator_at(store.globals[g as usize].origin)?)),
+                _ => None,
+            })
+            .collect();
+        producers.sort();
+        producers
+    }
+
     fn state(&mut self) -> State {
         let store = &self.store;
         let mut state = State::default();

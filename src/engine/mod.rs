@@ -12,7 +12,7 @@ pub mod wasmtime;
 pub mod worker;
 
 use crate::case::{Call, ConfigId, TestCase};
-use crate::outcome::{CallRecord, Outcome, State, Status};
+use crate::outcome::{CallRecord, Outcome, Producers, State, Status};
 use std::time::Instant;
 
 /// Engine fuel per call: a backstop only. Generated modules carry their own
@@ -49,6 +49,16 @@ pub trait Instance {
     fn gc_heap_bytes(&self) -> Option<u64> {
         None
     }
+    /// The operator that produced each result of the last call, where the
+    /// engine tracks it (`Outcome::producers`).
+    fn result_producers(&self) -> Vec<Option<String>> {
+        vec![]
+    }
+    /// The operator that stored each exported global's value, by export
+    /// name, where the engine tracks it.
+    fn global_producers(&self) -> Vec<(String, String)> {
+        vec![]
+    }
 }
 
 /// Builds the named real engine configuration.
@@ -74,6 +84,7 @@ pub fn execute(engine: &mut dyn Engine, case: &TestCase) -> Option<Outcome> {
     let mut calls = Vec::new();
     let mut state = None;
     let mut gc_heap_bytes = None;
+    let mut producers = Producers::default();
     if let Some(mut instance) = instance {
         let mut complete = true;
         for call in &case.plan.calls {
@@ -81,6 +92,7 @@ pub fn execute(engine: &mut dyn Engine, case: &TestCase) -> Option<Outcome> {
                 instance.collect();
             }
             let status = instance.call(call);
+            producers.results.push(instance.result_producers());
             let stop = status.is_exhausted() || matches!(status, Status::EngineBug(_));
             calls.push(CallRecord { export: call.export.clone(), status });
             if stop {
@@ -95,8 +107,10 @@ pub fn execute(engine: &mut dyn Engine, case: &TestCase) -> Option<Outcome> {
             s.memories.sort_by(|a, b| a.0.cmp(&b.0));
             s.tables.sort_by(|a, b| a.0.cmp(&b.0));
             state = Some(s);
+            producers.globals = instance.global_producers();
         }
         gc_heap_bytes = instance.gc_heap_bytes();
     }
-    Some(Outcome { config, instantiate, calls, state, micros: start.elapsed().as_micros() as u64, gc_heap_bytes })
+    let micros = start.elapsed().as_micros() as u64;
+    Some(Outcome { config, instantiate, calls, state, micros, gc_heap_bytes, producers })
 }

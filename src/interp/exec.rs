@@ -12,6 +12,7 @@
 
 use super::module::Module;
 use super::numeric::*;
+use super::origin::{Operands, Origin};
 use super::store::{FuncInst, Host, PAGE, Store, any_convert_extern, default_val, extern_convert_any, pack, unpacked};
 use super::types::{Heap, Storage, TypeId, heap_type};
 use super::{AnyRef, Ref, Stop, Val, trap};
@@ -39,12 +40,14 @@ struct Frame<'a> {
     code: u32,
     pc: usize,
     locals: Vec<Val>,
+    /// Where each local's value came from.
+    local_origins: Vec<Origin>,
     /// Index of the function body's label in the label stack.
     label_base: usize,
 }
 
 struct Machine<'a> {
-    stack: Vec<Val>,
+    stack: Operands,
     labels: Vec<Label>,
     frames: Vec<Frame<'a>>,
     fuel: u64,
@@ -56,17 +59,21 @@ impl Machine<'_> {
         let li = self.labels.len() - 1 - depth as usize;
         let l = self.labels[li];
         let keep = self.stack.len() - l.arity;
-        self.stack.drain(l.height..keep);
+        self.stack.remove(l.height..keep);
         self.labels.truncate(li + 1);
         if l.is_loop { l.start as usize + 1 } else { l.end as usize }
     }
 
     fn pop(&mut self) -> Val {
+        self.pop_traced().0
+    }
+
+    fn pop_traced(&mut self) -> (Val, Origin) {
         self.stack.pop().expect("validated code: operand stack underflow")
     }
 
     fn pop_n(&mut self, n: usize) -> Vec<Val> {
-        self.stack.split_off(self.stack.len() - n)
+        self.stack.split_off(n).0
     }
 }
 
@@ -130,11 +137,16 @@ fn f64v(x: f64) -> Val {
 
 impl<'a> Store<'a> {
     /// Calls function `func` with `args`; its results, or why it stopped.
+    /// Where each result came from is kept in `last_origins`.
     pub fn invoke(&mut self, func: u32, args: Vec<Val>) -> Result<Vec<Val>, Stop> {
-        let mut m = Machine { stack: args, labels: Vec::new(), frames: Vec::new(), fuel: self.limits.fuel };
+        self.last_origins.clear();
+        let mut m =
+            Machine { stack: Operands::new(args), labels: Vec::new(), frames: Vec::new(), fuel: self.limits.fuel };
         self.call(&mut m, func)?;
         self.run(&mut m)?;
-        Ok(m.stack)
+        let (vals, origins) = m.stack.into_parts();
+        self.last_origins = origins;
+        Ok(vals)
     }
 
     fn call_host(&mut self, host: Host, args: &[Val]) -> Vec<Val> {
@@ -170,8 +182,9 @@ impl<'a> Store<'a> {
         let (params, results) = self.types.func_type(ty);
         let (np, nr) = (params.len(), results.len());
         let c = &module.code[code as usize];
-        let mut locals = m.pop_n(np);
+        let (mut locals, mut local_origins) = m.stack.split_off(np);
         locals.extend(c.locals.iter().map(|&t| default_val(t)));
+        local_origins.resize(locals.len(), Origin::NONE);
         m.labels.push(Label {
             start: u32::MAX,
             end: c.ops.len() as u32 - 1,
@@ -181,18 +194,20 @@ impl<'a> Store<'a> {
             is_try: false,
         });
         let label_base = m.labels.len() - 1;
-        m.frames.push(Frame { module, inst, code, pc: 0, locals, label_base });
+        m.frames.push(Frame { module, inst, code, pc: 0, locals, local_origins, label_base });
         Ok(())
     }
 
     /// Leaves the current frame for a tail call: drops its operands and
     /// labels, keeping the callee's arguments.
     fn leave_for_tail_call(&mut self, m: &mut Machine<'a>, nargs: usize) {
-        let args = m.pop_n(nargs);
+        let (args, origins) = m.stack.split_off(nargs);
         let frame = m.frames.pop().expect("a frame");
         m.stack.truncate(m.labels[frame.label_base].height);
         m.labels.truncate(frame.label_base);
-        m.stack.extend(args);
+        for (v, o) in args.into_iter().zip(origins) {
+            m.stack.push_from(v, o);
+        }
     }
 
     /// Throws exception `exn`: finds the innermost matching `try_table`
@@ -299,12 +314,14 @@ impl<'a> Store<'a> {
             let types = &module.types[..];
             let mut pc = frame.pc;
             let mut locals = std::mem::take(&mut frame.locals);
-            let label_base = frame.label_base;
+            let mut local_origins = std::mem::take(&mut frame.local_origins);
+            let (label_base, code_index) = (frame.label_base, frame.code);
             macro_rules! save {
                 () => {{
                     let f = m.frames.last_mut().expect("a frame");
                     f.pc = pc;
                     f.locals = std::mem::take(&mut locals);
+                    f.local_origins = std::mem::take(&mut local_origins);
                 }};
             }
             macro_rules! load {
@@ -333,6 +350,7 @@ impl<'a> Store<'a> {
                 m.fuel -= 1;
                 let at = pc;
                 pc += 1;
+                m.stack.current = Origin { inst: ii, code: code_index, at: at as u32 };
                 match &code.ops[at] {
                     // Control.
                     Operator::Unreachable => return trap(TrapClass::Unreachable),
@@ -467,17 +485,17 @@ impl<'a> Store<'a> {
                         m.stack.push(if c != 0 { a } else { b });
                     }
                     Operator::BrOnNull { relative_depth } => {
-                        let r = pop!().reference();
-                        if r == Ref::Null {
+                        let (v, origin) = m.pop_traced();
+                        if v.reference() == Ref::Null {
                             pc = m.branch(*relative_depth);
                         } else {
-                            m.stack.push(Val::Ref(r));
+                            m.stack.push_from(v, origin);
                         }
                     }
                     Operator::BrOnNonNull { relative_depth } => {
-                        let r = pop!().reference();
-                        if r != Ref::Null {
-                            m.stack.push(Val::Ref(r));
+                        let (v, origin) = m.pop_traced();
+                        if v.reference() != Ref::Null {
+                            m.stack.push_from(v, origin);
                             pc = m.branch(*relative_depth);
                         }
                     }
@@ -492,18 +510,27 @@ impl<'a> Store<'a> {
                     }
 
                     // Variables.
-                    Operator::LocalGet { local_index } => m.stack.push(locals[*local_index as usize]),
-                    Operator::LocalSet { local_index } => locals[*local_index as usize] = pop!(),
+                    Operator::LocalGet { local_index } => {
+                        let i = *local_index as usize;
+                        m.stack.push_from(locals[i], local_origins[i]);
+                    }
+                    Operator::LocalSet { local_index } => {
+                        let i = *local_index as usize;
+                        (locals[i], local_origins[i]) = m.pop_traced();
+                    }
                     Operator::LocalTee { local_index } => {
-                        locals[*local_index as usize] = *m.stack.last().expect("validated code: operand")
+                        let i = *local_index as usize;
+                        locals[i] = *m.stack.last().expect("validated code: operand");
+                        local_origins[i] = m.stack.last_origin();
                     }
                     Operator::GlobalGet { global_index } => {
-                        let g = self.insts[ii as usize].globals[*global_index as usize];
-                        m.stack.push(self.globals[g as usize].val);
+                        let g = &self.globals[self.insts[ii as usize].globals[*global_index as usize] as usize];
+                        m.stack.push_from(g.val, g.origin);
                     }
                     Operator::GlobalSet { global_index } => {
                         let g = self.insts[ii as usize].globals[*global_index as usize];
-                        self.globals[g as usize].val = pop!();
+                        let (val, origin) = m.pop_traced();
+                        (self.globals[g as usize].val, self.globals[g as usize].origin) = (val, origin);
                     }
 
                     // Memory.

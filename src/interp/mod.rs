@@ -13,6 +13,7 @@
 mod exec;
 pub mod module;
 mod numeric;
+pub mod origin;
 pub mod store;
 pub mod types;
 mod value;

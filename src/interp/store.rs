@@ -2,6 +2,7 @@
 //! object, and instantiation as the specification orders it.
 
 use super::module::{ElemMode, Expr, GlobalTy, ImportKind, MemTy, Module, TableTy, decode};
+use super::origin::Origin;
 use super::types::{Composite, DefType, Field, Heap, Idx, Registry, Storage, TypeId, VT, ValTy};
 use super::{AnyRef, Ref, Stop, Val, trap};
 use crate::outcome::{Exhausted, TrapClass};
@@ -75,6 +76,8 @@ pub struct MemInst {
 pub struct GlobalInst {
     pub ty: GlobalTy,
     pub val: Val,
+    /// The instruction that stored `val` (`Origin::NONE` for the initializer).
+    pub origin: Origin,
 }
 
 /// A struct or array: its type and its fields or elements (packed ones as
@@ -118,6 +121,8 @@ pub struct Store<'a> {
     pub structs: Vec<Obj>,
     pub arrays: Vec<Obj>,
     pub exns: Vec<ExnObj>,
+    /// Where each result of the last `invoke` came from.
+    pub last_origins: Vec<Origin>,
     heap_slots: u64,
 }
 
@@ -136,8 +141,17 @@ impl<'a> Store<'a> {
             structs: Vec::new(),
             arrays: Vec::new(),
             exns: Vec::new(),
+            last_origins: Vec::new(),
             heap_slots: 0,
         }
+    }
+
+    /// The name of the operator at `origin` (`StructGet`, `Select`, …), or
+    /// `None` for a value no instruction made.
+    pub fn operator_at(&self, origin: Origin) -> Option<String> {
+        let inst = self.insts.get(origin.inst as usize)?;
+        let op = inst.module.code.get(origin.code as usize)?.ops.get(origin.at as usize)?;
+        Some(crate::case::operator_name(op))
     }
 
     /// Validates and decodes a module into this store's type space.
@@ -175,7 +189,7 @@ impl<'a> Store<'a> {
     }
 
     pub fn add_global(&mut self, ty: GlobalTy, val: Val) -> u32 {
-        self.globals.push(GlobalInst { ty, val });
+        self.globals.push(GlobalInst { ty, val, origin: Origin::NONE });
         self.globals.len() as u32 - 1
     }
 

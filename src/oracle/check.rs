@@ -1,7 +1,7 @@
 //! One differential check: run a case on its configurations, turn crashes,
 //! engine-reported bugs, timeouts, disagreements and leaks into findings.
 
-use super::compare::{check_expected, compare_all};
+use super::compare::{check_expected, compare_all, name_producers};
 use super::finding::{Finding, FindingKind};
 use crate::case::TestCase;
 use crate::engine::worker::{Executor, RunResult};
@@ -101,8 +101,23 @@ pub fn check_case(case: &TestCase, configs: &[String], exec: &mut dyn Executor) 
     }
     report.findings = merged;
     let start = Instant::now();
-    let (mismatches, inconclusive) = compare_all(&report.outcomes);
+    let (mut mismatches, inconclusive) = compare_all(&report.outcomes);
     report.inconclusive = inconclusive;
+    // The interpreter names the instruction behind a differing value; it
+    // runs for that when the plan did not draw it, so the signature does not
+    // depend on the draw.
+    if mismatches.iter().any(|m| m.site.is_some()) {
+        let traced = match report.outcomes.iter().find(|o| o.config == "interp") {
+            Some(o) => Some(o.clone()),
+            None => match exec.run(case, "interp")? {
+                RunResult::Outcome(o) => Some(o),
+                _ => None,
+            },
+        };
+        if let Some(tracer) = traced {
+            name_producers(&mut mismatches, &tracer);
+        }
+    }
     if !mismatches.is_empty() {
         report.findings.push(Finding::mismatch(mismatches));
     }

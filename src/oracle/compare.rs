@@ -49,6 +49,43 @@ pub struct Mismatch {
     /// The difference with values, names and indices left out: what the
     /// bug signature is built from.
     pub shape: String,
+    /// The operator that produced the differing value (a call's result or
+    /// an exported global), as the reference interpreter traced it: part of
+    /// the signature, so two bugs that corrupt the same kind of value through
+    /// different instructions are told apart.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub producer: Option<String>,
+    /// Which value differs, for finding its producer.
+    #[serde(skip)]
+    pub site: Option<Site>,
+}
+
+/// A value whose producer the reference interpreter traces.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Site {
+    Result { call: usize, index: usize },
+    Global(String),
+}
+
+/// Names the producer of each mismatch's differing value from `tracer`, an
+/// outcome of the reference interpreter (which traces where values come
+/// from), when that run finished every call: a run cut short traced nothing
+/// for what followed.
+pub fn name_producers(mismatches: &mut [Mismatch], tracer: &Outcome) {
+    if tracer.state.is_none() {
+        return;
+    }
+    for m in mismatches {
+        m.producer = m.site.as_ref().and_then(|site| producer(tracer, site));
+    }
+}
+
+/// The operator `outcome` traced for `site`.
+fn producer(outcome: &Outcome, site: &Site) -> Option<String> {
+    match site {
+        Site::Result { call, index } => outcome.producers.results.get(*call)?.get(*index)?.clone(),
+        Site::Global(name) => outcome.producers.globals.iter().find(|(n, _)| n == name).map(|(_, op)| op.clone()),
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -106,7 +143,7 @@ pub fn compare_all(outcomes: &[Outcome]) -> (Vec<Mismatch>, Option<String>) {
 
 /// Compares one configuration's outcome against the reference's.
 pub fn compare(reference: &Outcome, other: &Outcome) -> Verdict {
-    let mismatch = |kind, at: String, expected: String, actual: String, shape: String| {
+    let mismatch = |kind, at: String, expected: String, actual: String, shape: String, site: Option<Site>| {
         Verdict::Mismatch(Mismatch {
             kind,
             reference: reference.config.clone(),
@@ -115,6 +152,8 @@ pub fn compare(reference: &Outcome, other: &Outcome) -> Verdict {
             expected,
             actual,
             shape,
+            producer: None,
+            site,
         })
     };
     if let Some(v) = status_verdict(&reference.instantiate, &other.instantiate, "instantiate".into()) {
@@ -126,6 +165,7 @@ pub fn compare(reference: &Outcome, other: &Outcome) -> Verdict {
                 reference.instantiate.to_string(),
                 other.instantiate.to_string(),
                 shape,
+                None,
             ),
         };
     }
@@ -134,8 +174,9 @@ pub fn compare(reference: &Outcome, other: &Outcome) -> Verdict {
         match status_verdict(&r.status, &o.status, at.clone()) {
             None => {}
             Some(StatusDiff::Inconclusive(why)) => return Verdict::Inconclusive(why),
-            Some(StatusDiff::Differ { kind, at, shape }) => {
-                return mismatch(kind, at, r.status.to_string(), o.status.to_string(), shape);
+            Some(StatusDiff::Differ { kind, at, shape, result }) => {
+                let site = result.map(|index| Site::Result { call: i, index });
+                return mismatch(kind, at, r.status.to_string(), o.status.to_string(), shape, site);
             }
         }
     }
@@ -147,7 +188,7 @@ pub fn compare(reference: &Outcome, other: &Outcome) -> Verdict {
     match (&reference.state, &other.state) {
         (Some(r), Some(o)) => match diff_state(r, o) {
             None => Verdict::Agree,
-            Some(d) => mismatch(d.kind, d.at, d.expected, d.actual, d.shape),
+            Some((d, site)) => mismatch(d.kind, d.at, d.expected, d.actual, d.shape, site),
         },
         (None, None) => Verdict::Agree,
         _ => Verdict::Inconclusive("state missing on one side".into()),
@@ -164,7 +205,7 @@ pub fn check_expected(outcome: &Outcome, plan: &crate::case::Plan) -> Option<Mis
         let at = format!("call[{i}] {}", call.export);
         match status_verdict(&expected, &record.status, at) {
             None | Some(StatusDiff::Inconclusive(_)) => {}
-            Some(StatusDiff::Differ { kind, at, shape }) => {
+            Some(StatusDiff::Differ { kind, at, shape, .. }) => {
                 return Some(Mismatch {
                     kind,
                     reference: "model".into(),
@@ -173,6 +214,8 @@ pub fn check_expected(outcome: &Outcome, plan: &crate::case::Plan) -> Option<Mis
                     expected: expected.to_string(),
                     actual: record.status.to_string(),
                     shape,
+                    producer: None,
+                    site: None,
                 });
             }
         }
@@ -182,7 +225,13 @@ pub fn check_expected(outcome: &Outcome, plan: &crate::case::Plan) -> Option<Mis
 
 enum StatusDiff {
     Inconclusive(String),
-    Differ { kind: MismatchKind, at: String, shape: String },
+    /// `result`: which result of a call that returned differs.
+    Differ {
+        kind: MismatchKind,
+        at: String,
+        shape: String,
+        result: Option<usize>,
+    },
 }
 
 fn status_kind(s: &Status) -> String {
@@ -219,18 +268,20 @@ fn status_verdict(r: &Status, o: &Status, at: String) -> Option<StatusDiff> {
         (Status::EngineBug(_), _) | (_, Status::EngineBug(_)) => Some(StatusDiff::Inconclusive("engine bug".into())),
         (Status::Returned(a), Status::Returned(b)) => {
             if a.len() != b.len() {
-                return Some(StatusDiff::Differ { kind: MismatchKind::Result, at, shape: "result arity".into() });
+                let shape = "result arity".into();
+                return Some(StatusDiff::Differ { kind: MismatchKind::Result, at, shape, result: None });
             }
             a.iter().zip(b).enumerate().find_map(|(i, (x, y))| {
                 diff_value(x, y, format!("{at}.result[{i}]")).map(|d| StatusDiff::Differ {
                     kind: if d.in_heap { MismatchKind::HeapShape } else { MismatchKind::Result },
                     at: d.at,
                     shape: d.shape,
+                    result: Some(i),
                 })
             })
         }
         (Status::Uncaught(a), Status::Uncaught(b)) => diff_ref(a, b, format!("{at}.exception"), false)
-            .map(|d| StatusDiff::Differ { kind: MismatchKind::HeapShape, at: d.at, shape: d.shape }),
+            .map(|d| StatusDiff::Differ { kind: MismatchKind::HeapShape, at: d.at, shape: d.shape, result: None }),
         (Status::Error(a), Status::Error(b)) if error_class(a) == error_class(b) => None,
         (a, b) if a == b => None,
         // Keyed on what the disagreeing engine did, not on how the reference
@@ -244,6 +295,7 @@ fn status_verdict(r: &Status, o: &Status, at: String) -> Option<StatusDiff> {
                 _ => status_kind(b),
             },
             at,
+            result: None,
         }),
     }
 }
@@ -370,7 +422,9 @@ fn shape_is_heap(a: &Ref, b: &Ref) -> bool {
     heap(a) || heap(b)
 }
 
-fn diff_state(r: &State, o: &State) -> Option<Diff> {
+/// The first difference in exported state, and for a global the site whose
+/// producer names it.
+fn diff_state(r: &State, o: &State) -> Option<(Diff, Option<Site>)> {
     fn names<T>(v: &[(String, T)]) -> Vec<String> {
         v.iter().map(|(n, _)| n.clone()).collect()
     }
@@ -388,44 +442,50 @@ fn diff_state(r: &State, o: &State) -> Option<Diff> {
         .or_else(|| export_set(MismatchKind::Memory, names(&r.memories), names(&o.memories)))
         .or_else(|| export_set(MismatchKind::Table, names(&r.tables), names(&o.tables)))
     {
-        return Some(d);
+        return Some((d, None));
     }
     for ((name, a), (_, b)) in r.globals.iter().zip(&o.globals) {
         if let Some(mut d) = diff_value(a, b, format!("global {name}")) {
             d.kind = if d.in_heap { MismatchKind::HeapShape } else { MismatchKind::Global };
             d.shape = format!("global {}", d.shape);
-            return Some(d);
+            return Some((d, Some(Site::Global(name.clone()))));
         }
     }
     for ((name, a), (_, b)) in r.memories.iter().zip(&o.memories) {
         if a != b {
             let shape = if a.size != b.size { "memory size" } else { "memory contents" };
-            return Some(Diff {
-                kind: MismatchKind::Memory,
-                at: format!("memory {name}"),
-                expected: format!("{} bytes, hash {:016x}", a.size, a.hash),
-                actual: format!("{} bytes, hash {:016x}", b.size, b.hash),
-                shape: shape.into(),
-                in_heap: false,
-            });
+            return Some((
+                Diff {
+                    kind: MismatchKind::Memory,
+                    at: format!("memory {name}"),
+                    expected: format!("{} bytes, hash {:016x}", a.size, a.hash),
+                    actual: format!("{} bytes, hash {:016x}", b.size, b.hash),
+                    shape: shape.into(),
+                    in_heap: false,
+                },
+                None,
+            ));
         }
     }
     for ((name, a), (_, b)) in r.tables.iter().zip(&o.tables) {
         if a.size != b.size {
-            return Some(Diff {
-                kind: MismatchKind::Table,
-                at: format!("table {name}"),
-                expected: a.size.to_string(),
-                actual: b.size.to_string(),
-                shape: "table size".into(),
-                in_heap: false,
-            });
+            return Some((
+                Diff {
+                    kind: MismatchKind::Table,
+                    at: format!("table {name}"),
+                    expected: a.size.to_string(),
+                    actual: b.size.to_string(),
+                    shape: "table size".into(),
+                    in_heap: false,
+                },
+                None,
+            ));
         }
         for (i, (x, y)) in a.elems.iter().zip(&b.elems).enumerate() {
             if let Some(mut d) = diff_ref(x, y, format!("table {name}[{i}]"), false) {
                 d.kind = if d.in_heap { MismatchKind::HeapShape } else { MismatchKind::Table };
                 d.shape = format!("table {}", d.shape);
-                return Some(d);
+                return Some((d, None));
             }
         }
     }
@@ -490,6 +550,7 @@ mod tests {
             calls: calls.into_iter().map(|status| CallRecord { export: "f".into(), status }).collect(),
             state: Some(State::default()),
             micros: 0,
+            producers: Default::default(),
             gc_heap_bytes: None,
         }
     }

@@ -60,11 +60,20 @@ impl Finding {
         let mut families: Vec<&str> = configs.iter().map(|c| family(c)).collect();
         families.sort();
         families.dedup();
-        let key =
+        let mut key =
             format!("mismatch|{}|{}|{}|{}", first.kind, family(&first.reference), families.join(","), first.shape);
+        // The instruction that made the differing value, where the reference
+        // interpreter traced it.
+        let from = match &first.producer {
+            Some(op) => {
+                key.push_str(&format!("|from {op}"));
+                format!(" (value from {op})")
+            }
+            None => String::new(),
+        };
         let signature = format!("mismatch-{}-{}-{}", first.kind, slug(&families.join("-")), short_hash(&key));
         let summary = format!(
-            "{} mismatch at {}: {} says {}, {} says {}",
+            "{} mismatch at {}: {} says {}, {} says {}{from}",
             first.kind, first.at, first.reference, first.expected, first.other, first.actual
         );
         Finding { kind: FindingKind::Mismatch, signature, summary, configs, mismatches, crash: None }
@@ -457,6 +466,8 @@ mod tests {
             expected: expected.into(),
             actual: "x".into(),
             shape: shape.into(),
+            producer: None,
+            site: None,
         };
         let a = Finding::mismatch(vec![m("copying", "field i32 value", "1")]);
         let b = Finding::mismatch(vec![m("copying", "field i32 value", "2")]);
@@ -477,5 +488,12 @@ mod tests {
         let both = Finding::mismatch(vec![m("drc", "aliasing", "1"), m("copying", "aliasing", "1")]);
         assert_ne!(both.signature, alone.signature);
         assert_eq!(with_o0.configs, ["drc", "drc-o0"], "the exact configurations are kept");
+        // The same value made by two instructions: two bugs.
+        let from =
+            |op: &str| Finding::mismatch(vec![Mismatch { producer: Some(op.into()), ..m("drc", "aliasing", "1") }]);
+        assert_ne!(from("StructGet").signature, from("ArrayGet").signature);
+        assert_eq!(from("StructGet").signature, from("StructGet").signature);
+        assert_ne!(from("StructGet").signature, alone.signature);
+        assert!(from("ArrayGet").summary.ends_with("(value from ArrayGet)"), "{}", from("ArrayGet").summary);
     }
 }

@@ -126,6 +126,7 @@ mod tests {
             calls: calls.into_iter().map(|status| CallRecord { export: "f".into(), status }).collect(),
             state: None,
             micros: 0,
+            producers: Default::default(),
             gc_heap_bytes,
         }
     }

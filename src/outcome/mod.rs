@@ -167,6 +167,28 @@ pub struct Outcome {
     /// (the leak oracle's yardstick, `oracle::leak`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gc_heap_bytes: Option<u64>,
+    /// Which instructions produced the results and exported globals, where
+    /// the engine tracks it (the reference interpreter). Not compared: it
+    /// names the instruction behind a differing value in a signature.
+    #[serde(default, skip_serializing_if = "Producers::is_empty")]
+    pub producers: Producers,
+}
+
+/// The operators (`StructGet`, `Select`, …) that computed values, for
+/// mismatch signatures (`oracle::compare`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Producers {
+    /// Per call, per result; `None` for a value no instruction made (an
+    /// argument passed through).
+    pub results: Vec<Vec<Option<String>>>,
+    /// Per exported global that an instruction stored, by export name.
+    pub globals: Vec<(String, String)>,
+}
+
+impl Producers {
+    pub fn is_empty(&self) -> bool {
+        self.results.iter().all(Vec::is_empty) && self.globals.is_empty()
+    }
 }
 
 /// How a worker process died.
