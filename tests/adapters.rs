@@ -63,6 +63,7 @@ fn comparable(o: &Outcome) -> String {
     o.config.clear();
     o.micros = 0;
     o.gc_heap_bytes = None;
+    o.producers = Default::default();
     serde_json::to_string_pretty(&o).unwrap()
 }
 

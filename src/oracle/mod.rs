@@ -6,6 +6,7 @@
 
 pub mod check;
 pub mod compare;
+mod diff;
 pub mod finding;
 pub mod leak;
 
