@@ -54,6 +54,42 @@ fn planted_wrong_result_is_a_mismatch() {
     assert!(f.summary.contains("null says ok(i32:41)") && f.summary.contains("says ok(i32:42)"), "{}", f.summary);
 }
 
+/// A panic in code that compiled Wasm called out to is told apart by the
+/// Wasm operator that called out (for a collector assert, the safepoint),
+/// and Pulley's same panic, which has no native Wasm frames, is told apart
+/// alike. The bug: Wasmtime 48.0.8's `is_subtype` libcall assert on a host
+/// `externref` seen as `anyref` (crashes/crash-assertion-failed-x-un-max-*),
+/// reached from `ref.test` and from `br_on_cast`.
+#[test]
+fn panics_under_wasm_frames_are_told_apart_by_the_operator_that_called_out() {
+    if gcfuzz::line::wasmtime() != "wasmtime 48.0.8" {
+        eprintln!("skipped: the bug this test reaches is Wasmtime 48.0.8's");
+        return;
+    }
+    let mut worker = Worker::new(planted_worker(), Duration::from_secs(60));
+    let configs = names(&["drc", "pulley-drc"]);
+    let mut run = |body: &str| {
+        let wat = format!(
+            r#"(module (type $a (sub (array (mut i8))))
+                 (func (export "f") (param externref) (result i32) {body})
+                 (@custom "gcfuzz:plan" (after code) "{{\22profile\22:\22Gc\22,\22calls\22:[{{\22export\22:\22f\22,\22args\22:[{{\22Extern\22:2}}],\22collect_before\22:false}}],\22zeal\22:null,\22gc_heap_initial\22:null,\22configs\22:[\22drc\22,\22pulley-drc\22]}}"))"#
+        );
+        let report = check_case(&TestCase::from_module_bytes(wat.as_bytes()).unwrap(), &configs, &mut worker).unwrap();
+        assert_eq!(report.findings.len(), 1, "{body}: {:#?}", report.findings);
+        report.findings[0].clone()
+    };
+    let test = run("(ref.test (ref $a) (any.convert_extern (local.get 0)))");
+    let test_again = run("(i32.add (i32.const 0) (ref.test (ref $a) (any.convert_extern (local.get 0))))");
+    let cast = run(
+        "(block $hit (result (ref $a)) (br_on_cast $hit anyref (ref $a) (any.convert_extern (local.get 0))) (drop) (return (i32.const 0))) (drop) (i32.const 1)",
+    );
+    assert_eq!(test.configs, ["drc", "pulley-drc"], "one finding for native and Pulley: {test:#?}");
+    assert_eq!(test.crash.as_ref().unwrap().wasm.as_deref(), Some("RefTestNonNull"), "{test:#?}");
+    assert_eq!(test.signature, test_again.signature);
+    assert_ne!(test.signature, cast.signature, "{}", cast.summary);
+    assert!(cast.summary.contains("(at Wasm BrOnCast)"), "{}", cast.summary);
+}
+
 /// One planted wrong value, reached through different instructions: the
 /// interpreter's trace names the one that made it, so a value read by
 /// `struct.get` and one read by `array.get` are two signatures, and the same

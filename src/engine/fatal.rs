@@ -154,6 +154,32 @@ unsafe extern "C" fn frame(ctx: *mut c_void, count: *mut c_void) -> c_int {
     }
 }
 
+/// How many call sites [`call_sites`] reports at most: a collector panic
+/// sits under panic machinery and the collector's own frames.
+const MAX_CALL_SITES: usize = 160;
+
+unsafe extern "C" fn collect(ctx: *mut c_void, sites: *mut c_void) -> c_int {
+    // SAFETY: `sites` is the `Vec` `call_sites` passes; `ctx` is the
+    // unwinder's.
+    unsafe {
+        let sites = &mut *(sites as *mut Vec<usize>);
+        let mut exact: c_int = 0;
+        let ip = _Unwind_GetIPInfo(ctx, &mut exact);
+        sites.push(if exact != 0 { ip } else { ip.saturating_sub(1) });
+        if sites.len() >= MAX_CALL_SITES { 1 } else { 0 }
+    }
+}
+
+/// The call sites on this thread's stack, innermost first (each return
+/// address less one, so it falls in its call instruction). For a panic
+/// hook, which may allocate; the signal handler writes its own.
+pub fn call_sites() -> Vec<usize> {
+    let mut sites: Vec<usize> = Vec::with_capacity(MAX_CALL_SITES);
+    // SAFETY: `collect` only pushes onto `sites`, which outlives the walk.
+    unsafe { _Unwind_Backtrace(collect, (&mut sites as *mut Vec<usize>).cast()) };
+    sites
+}
+
 unsafe extern "C" fn handler(sig: c_int, info: *mut libc::siginfo_t, context: *mut c_void) {
     // SAFETY: the kernel passes a valid siginfo and ucontext to an
     // SA_SIGINFO handler.

@@ -129,7 +129,8 @@ struct Caught {
     message: String,
     location: Option<String>,
     frames: Vec<String>,
-    /// The Wasm operator at the fault, for a failure compiled code detected.
+    /// Where in Wasm: the operator at the fault for a failure compiled code
+    /// detected, else the one that called out into the panicking code.
     wasm: Option<String>,
 }
 
@@ -140,7 +141,13 @@ fn caught(info: &std::panic::PanicHookInfo) -> Caught {
     };
     let location = info.location().map(|l| format!("{}:{}", l.file(), l.line()));
     let frames = backtrace_frames(&std::backtrace::Backtrace::force_capture().to_string());
-    let wasm = message.contains("in compiled code").then(crate::engine::wasmtime::locate::faulting_operator).flatten();
+    use crate::engine::wasmtime::locate;
+    // A failure compiled code detected: the operator at the fault; any other
+    // panic under Wasm frames: the operator that called out.
+    let wasm = match message.contains("in compiled code") {
+        true => locate::faulting_operator(),
+        false => locate::calling_operator(),
+    };
     Caught { message, location, frames, wasm }
 }
 

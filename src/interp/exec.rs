@@ -294,17 +294,20 @@ impl<'a> Store<'a> {
                 m.pop()
             };
         }
+        // Numeric instructions pass their operands' origin on (the first
+        // operand's, unless a constant made it): a wrong value computed from
+        // a wrongly selected or stale one is named by where it came from.
         macro_rules! un {
             ($get:ident, $f:expr) => {{
-                let a = pop!().$get();
-                m.stack.push($f(a));
+                let (a, origin) = m.pop_traced();
+                m.stack.push_from($f(a.$get()), origin);
             }};
         }
         macro_rules! bin {
             ($get:ident, $f:expr) => {{
-                let b = pop!().$get();
-                let a = pop!().$get();
-                m.stack.push($f(a, b));
+                let (b, ob) = m.pop_traced();
+                let (a, oa) = m.pop_traced();
+                m.stack.push_from($f(a.$get(), b.$get()), if oa == Origin::NONE { ob } else { oa });
             }};
         }
         'frames: while let Some(frame) = m.frames.last_mut() {
@@ -685,10 +688,11 @@ impl<'a> Store<'a> {
                     Operator::ElemDrop { elem_index } => self.insts[ii as usize].elems[*elem_index as usize].clear(),
 
                     // Constants.
-                    Operator::I32Const { value } => m.stack.push(Val::I32(*value)),
-                    Operator::I64Const { value } => m.stack.push(Val::I64(*value)),
-                    Operator::F32Const { value } => m.stack.push(Val::F32(value.bits())),
-                    Operator::F64Const { value } => m.stack.push(Val::F64(value.bits())),
+                    // Constants make no value worth naming.
+                    Operator::I32Const { value } => m.stack.push_from(Val::I32(*value), Origin::NONE),
+                    Operator::I64Const { value } => m.stack.push_from(Val::I64(*value), Origin::NONE),
+                    Operator::F32Const { value } => m.stack.push_from(Val::F32(value.bits()), Origin::NONE),
+                    Operator::F64Const { value } => m.stack.push_from(Val::F64(value.bits()), Origin::NONE),
 
                     // i32.
                     Operator::I32Eqz => un!(i32, |a: i32| Val::I32((a == 0) as i32)),
@@ -709,20 +713,25 @@ impl<'a> Store<'a> {
                     Operator::I32Sub => bin!(i32, |a: i32, b: i32| Val::I32(a.wrapping_sub(b))),
                     Operator::I32Mul => bin!(i32, |a: i32, b: i32| Val::I32(a.wrapping_mul(b))),
                     Operator::I32DivS | Operator::I32DivU | Operator::I32RemS | Operator::I32RemU => {
-                        let b = pop!().i32();
-                        let a = pop!().i32();
+                        let (b, ob) = m.pop_traced();
+                        let (a, oa) = m.pop_traced();
+                        let (a, b) = (a.i32(), b.i32());
                         if b == 0 {
                             return trap(TrapClass::IntegerDivisionByZero);
                         }
-                        m.stack.push(Val::I32(match code.ops[at] {
-                            Operator::I32DivS if a == i32::MIN && b == -1 => {
-                                return trap(TrapClass::IntegerOverflow);
-                            }
-                            Operator::I32DivS => a / b,
-                            Operator::I32DivU => ((a as u32) / (b as u32)) as i32,
-                            Operator::I32RemS => a.wrapping_rem(b),
-                            _ => ((a as u32) % (b as u32)) as i32,
-                        }));
+                        let origin = if oa == Origin::NONE { ob } else { oa };
+                        m.stack.push_from(
+                            Val::I32(match code.ops[at] {
+                                Operator::I32DivS if a == i32::MIN && b == -1 => {
+                                    return trap(TrapClass::IntegerOverflow);
+                                }
+                                Operator::I32DivS => a / b,
+                                Operator::I32DivU => ((a as u32) / (b as u32)) as i32,
+                                Operator::I32RemS => a.wrapping_rem(b),
+                                _ => ((a as u32) % (b as u32)) as i32,
+                            }),
+                            origin,
+                        );
                     }
                     Operator::I32And => bin!(i32, |a: i32, b: i32| Val::I32(a & b)),
                     Operator::I32Or => bin!(i32, |a: i32, b: i32| Val::I32(a | b)),
@@ -752,20 +761,25 @@ impl<'a> Store<'a> {
                     Operator::I64Sub => bin!(i64, |a: i64, b: i64| Val::I64(a.wrapping_sub(b))),
                     Operator::I64Mul => bin!(i64, |a: i64, b: i64| Val::I64(a.wrapping_mul(b))),
                     Operator::I64DivS | Operator::I64DivU | Operator::I64RemS | Operator::I64RemU => {
-                        let b = pop!().i64();
-                        let a = pop!().i64();
+                        let (b, ob) = m.pop_traced();
+                        let (a, oa) = m.pop_traced();
+                        let (a, b) = (a.i64(), b.i64());
                         if b == 0 {
                             return trap(TrapClass::IntegerDivisionByZero);
                         }
-                        m.stack.push(Val::I64(match code.ops[at] {
-                            Operator::I64DivS if a == i64::MIN && b == -1 => {
-                                return trap(TrapClass::IntegerOverflow);
-                            }
-                            Operator::I64DivS => a / b,
-                            Operator::I64DivU => ((a as u64) / (b as u64)) as i64,
-                            Operator::I64RemS => a.wrapping_rem(b),
-                            _ => ((a as u64) % (b as u64)) as i64,
-                        }));
+                        let origin = if oa == Origin::NONE { ob } else { oa };
+                        m.stack.push_from(
+                            Val::I64(match code.ops[at] {
+                                Operator::I64DivS if a == i64::MIN && b == -1 => {
+                                    return trap(TrapClass::IntegerOverflow);
+                                }
+                                Operator::I64DivS => a / b,
+                                Operator::I64DivU => ((a as u64) / (b as u64)) as i64,
+                                Operator::I64RemS => a.wrapping_rem(b),
+                                _ => ((a as u64) % (b as u64)) as i64,
+                            }),
+                            origin,
+                        );
                     }
                     Operator::I64And => bin!(i64, |a: i64, b: i64| Val::I64(a & b)),
                     Operator::I64Or => bin!(i64, |a: i64, b: i64| Val::I64(a | b)),
@@ -827,38 +841,46 @@ impl<'a> Store<'a> {
                     // Conversions.
                     Operator::I32WrapI64 => un!(i64, |a: i64| Val::I32(a as i32)),
                     Operator::I32TruncF32S => {
-                        let v = Val::I32(i32_trunc_s(pop!().f32() as f64)?);
-                        m.stack.push(v)
+                        let (a, origin) = m.pop_traced();
+                        let v = Val::I32(i32_trunc_s(a.f32() as f64)?);
+                        m.stack.push_from(v, origin)
                     }
                     Operator::I32TruncF32U => {
-                        let v = Val::I32(i32_trunc_u(pop!().f32() as f64)?);
-                        m.stack.push(v)
+                        let (a, origin) = m.pop_traced();
+                        let v = Val::I32(i32_trunc_u(a.f32() as f64)?);
+                        m.stack.push_from(v, origin)
                     }
                     Operator::I32TruncF64S => {
-                        let v = Val::I32(i32_trunc_s(pop!().f64())?);
-                        m.stack.push(v)
+                        let (a, origin) = m.pop_traced();
+                        let v = Val::I32(i32_trunc_s(a.f64())?);
+                        m.stack.push_from(v, origin)
                     }
                     Operator::I32TruncF64U => {
-                        let v = Val::I32(i32_trunc_u(pop!().f64())?);
-                        m.stack.push(v)
+                        let (a, origin) = m.pop_traced();
+                        let v = Val::I32(i32_trunc_u(a.f64())?);
+                        m.stack.push_from(v, origin)
                     }
                     Operator::I64ExtendI32S => un!(i32, |a: i32| Val::I64(a as i64)),
                     Operator::I64ExtendI32U => un!(i32, |a: i32| Val::I64(a as u32 as i64)),
                     Operator::I64TruncF32S => {
-                        let v = Val::I64(i64_trunc_s(pop!().f32() as f64)?);
-                        m.stack.push(v)
+                        let (a, origin) = m.pop_traced();
+                        let v = Val::I64(i64_trunc_s(a.f32() as f64)?);
+                        m.stack.push_from(v, origin)
                     }
                     Operator::I64TruncF32U => {
-                        let v = Val::I64(i64_trunc_u(pop!().f32() as f64)?);
-                        m.stack.push(v)
+                        let (a, origin) = m.pop_traced();
+                        let v = Val::I64(i64_trunc_u(a.f32() as f64)?);
+                        m.stack.push_from(v, origin)
                     }
                     Operator::I64TruncF64S => {
-                        let v = Val::I64(i64_trunc_s(pop!().f64())?);
-                        m.stack.push(v)
+                        let (a, origin) = m.pop_traced();
+                        let v = Val::I64(i64_trunc_s(a.f64())?);
+                        m.stack.push_from(v, origin)
                     }
                     Operator::I64TruncF64U => {
-                        let v = Val::I64(i64_trunc_u(pop!().f64())?);
-                        m.stack.push(v)
+                        let (a, origin) = m.pop_traced();
+                        let v = Val::I64(i64_trunc_u(a.f64())?);
+                        m.stack.push_from(v, origin)
                     }
                     Operator::F32ConvertI32S => un!(i32, |a: i32| f32v(a as f32)),
                     Operator::F32ConvertI32U => un!(i32, |a: i32| f32v(a as u32 as f32)),

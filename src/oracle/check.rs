@@ -2,7 +2,7 @@
 //! engine-reported bugs, timeouts, disagreements and leaks into findings.
 
 use super::compare::{check_expected, compare_all, name_producers};
-use super::finding::{Finding, FindingKind};
+use super::finding::{Finding, FindingKind, normalize_message, significant_frames};
 use crate::case::TestCase;
 use crate::engine::worker::{Executor, RunResult};
 use crate::outcome::{CrashInfo, Outcome, Status};
@@ -82,6 +82,7 @@ pub fn check_case(case: &TestCase, configs: &[String], exec: &mut dyn Executor) 
         }
         report.ran.push(config.clone());
     }
+    located_like_native(&mut report.findings);
     // One finding per signature: the same panic on several configurations
     // is one bug seen by each of them.
     let mut merged: Vec<Finding> = Vec::new();
@@ -129,6 +130,25 @@ pub fn check_case(case: &TestCase, configs: &[String], exec: &mut dyn Executor) 
     }
     report.compare_micros = start.elapsed().as_micros() as u64;
     Ok(report)
+}
+
+/// Pulley's frames are not on the native stack, so its panics name no Wasm
+/// operator (`CrashInfo::wasm`). Where native code panicked the same way in
+/// this case (message and frames), Pulley's panic is that bug at that place.
+fn located_like_native(findings: &mut [Finding]) {
+    let place =
+        |c: &CrashInfo| format!("{}|{}", normalize_message(&c.message), significant_frames(&c.frames).join("|"));
+    let located: Vec<(String, String)> =
+        findings.iter().filter_map(|f| f.crash.as_ref()).filter_map(|c| Some((place(c), c.wasm.clone()?))).collect();
+    for f in findings.iter_mut() {
+        let Some(crash) = f.crash.as_ref().filter(|c| c.wasm.is_none() && c.config.starts_with("pulley")) else {
+            continue;
+        };
+        if let Some((_, op)) = located.iter().find(|(p, _)| *p == place(crash)) {
+            let crash = CrashInfo { wasm: Some(op.clone()), ..crash.clone() };
+            *f = Finding::crash(f.kind, crash);
+        }
+    }
 }
 
 fn engine_bug(outcome: &Outcome) -> Option<&str> {

@@ -203,8 +203,10 @@ pub struct CrashInfo {
     pub exit_code: Option<i32>,
     /// Backtrace frames (function names), innermost first.
     pub frames: Vec<String>,
-    /// The Wasm operator at the fault, for a failure detected in compiled
-    /// code (`engine::wasmtime::locate`).
+    /// Where in Wasm it happened (`engine::wasmtime::locate`): the operator
+    /// at the fault for a failure detected in compiled code, else, for a
+    /// panic under Wasm frames, the operator that called out (for a
+    /// collector assert, the safepoint).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wasm: Option<String>,
 }

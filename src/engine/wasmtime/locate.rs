@@ -12,10 +12,13 @@
 //! Pulley raises no signal, and reports no location, so the same failure on
 //! Pulley has a signature without the operator.
 //!
-//! Panics in libcalls (collector asserts) are left as they are: the innermost
-//! Wasm frame's operator is on the native stack there, but not on Pulley's,
-//! and taking it would split one such bug into a native and a Pulley
-//! signature where their Rust frames agree today.
+//! A panic raised in code that compiled Wasm called (a libcall such as an
+//! allocation's, which may collect, or a host function) is told apart by the
+//! operator of the innermost Wasm frame on the native stack: for a collector
+//! assert that is the safepoint whose stack map the collection read
+//! ([`calling_operator`]). Pulley's frames are not on the native stack; a
+//! Pulley panic takes the operator of the same panic on native code in the
+//! same case (`oracle::check`), so one bug seen on both is one signature.
 
 use std::cell::Cell;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -36,6 +39,9 @@ struct CodeMap {
     text_len: usize,
     /// (code offset, Wasm offset), sorted by code offset.
     entries: Vec<(u32, u32)>,
+    /// The compiled Wasm functions' code ranges, sorted: the text holds
+    /// trampolines too, which came from no Wasm instruction.
+    functions: Vec<(u32, u32)>,
     wasm: Vec<u8>,
 }
 
@@ -81,8 +87,13 @@ pub fn running(module: &Module, wasm: &[u8]) {
         .address_map()
         .map(|map| map.filter_map(|(code, w)| Some((u32::try_from(code).ok()?, w?))).collect())
         .unwrap_or_default();
-    let map =
-        Box::new(CodeMap { text_start: text.as_ptr() as usize, text_len: text.len(), entries, wasm: wasm.to_vec() });
+    let mut functions: Vec<(u32, u32)> = module
+        .functions()
+        .filter_map(|f| Some((u32::try_from(f.offset).ok()?, u32::try_from(f.offset + f.len).ok()?)))
+        .collect();
+    functions.sort_unstable();
+    let (text_start, text_len) = (text.as_ptr() as usize, text.len());
+    let map = Box::new(CodeMap { text_start, text_len, entries, functions, wasm: wasm.to_vec() });
     let old = RUNNING.with(|r| r.replace(Box::into_raw(map)));
     if !old.is_null() {
         // SAFETY: `old` came from `Box::into_raw` and is no longer published;
@@ -103,8 +114,16 @@ pub fn wasm_offset_at(pc: usize) -> Option<u32> {
     let map = published()?;
     let offset = pc.checked_sub(map.text_start).filter(|o| *o < map.text_len)?;
     let offset = u32::try_from(offset).ok()?;
+    // Within a Wasm function: the nearest position at or before `pc` there
+    // (a trap stub at the function's end takes its last instruction's).
+    let f = map.functions.partition_point(|(start, _)| *start <= offset).checked_sub(1)?;
+    let (start, end) = map.functions[f];
+    if offset >= end {
+        return None;
+    }
     let i = map.entries.partition_point(|(code, _)| *code <= offset).checked_sub(1)?;
-    Some(map.entries[i].1)
+    let (code, wasm) = map.entries[i];
+    (code >= start).then_some(wasm)
 }
 
 /// The operator at Wasm byte `offset` of the running module.
@@ -121,6 +140,14 @@ pub fn faulting_operator() -> Option<String> {
         return None;
     }
     running_operator(wasm_offset_at(pc)?)
+}
+
+/// The operator of the innermost frame of the running module's compiled
+/// code on this thread's stack: the call through which it reached the code
+/// running now, e.g. `StructNew` for a collection at an allocation, `Call`
+/// for one in a host function. `None` outside Wasm, and on Pulley.
+pub fn calling_operator() -> Option<String> {
+    crate::engine::fatal::call_sites().into_iter().find_map(wasm_offset_at).and_then(running_operator)
 }
 
 /// The name of the operator that starts at byte `offset` of `wasm`.
