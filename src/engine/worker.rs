@@ -146,7 +146,7 @@ fn caught(info: &std::panic::PanicHookInfo) -> Caught {
     // panic under Wasm frames: the operator that called out.
     let wasm = match message.contains("in compiled code") {
         true => locate::faulting_operator(),
-        false => locate::calling_operator(),
+        false => locate::calling_operator(&crate::engine::fatal::call_sites()),
     };
     Caught { message, location, frames, wasm }
 }

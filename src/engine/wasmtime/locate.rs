@@ -143,11 +143,12 @@ pub fn faulting_operator() -> Option<String> {
 }
 
 /// The operator of the innermost frame of the running module's compiled
-/// code on this thread's stack: the call through which it reached the code
+/// code among `call_sites` (this thread's, innermost first:
+/// `engine::fatal::call_sites`): the call through which it reached the code
 /// running now, e.g. `StructNew` for a collection at an allocation, `Call`
 /// for one in a host function. `None` outside Wasm, and on Pulley.
-pub fn calling_operator() -> Option<String> {
-    crate::engine::fatal::call_sites().into_iter().find_map(wasm_offset_at).and_then(running_operator)
+pub fn calling_operator(call_sites: &[usize]) -> Option<String> {
+    call_sites.iter().find_map(|pc| wasm_offset_at(*pc)).and_then(running_operator)
 }
 
 /// The name of the operator that starts at byte `offset` of `wasm`.
