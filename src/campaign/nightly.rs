@@ -367,9 +367,7 @@ pub fn write_reports(work: &Path, report: &Report) -> Result<()> {
         ("report.md", crate::report::nightly::markdown(report)),
         ("report.html", crate::report::nightly::html(report)),
     ] {
-        let tmp = tempfile::NamedTempFile::new_in(work)?;
-        std::fs::write(tmp.path(), text)?;
-        tmp.persist(work.join(name))?;
+        crate::report::record::write_whole(work, name, text.as_bytes())?;
     }
     Ok(())
 }

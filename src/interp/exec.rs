@@ -307,7 +307,7 @@ impl<'a> Store<'a> {
             ($get:ident, $f:expr) => {{
                 let (b, ob) = m.pop_traced();
                 let (a, oa) = m.pop_traced();
-                m.stack.push_from($f(a.$get(), b.$get()), if oa == Origin::NONE { ob } else { oa });
+                m.stack.push_from($f(a.$get(), b.$get()), oa.or(ob));
             }};
         }
         'frames: while let Some(frame) = m.frames.last_mut() {
@@ -719,7 +719,7 @@ impl<'a> Store<'a> {
                         if b == 0 {
                             return trap(TrapClass::IntegerDivisionByZero);
                         }
-                        let origin = if oa == Origin::NONE { ob } else { oa };
+                        let origin = oa.or(ob);
                         m.stack.push_from(
                             Val::I32(match code.ops[at] {
                                 Operator::I32DivS if a == i32::MIN && b == -1 => {
@@ -767,7 +767,7 @@ impl<'a> Store<'a> {
                         if b == 0 {
                             return trap(TrapClass::IntegerDivisionByZero);
                         }
-                        let origin = if oa == Origin::NONE { ob } else { oa };
+                        let origin = oa.or(ob);
                         m.stack.push_from(
                             Val::I64(match code.ops[at] {
                                 Operator::I64DivS if a == i64::MIN && b == -1 => {

@@ -22,6 +22,12 @@ pub struct Origin {
 impl Origin {
     /// A value no instruction made: an argument, a default, an initializer.
     pub const NONE: Origin = Origin { inst: u32::MAX, code: u32::MAX, at: u32::MAX };
+
+    /// What a numeric instruction passes on from operands with origins
+    /// `self` and `other`: the first one's, unless a constant made it.
+    pub fn or(self, other: Origin) -> Origin {
+        if self == Origin::NONE { other } else { self }
+    }
 }
 
 /// The operand stack, each value beside its origin.

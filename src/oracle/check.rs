@@ -108,15 +108,16 @@ pub fn check_case(case: &TestCase, configs: &[String], exec: &mut dyn Executor) 
     // runs for that when the plan did not draw it, so the signature does not
     // depend on the draw.
     if mismatches.iter().any(|m| m.site.is_some()) {
-        let traced = match report.outcomes.iter().find(|o| o.config == "interp") {
-            Some(o) => Some(o.clone()),
+        let drawn = report.outcomes.iter().find(|o| o.config == "interp");
+        let extra = match drawn {
+            Some(_) => None,
             None => match exec.run(case, "interp")? {
                 RunResult::Outcome(o) => Some(o),
                 _ => None,
             },
         };
-        if let Some(tracer) = traced {
-            name_producers(&mut mismatches, &tracer);
+        if let Some(tracer) = drawn.or(extra.as_ref()) {
+            name_producers(&mut mismatches, tracer);
         }
     }
     if !mismatches.is_empty() {
@@ -144,7 +145,8 @@ fn located_like_native(findings: &mut [Finding]) {
         let Some(crash) = f.crash.as_ref().filter(|c| c.wasm.is_none() && c.config.starts_with("pulley")) else {
             continue;
         };
-        if let Some((_, op)) = located.iter().find(|(p, _)| *p == place(crash)) {
+        let here = place(crash);
+        if let Some((_, op)) = located.iter().find(|(p, _)| *p == here) {
             let crash = CrashInfo { wasm: Some(op.clone()), ..crash.clone() };
             *f = Finding::crash(f.kind, crash);
         }

@@ -224,10 +224,17 @@ pub fn replace_reproducer(target: &Path, case: &TestCase, outcomes: &[Outcome]) 
         ("regression.wast", wast.into_bytes()),
         ("finding.json", serde_json::to_string_pretty(&record)?.into_bytes()),
     ] {
-        let tmp = tempfile::NamedTempFile::new_in(target)?;
-        fs::write(tmp.path(), bytes)?;
-        tmp.persist(target.join(name))?;
+        write_whole(target, name, &bytes)?;
     }
+    Ok(())
+}
+
+/// Writes `dir/name` through a temporary file in `dir`, so a reader (or a
+/// killed process) never sees half of it.
+pub fn write_whole(dir: &Path, name: &str, bytes: &[u8]) -> Result<()> {
+    let tmp = tempfile::NamedTempFile::new_in(dir)?;
+    fs::write(tmp.path(), bytes)?;
+    tmp.persist(dir.join(name))?;
     Ok(())
 }
 
@@ -309,9 +316,7 @@ pub fn promote(from: &Path, crashes: &Path) -> Result<PathBuf> {
             anyhow::bail!("{} is known on {} already", target.display(), record.engine);
         }
         known.expected_on.push(record.engine);
-        let tmp = tempfile::NamedTempFile::new_in(&target)?;
-        fs::write(tmp.path(), serde_json::to_string_pretty(&known)?)?;
-        tmp.persist(target.join("finding.json"))?;
+        write_whole(&target, "finding.json", serde_json::to_string_pretty(&known)?.as_bytes())?;
         return Ok(target);
     }
     if record.expected_on.is_empty() {
