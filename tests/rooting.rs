@@ -70,7 +70,11 @@ fn the_rewrite_pass_keeps_what_a_correct_engine_computes() {
             continue;
         }
         assert_eq!(a.instantiate, b.instantiate, "case {i}");
-        assert_eq!(a.calls, b.calls, "case {i}");
+        // Inserted code costs fuel: only what the calls did must agree.
+        let did = |o: &gcfuzz::outcome::Outcome| {
+            o.calls.iter().map(|c| (c.export.clone(), c.status.clone())).collect::<Vec<_>>()
+        };
+        assert_eq!(did(&a), did(&b), "case {i}");
         if let (Some(sa), Some(mut sb)) = (a.state, b.state) {
             sb.globals.retain(|(name, _)| name != gcfuzz::generate::rooted::OBSERVE_EXPORT);
             assert_eq!(sa, sb, "case {i}");

@@ -53,6 +53,42 @@ fn shrinking_a_planted_crash_keeps_its_signature() {
     assert!(text.contains("struct.new") && !text.contains("array.new") && !text.contains("i32.store"), "{text}");
 }
 
+/// A module exporting `f` and an empty function named `role`.
+fn exporting(role: &str) -> TestCase {
+    let wat = format!(r#"(module (func (export "f") (result i32) (i32.const 1)) (func (export "{role}")))"#);
+    TestCase::from_module_bytes(wat.as_bytes()).unwrap()
+}
+
+/// A later, smaller case of a stored signature that crashed only because of
+/// what the batch left in the engine (a fresh worker does not repeat it)
+/// counts as a hit and does not replace the reproducer: what is stored
+/// replays from its own bytes.
+#[test]
+fn bulk_triage_keeps_only_reproducers_a_fresh_worker_repeats() {
+    let inputs = tempfile::tempdir().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let (poison, victim) = (exporting("poison"), exporting("victim"));
+    let whole = victim.with_history(std::slice::from_ref(&poison));
+    let write = |name: &str, case: &TestCase| std::fs::write(inputs.path().join(name), case.to_module_bytes()).unwrap();
+    write("a-whole.wasm", &whole);
+    write("b-poison.wasm", &poison);
+    write("c-victim.wasm", &victim);
+    let configs = vec!["null".to_string(), "planted-panic-after-poison".to_string()];
+    let opts = Options { configs: Some(&configs), ..Options::new(out.path(), Default::default()) };
+    let mut worker = planted_worker();
+    let report = triage(inputs.path(), &opts, &mut worker, |_| {}).unwrap();
+    let failed: Vec<_> =
+        report.failures.iter().map(|(p, _)| p.file_name().unwrap().to_string_lossy().into_owned()).collect();
+    assert_eq!(failed, ["b-poison.wasm"], "{:?}", report.failures);
+    assert_eq!(report.buckets.len(), 1, "{:?}", report.buckets);
+    let (signature, bucket) = report.buckets.iter().next().unwrap();
+    assert_eq!(bucket.count, 2, "the victim alone crashed after the poison, and counts");
+    assert_eq!(std::fs::read(bucket.path.join("module.wasm")).unwrap(), whole.to_module_bytes());
+    let stored = TestCase::from_module_bytes(&std::fs::read(bucket.path.join("module.wasm")).unwrap()).unwrap();
+    let again = gcfuzz::triage::confirm::rerun(&stored, &configs, &mut worker).unwrap();
+    assert_eq!(again, std::slice::from_ref(signature));
+}
+
 #[test]
 fn bulk_triage_buckets_by_signature_and_reports_bad_files() {
     let inputs = tempfile::tempdir().unwrap();

@@ -129,6 +129,41 @@ mod tests {
         with_crash_report(b"fine", || ());
         assert!(!dir.path().join(report_name(b"fine")).exists());
     }
+
+    /// Set in the child process of the test below: where it faults into.
+    const FAULT_INTO: &str = "GCFUZZ_TEST_FAULT_INTO";
+
+    #[test]
+    fn a_fatal_signal_leaves_a_report_named_by_the_input() {
+        let input = b"faulting input";
+        if let Some(dir) = std::env::var_os(FAULT_INTO) {
+            set_crash_reports(Path::new(&dir));
+            // SAFETY: deliberately fatal: this child process dies here.
+            with_crash_report(input, || unsafe {
+                std::ptr::read_volatile(std::hint::black_box(std::ptr::null::<u64>()))
+            });
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let name = "campaign::fuzz::tests::a_fatal_signal_leaves_a_report_named_by_the_input";
+        let status = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", name, "--test-threads=1"])
+            .env(FAULT_INTO, dir.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .unwrap();
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(status.signal(), Some(libc::SIGSEGV), "{status}");
+        let text = std::fs::read_to_string(dir.path().join(report_name(input))).unwrap();
+        let symbols = crate::engine::fatal::Symbols::read(&std::env::current_exe().unwrap());
+        let readable = crate::campaign::nightly::readable(&text, &symbols, &[]);
+        let first = readable.lines().next().unwrap();
+        assert!(first.starts_with("fatal signal SIGSEGV at "), "{readable}");
+        assert!(first.contains("a_fatal_signal_leaves_a_report_named_by_the_input"), "{readable}");
+        // A panic's report is kept as it is.
+        assert_eq!(crate::campaign::nightly::readable("panicked at x", &symbols, &[]), "panicked at x");
+    }
 }
 
 /// The environment variable naming the directory for crash reports: the
@@ -157,13 +192,18 @@ pub fn set_crash_reports(dir: &Path) {
 
 /// Runs `f` on `data`; a panic that escapes (a new finding, a crash in the
 /// target) first writes its message, location and backtrace to the report
-/// directory, when there is one.
+/// directory, when there is one, and a fatal signal its raw report
+/// (`engine::fatal`: pc and frames, which the nightly job names). The
+/// fatal handler is installed here, before the first input creates an
+/// engine, so Wasmtime's handlers still see their traps first.
 pub fn with_crash_report<T>(data: &[u8], f: impl FnOnce() -> T) -> T {
     static HOOK: std::sync::Once = std::sync::Once::new();
     let Some(dir) = REPORTS.get_or_init(|| std::env::var_os(CRASH_REPORTS_ENV).map(Into::into)) else {
         return f();
     };
     HOOK.call_once(|| {
+        crate::engine::fatal::install();
+        let _ = std::fs::create_dir_all(dir);
         let previous = std::panic::take_hook();
         let dir = dir.clone();
         std::panic::set_hook(Box::new(move |info| {
@@ -176,9 +216,12 @@ pub fn with_crash_report<T>(data: &[u8], f: impl FnOnce() -> T) -> T {
             previous(info)
         }));
     });
-    CURRENT.with(|c| *c.borrow_mut() = Some(report_name(data)));
+    let name = report_name(data);
+    crate::engine::fatal::report_file(Some(&dir.join(&name)));
+    CURRENT.with(|c| *c.borrow_mut() = Some(name));
     let result = f();
     CURRENT.with(|c| *c.borrow_mut() = None);
+    crate::engine::fatal::report_file(None);
     result
 }
 

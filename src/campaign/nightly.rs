@@ -13,6 +13,7 @@
 //! reports. A job killed midway therefore loses nothing: the next start
 //! triages what is left.
 
+use crate::engine::fatal;
 use crate::engine::worker::{Worker, WorkerCommand};
 use crate::generate::Generator;
 use crate::report::nightly::{Point, Report, SignatureRow, TargetReport};
@@ -287,16 +288,24 @@ pub fn run(root: &Path, opts: &Options) -> Result<Report> {
         // keeps no log of it).
         let done = artifacts.join("done");
         std::fs::create_dir_all(&done)?;
+        let symbols = std::cell::OnceCell::new();
         for entry in std::fs::read_dir(&artifacts)?.filter_map(|e| e.ok()).filter(|e| e.path().is_file()) {
-            let report_file = reports_dir(&opts.work, target)
-                .join(crate::campaign::fuzz::report_name(&std::fs::read(entry.path()).unwrap_or_default()));
+            let input = std::fs::read(entry.path()).unwrap_or_default();
+            let report_file = reports_dir(&opts.work, target).join(crate::campaign::fuzz::report_name(&input));
             let name = entry.file_name().to_string_lossy().into_owned();
             if let Ok(text) = std::fs::read_to_string(&report_file) {
+                let wasm = match kind {
+                    Kind::Wasm(generator) => crate::generate::case(*generator, &input).map(|c| c.wasm).ok(),
+                    Kind::Stackmaps => None,
+                };
+                let symbols = symbols.get_or_init(|| fatal::Symbols::read(&binary(root, target)));
+                let text = readable(&text, symbols, wasm.as_deref().unwrap_or_default());
                 let first = text.lines().next().unwrap_or_default();
                 for failure in report.triage_failures.iter_mut().filter(|f| f.contains(&name)) {
                     failure.push_str(&format!("; when it crashed: {first} (report in done/)"));
                 }
-                std::fs::rename(&report_file, done.join(format!("{name}.report.txt")))?;
+                crate::report::record::write_whole(&done, &format!("{name}.report.txt"), text.as_bytes())?;
+                std::fs::remove_file(&report_file)?;
             }
             std::fs::rename(entry.path(), done.join(&name))?;
         }
@@ -311,6 +320,20 @@ pub fn run(root: &Path, opts: &Options) -> Result<Report> {
     };
     write_reports(&opts.work, &report)?;
     Ok(report)
+}
+
+/// A crash report as kept beside its artifact: a target's fatal-signal
+/// report (raw addresses) gains a first line naming the signal and its
+/// frames, from the target binary's symbols and, for Wasm code, the
+/// artifact's module; a panic's report is kept as it is.
+pub fn readable(text: &str, symbols: &fatal::Symbols, wasm: &[u8]) -> String {
+    match fatal::parse(text).0 {
+        Some(r) => {
+            let frames = fatal::frame_names(&r.from_fault(), symbols, wasm);
+            format!("fatal signal {} at {}\n{text}", fatal::signal_name(r.signal), frames.join(" < "))
+        }
+        None => text.to_string(),
+    }
 }
 
 /// Where a target's crash reports go while it fuzzes (paired with the

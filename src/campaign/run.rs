@@ -315,30 +315,43 @@ fn job(
         };
         // A finding's signature and files are written before the case counts.
         let mut stored = Vec::new();
+        let size = case.to_module_bytes().len();
         // The case's signatures in a fresh worker, run once for all its
         // findings that need it.
         let mut again: Option<anyhow::Result<Vec<String>>> = None;
         for f in &report.findings {
-            let mut status = if opts.known.contains(&f.signature) {
-                Status::Known
-            } else if confirmed.lock().unwrap().contains(&f.signature) {
-                Status::New
-            } else {
+            // Only a case a fresh worker gives the signature again may become
+            // the stored reproducer, so a fresh run is spent on a signature's
+            // first case and on cases smaller than the stored one; any other
+            // case is a hit of a reproducer that was confirmed when stored.
+            let wanted = record::stored_size(&opts.out, &f.signature).is_none_or(|stored| size < stored);
+            let (reproduces, gives_known) = if wanted {
                 let fresh = || confirm::rerun(&case, &configs, &mut Worker::new(opts.worker.clone(), opts.timeout));
                 match again.get_or_insert_with(fresh) {
-                    Ok(signatures) if signatures.contains(&f.signature) => {
-                        confirmed.lock().unwrap().insert(f.signature.clone());
-                        Status::New
+                    Ok(signatures) => {
+                        (signatures.contains(&f.signature), signatures.iter().any(|s| opts.known.contains(s)))
                     }
-                    // The same case gives a known bug in a fresh worker: the
-                    // first report was a degraded form of it.
-                    Ok(signatures) if signatures.iter().any(|s| opts.known.contains(s)) => Status::Known,
-                    Ok(_) => Status::Unreproducible,
                     Err(e) => {
                         totals.lock().unwrap().summary.errors.push(format!("confirming {}: {e:#}", f.signature));
-                        Status::Unreproducible
+                        (false, false)
                     }
                 }
+            } else {
+                (false, false)
+            };
+            if reproduces {
+                confirmed.lock().unwrap().insert(f.signature.clone());
+            }
+            let mut status = if opts.known.contains(&f.signature) {
+                Status::Known
+            } else if reproduces || !wanted || confirmed.lock().unwrap().contains(&f.signature) {
+                Status::New
+            } else if gives_known {
+                // The same case gives a known bug in a fresh worker: the
+                // first report was a degraded form of it.
+                Status::Known
+            } else {
+                Status::Unreproducible
             };
             // A crash that needs what earlier cases left in the worker's
             // engines: the shortest such history makes it reproducible.
@@ -360,18 +373,27 @@ fn job(
                 Status::Unreproducible => opts.out.join("unreproducible"),
                 _ => opts.out.clone(),
             };
+            let as_reproducer = reproduces || reproducer.is_some() || status == Status::Unreproducible;
+            let report_of = |path| FindingReport {
+                kind: f.kind,
+                signature: f.signature.clone(),
+                summary: f.summary.clone(),
+                path,
+                status,
+                seed: opts.seed,
+                index,
+            };
+            if !as_reproducer && record::stored_size(&dir, &f.signature).is_none() {
+                // Nothing confirmed is stored under this signature (a known
+                // bug this case does not repeat, or another job is storing
+                // it): counted, not stored.
+                stored.push(report_of(dir.join(&f.signature)));
+                continue;
+            }
             let origin = Origin { seed: Some(opts.seed), index: Some(index), file: None };
             let stored_case = reproducer.as_ref().unwrap_or(&case);
-            match record::store_wasm(&dir, f, stored_case, Some(&input), origin, &report.outcomes) {
-                Ok((path, _)) => stored.push(FindingReport {
-                    kind: f.kind,
-                    signature: f.signature.clone(),
-                    summary: f.summary.clone(),
-                    path,
-                    status,
-                    seed: opts.seed,
-                    index,
-                }),
+            match record::store_wasm(&dir, f, stored_case, Some(&input), origin, &report.outcomes, as_reproducer) {
+                Ok((path, _)) => stored.push(report_of(path)),
                 Err(e) => totals.lock().unwrap().summary.errors.push(format!("storing {}: {e:#}", f.signature)),
             }
         }

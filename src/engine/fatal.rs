@@ -17,11 +17,15 @@
 //! The parent ([`parse`], [`Symbols`]) turns the report into frames: symbol
 //! names from the worker executable's symbol table, `wasm <Operator>` for
 //! Wasm code, so a crash signature names where the fault happened.
+//!
+//! In process (a libFuzzer target, whose stderr fork mode throws away) the
+//! same report also goes to a file named ahead of time ([`report_file`]),
+//! opened by the handler itself (`open(2)` is async-signal-safe).
 
 use std::ffi::{c_int, c_void};
 use std::path::Path;
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicUsize, Ordering};
 
 const SIGNALS: [c_int; 4] = [libc::SIGSEGV, libc::SIGBUS, libc::SIGILL, libc::SIGFPE];
 /// What every report line starts with.
@@ -32,6 +36,34 @@ static PREVIOUS: OnceLock<[libc::sigaction; 4]> = OnceLock::new();
 /// The executable's load address and the end of its mapped image.
 static EXE_BASE: AtomicUsize = AtomicUsize::new(0);
 static EXE_END: AtomicUsize = AtomicUsize::new(0);
+
+/// The file the handler also writes its report to, as a NUL-terminated
+/// path, valid while `REPORT_ARMED` is set; `REPORT_FD` is the handler's
+/// open descriptor for it (-1 outside the handler).
+struct ReportPath(std::cell::UnsafeCell<[u8; 1024]>);
+// SAFETY: written only by `report_file` while disarmed, read only by the
+// handler while armed (one thread arms it, the one whose fault is reported).
+unsafe impl Sync for ReportPath {}
+static REPORT_PATH: ReportPath = ReportPath(std::cell::UnsafeCell::new([0; 1024]));
+static REPORT_ARMED: AtomicBool = AtomicBool::new(false);
+static REPORT_FD: AtomicI32 = AtomicI32::new(-1);
+
+/// Sends the report of a fatal signal that arrives from now on to `path` as
+/// well as stderr (created when the signal arrives); `None` stops that. A
+/// path too long for the handler's buffer is ignored.
+pub fn report_file(path: Option<&Path>) {
+    use std::os::unix::ffi::OsStrExt;
+    REPORT_ARMED.store(false, Ordering::SeqCst);
+    let Some(bytes) = path.map(|p| p.as_os_str().as_bytes()) else { return };
+    // SAFETY: disarmed, so the handler does not read the buffer meanwhile.
+    let buf = unsafe { &mut *REPORT_PATH.0.get() };
+    if bytes.len() >= buf.len() || bytes.contains(&0) {
+        return;
+    }
+    buf[..bytes.len()].copy_from_slice(bytes);
+    buf[bytes.len()] = 0;
+    REPORT_ARMED.store(true, Ordering::SeqCst);
+}
 
 /// Installs the handler for this process (a worker, at start).
 pub fn install() {
@@ -129,8 +161,14 @@ impl Line {
     }
     fn write(&mut self) {
         self.str("\n");
-        // SAFETY: write(2) of our own buffer to stderr.
-        unsafe { libc::write(2, self.buf.as_ptr().cast(), self.len) };
+        // SAFETY: write(2) of our own buffer to stderr and the report file.
+        unsafe {
+            libc::write(2, self.buf.as_ptr().cast(), self.len);
+            let fd = REPORT_FD.load(Ordering::Relaxed);
+            if fd >= 0 {
+                libc::write(fd, self.buf.as_ptr().cast(), self.len);
+            }
+        }
     }
 }
 
@@ -184,6 +222,10 @@ unsafe extern "C" fn handler(sig: c_int, info: *mut libc::siginfo_t, context: *m
     // SAFETY: the kernel passes a valid siginfo and ucontext to an
     // SA_SIGINFO handler.
     unsafe {
+        if REPORT_ARMED.load(Ordering::SeqCst) {
+            let path = (*REPORT_PATH.0.get()).as_ptr().cast();
+            REPORT_FD.store(libc::open(path, libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC, 0o644), Ordering::Relaxed);
+        }
         let code = (*info).si_code;
         let mut line = Line::new();
         line.str(" signal ").num(sig as u64, 10).str(" code ");
@@ -204,6 +246,10 @@ unsafe extern "C" fn handler(sig: c_int, info: *mut libc::siginfo_t, context: *m
         line.write();
         let mut count = 0usize;
         _Unwind_Backtrace(frame, (&mut count as *mut usize).cast());
+        let fd = REPORT_FD.swap(-1, Ordering::Relaxed);
+        if fd >= 0 {
+            libc::close(fd);
+        }
         // A signal sent from outside is delivered again, with the default
         // action, once this handler returns.
         if code <= 0 {

@@ -49,6 +49,11 @@ pub trait Instance {
     fn gc_heap_bytes(&self) -> Option<u64> {
         None
     }
+    /// Engine fuel the last call consumed, where configurations count it
+    /// alike (`CallRecord::fuel`).
+    fn fuel_used(&self) -> Option<u64> {
+        None
+    }
     /// The operator that produced each result of the last call, where the
     /// engine tracks it (`Outcome::producers`).
     fn result_producers(&self) -> Vec<Option<String>> {
@@ -94,7 +99,7 @@ pub fn execute(engine: &mut dyn Engine, case: &TestCase) -> Option<Outcome> {
             let status = instance.call(call);
             producers.results.push(instance.result_producers());
             let stop = status.is_exhausted() || matches!(status, Status::EngineBug(_));
-            calls.push(CallRecord { export: call.export.clone(), status });
+            calls.push(CallRecord { export: call.export.clone(), status, fuel: instance.fuel_used() });
             if stop {
                 complete = false;
                 break;

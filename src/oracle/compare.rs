@@ -126,7 +126,7 @@ pub fn compare(reference: &Outcome, other: &Outcome) -> Verdict {
             site,
         })
     };
-    if let Some(v) = status_verdict(&reference.instantiate, &other.instantiate, "instantiate".into()) {
+    if let Some(v) = status_verdict(&reference.instantiate, &other.instantiate, "instantiate".into(), None) {
         return match v {
             StatusDiff::Inconclusive(why) => Verdict::Inconclusive(why),
             StatusDiff::Differ { shape, .. } => mismatch(
@@ -141,7 +141,9 @@ pub fn compare(reference: &Outcome, other: &Outcome) -> Verdict {
     }
     for (i, (r, o)) in reference.calls.iter().zip(&other.calls).enumerate() {
         let at = format!("call[{i}] {}", r.export);
-        match status_verdict(&r.status, &o.status, at.clone()) {
+        // How far the other run got, where both count fuel alike.
+        let further = r.fuel.zip(o.fuel).map(|(r, o)| o.cmp(&r));
+        match status_verdict(&r.status, &o.status, at.clone(), further) {
             None => {}
             Some(StatusDiff::Inconclusive(why)) => return Verdict::Inconclusive(why),
             Some(StatusDiff::Differ { kind, at, shape, result }) => {
@@ -173,7 +175,7 @@ pub fn check_expected(outcome: &Outcome, plan: &crate::case::Plan) -> Option<Mis
         let Some(expect) = &call.expect else { continue };
         let expected = Status::Returned(expect.clone());
         let at = format!("call[{i}] {}", call.export);
-        match status_verdict(&expected, &record.status, at) {
+        match status_verdict(&expected, &record.status, at, None) {
             None | Some(StatusDiff::Inconclusive(_)) => {}
             Some(StatusDiff::Differ { kind, at, shape, .. }) => {
                 return Some(Mismatch {
@@ -230,8 +232,9 @@ fn error_class(msg: &str) -> &'static str {
     }
 }
 
-/// `None` when the statuses agree.
-fn status_verdict(r: &Status, o: &Status, at: String) -> Option<StatusDiff> {
+/// `None` when the statuses agree. `further`: whether the other run got
+/// further than the reference before it stopped (by fuel), where known.
+fn status_verdict(r: &Status, o: &Status, at: String, further: Option<std::cmp::Ordering>) -> Option<StatusDiff> {
     match (r, o) {
         (Status::Exhausted(e), _) | (_, Status::Exhausted(e)) => Some(StatusDiff::Inconclusive(format!("{e:?}"))),
         // Reported separately as a finding of its own.
@@ -254,14 +257,17 @@ fn status_verdict(r: &Status, o: &Status, at: String) -> Option<StatusDiff> {
             .map(|d| StatusDiff::Differ { kind: MismatchKind::HeapShape, at: d.at, shape: d.shape, result: None }),
         (Status::Error(a), Status::Error(b)) if error_class(a) == error_class(b) => None,
         (a, b) if a == b => None,
-        // Keyed on what the disagreeing engine did, not on how the reference
-        // ended: a bug that makes an engine trap is one bug whether the
-        // reference returned or trapped differently further on. Only a trap
-        // an engine missed is told apart by the reference's trap.
+        // Keyed on where the runs parted, not on how the other one ended: a
+        // trap the other engine missed is that trap, whatever it did after
+        // (returned, or trapped further on, as fuel shows); otherwise it is
+        // what the disagreeing engine did, whether the reference returned or
+        // trapped differently further on.
         (a, b) => Some(StatusDiff::Differ {
             kind: if at == "instantiate" { MismatchKind::Instantiate } else { MismatchKind::Trap },
-            shape: match b {
-                Status::Returned(_) => format!("{} vs returned", status_kind(a)),
+            shape: match (a, b, further) {
+                (Status::Trapped(_), Status::Returned(_), _)
+                | (Status::Trapped(_), _, Some(std::cmp::Ordering::Greater)) => format!("missed {}", status_kind(a)),
+                (_, Status::Returned(_), _) => format!("{} vs returned", status_kind(a)),
                 _ => status_kind(b),
             },
             at,
@@ -279,12 +285,13 @@ mod tests {
     fn errors_agree_only_within_their_class() {
         let err = |m: &str| Status::Error(m.into());
         let at = || "instantiate".to_string();
-        assert!(status_verdict(&err("compile: bad type"), &err("compile: invalid"), at()).is_none());
+        assert!(status_verdict(&err("compile: bad type"), &err("compile: invalid"), at(), None).is_none());
         assert!(
-            status_verdict(&err("unknown import host.x"), &err("incompatible import type for host.gc"), at()).is_none()
+            status_verdict(&err("unknown import host.x"), &err("incompatible import type for host.gc"), at(), None)
+                .is_none()
         );
         let Some(StatusDiff::Differ { shape, .. }) =
-            status_verdict(&err("compile: bad"), &err("unknown import env.f"), at())
+            status_verdict(&err("compile: bad"), &err("unknown import env.f"), at(), None)
         else {
             panic!("a compile error and a link error differ")
         };
@@ -325,7 +332,7 @@ mod tests {
         Outcome {
             config: config.into(),
             instantiate: Status::Returned(vec![]),
-            calls: calls.into_iter().map(|status| CallRecord { export: "f".into(), status }).collect(),
+            calls: calls.into_iter().map(|status| CallRecord { export: "f".into(), status, fuel: None }).collect(),
             state: Some(State::default()),
             micros: 0,
             producers: Default::default(),
@@ -388,9 +395,26 @@ mod tests {
         let returned = outcome("null", vec![Status::Returned(vec![])]);
         let Verdict::Mismatch(m2) = compare(&returned, &b) else { panic!() };
         assert_eq!(m2.shape, m.shape);
-        // A missed trap keeps the trap it missed.
+        // A missed trap keeps the trap it missed, whether the other engine
+        // returned or (as its fuel shows) trapped further on.
         let Verdict::Mismatch(missed) = compare(&a, &returned) else { panic!() };
-        assert_eq!(missed.shape, "trap CastFailure vs returned");
+        assert_eq!(missed.shape, "missed trap CastFailure");
+        let fueled = |config: &str, status: Status, fuel| {
+            let mut o = outcome(config, vec![status]);
+            o.calls[0].fuel = Some(fuel);
+            o
+        };
+        let reference = fueled("null", Status::Trapped(TrapClass::TableOutOfBounds), 100);
+        let further = fueled("drc", Status::Trapped(TrapClass::NullReference), 180);
+        let Verdict::Mismatch(m) = compare(&reference, &further) else { panic!() };
+        assert_eq!(m.shape, "missed trap TableOutOfBounds");
+        // Trapping before the reference's trap, or where fuel cannot tell,
+        // is the other engine's own trap.
+        for fuel in [40, 100] {
+            let earlier = fueled("drc", Status::Trapped(TrapClass::NullReference), fuel);
+            let Verdict::Mismatch(m) = compare(&reference, &earlier) else { panic!() };
+            assert_eq!(m.shape, "trap NullReference");
+        }
     }
 
     #[test]

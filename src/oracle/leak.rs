@@ -123,7 +123,7 @@ mod tests {
         Outcome {
             config: config.into(),
             instantiate: Status::Returned(vec![]),
-            calls: calls.into_iter().map(|status| CallRecord { export: "f".into(), status }).collect(),
+            calls: calls.into_iter().map(|status| CallRecord { export: "f".into(), status, fuel: None }).collect(),
             state: None,
             micros: 0,
             producers: Default::default(),

@@ -127,6 +127,12 @@ impl Status {
 pub struct CallRecord {
     pub export: String,
     pub status: Status,
+    /// Engine fuel the call consumed, where configurations count it alike
+    /// (Wasmtime charges it per operator at translation, whatever the
+    /// collector, compiler or Pulley): which of two trapping runs got
+    /// further. Not compared.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fuel: Option<u64>,
 }
 
 /// Exported state after the last call, by export name.

@@ -184,8 +184,13 @@ fn wasm_files(
     Ok(files)
 }
 
-/// Records the Wasm `finding` for `case`; a known signature's reproducer is
-/// replaced when this one is smaller.
+/// Records the Wasm `finding` for `case` under `dir/<signature>/`.
+/// `reproducer` says this case may be the directory's reproducer: a fresh
+/// worker gave it this signature (or `dir` holds the unreproducible ones).
+/// Such a case is stored when the signature is new and replaces a larger
+/// stored one; any other case only counts as a hit, so a stored reproducer
+/// is always one that replayed from its own bytes. A signature with no
+/// record yet needs a reproducer.
 pub fn store_wasm(
     dir: &Path,
     finding: &Finding,
@@ -193,11 +198,23 @@ pub fn store_wasm(
     input: Option<&[u8]>,
     origin: Origin,
     outcomes: &[Outcome],
+    reproducer: bool,
 ) -> Result<(PathBuf, bool)> {
+    anyhow::ensure!(
+        reproducer || dir.join(&finding.signature).join("finding.json").exists(),
+        "{}: no reproducer a fresh worker confirmed",
+        finding.signature
+    );
     let files = wasm_files(finding, case, input, outcomes)?;
     let size = files[0].1.len();
     let body = Body::Wasm(WasmBody { finding: finding.clone(), origin, size, outcomes: outcomes.to_vec() });
-    store(dir, &finding.signature, fresh(line::wasmtime(), body), &files, |r| r.wasm().is_some_and(|w| size < w.size))
+    let better = |r: &Record| reproducer && r.wasm().is_some_and(|w| size < w.size);
+    store(dir, &finding.signature, fresh(line::wasmtime(), body), &files, better)
+}
+
+/// The size of the Wasm reproducer stored for `signature` in `dir`.
+pub fn stored_size(dir: &Path, signature: &str) -> Option<usize> {
+    read_record(&dir.join(signature)).ok()?.wasm().map(|w| w.size)
 }
 
 /// The regression `.wast` for a finding, expectations from the first
@@ -361,7 +378,7 @@ mod tests {
             wasm: None,
         };
         let finding = Finding::crash(FindingKind::Crash, crash);
-        let (path, new) = store_wasm(&work, &finding, &case, None, Origin::default(), &[]).unwrap();
+        let (path, new) = store_wasm(&work, &finding, &case, None, Origin::default(), &[], true).unwrap();
         assert!(new);
         assert!(known_signatures(&crashes).is_empty());
         let promoted = promote(&path, &crashes).unwrap();
@@ -372,8 +389,39 @@ mod tests {
         assert!(known_signatures(&crashes).contains(&finding.signature));
         assert!(promote(&path, &crashes).is_err(), "promoting twice");
         // A second hit goes to the work directory; the promoted copy is untouched.
-        store_wasm(&work, &finding, &case, None, Origin::default(), &[]).unwrap();
+        store_wasm(&work, &finding, &case, None, Origin::default(), &[], true).unwrap();
         assert_eq!(read_record(&path).unwrap().hits, 2);
         assert_eq!(read_record(&promoted).unwrap().hits, 1);
+    }
+
+    /// A stored reproducer is only ever one a fresh worker confirmed: an
+    /// unconfirmed case, however small, only counts as a hit.
+    #[test]
+    fn only_a_confirmed_case_becomes_the_reproducer() {
+        let work = tempfile::tempdir().unwrap();
+        let big = TestCase::from_module_bytes(b"(module (func (export \"f\")) (func (export \"g\")))").unwrap();
+        let small = TestCase::from_module_bytes(b"(module (func (export \"f\")))").unwrap();
+        let crash = CrashInfo {
+            config: "drc".into(),
+            message: "planted".into(),
+            location: Some("x.rs:1".into()),
+            signal: None,
+            exit_code: None,
+            frames: vec![],
+            wasm: None,
+        };
+        let finding = Finding::crash(FindingKind::Crash, crash);
+        let store = |case: &TestCase, confirmed| {
+            store_wasm(work.path(), &finding, case, None, Origin::default(), &[], confirmed)
+        };
+        assert!(store(&small, false).is_err(), "a first case needs confirming");
+        let (path, _) = store(&big, true).unwrap();
+        let big_size = big.to_module_bytes().len();
+        store(&small, false).unwrap();
+        assert_eq!(stored_size(work.path(), &finding.signature), Some(big_size));
+        assert_eq!(std::fs::read(path.join("module.wasm")).unwrap(), big.to_module_bytes());
+        assert_eq!(read_record(&path).unwrap().hits, 2);
+        store(&small, true).unwrap();
+        assert_eq!(std::fs::read(path.join("module.wasm")).unwrap(), small.to_module_bytes());
     }
 }

@@ -131,24 +131,25 @@ fn triage_file(file: &Path, opts: &Options, exec: &mut dyn Executor, report: &mu
     };
     let result = check_case(&case, &configs, exec)?;
     anyhow::ensure!(!result.findings.is_empty(), "does not reproduce (all {} configurations agree)", result.ran.len());
-    // A signature not stored yet is stored only once a restarted executor (a
-    // fresh worker, no engine history) gives it again.
-    let new_here: Vec<&str> = result
-        .findings
-        .iter()
-        .map(|f| f.signature.as_str())
-        .filter(|s| !out.join(s).exists() && !report.buckets.contains_key(*s))
-        .collect();
-    let again = if new_here.is_empty() { vec![] } else { confirm::rerun(&case, &configs, exec)? };
+    // A case becomes a signature's stored reproducer (its first, or a
+    // smaller one in place of the stored) only once a restarted executor (a
+    // fresh worker, no engine history) gives the signature again; any other
+    // case of a stored signature is a hit.
+    let size = case.to_module_bytes().len();
+    let wanted =
+        result.findings.iter().any(|f| record::stored_size(out, &f.signature).is_none_or(|stored| size < stored));
+    let again = if wanted { confirm::rerun(&case, &configs, exec)? } else { vec![] };
     let mut lines = Vec::new();
     for f in &result.findings {
-        if new_here.contains(&f.signature.as_str()) && !again.contains(&f.signature) {
+        let confirmed = again.contains(&f.signature);
+        if !confirmed && record::stored_size(out, &f.signature).is_none() {
             report.unreproducible += 1;
             lines.push(format!("{} (unreproducible: a fresh worker gives {})", f.signature, or_nothing(&again)));
             continue;
         }
         let origin = Origin { file: Some(file.display().to_string()), ..Origin::default() };
-        let (path, first_stored) = record::store_wasm(out, f, &case, input.as_deref(), origin, &result.outcomes)?;
+        let (path, first_stored) =
+            record::store_wasm(out, f, &case, input.as_deref(), origin, &result.outcomes, confirmed)?;
         let new = !opts.known.contains(&f.signature);
         let seen_in_batch = report.buckets.contains_key(&f.signature);
         let bucket = report.buckets.entry(f.signature.clone()).or_insert(Bucket {
@@ -159,17 +160,24 @@ fn triage_file(file: &Path, opts: &Options, exec: &mut dyn Executor, report: &mu
             shrunk: None,
         });
         bucket.count += 1;
+        let mut how = if new { "new" } else { "known" }.to_string();
         if let (true, true, false, Some(attempts)) = (new, first_stored, seen_in_batch, opts.shrink_attempts) {
             let mut involved: Vec<String> = configs.iter().filter(|c| f.configs.contains(c)).cloned().collect();
             if f.kind.needs_reference() {
                 involved.insert(0, configs[0].clone());
             }
             let shrunk = super::shrink::shrink(&case, &f.signature, &involved, exec, attempts, |_| {})?;
-            let outcomes = check_case(&shrunk.case, &configs, exec)?.outcomes;
-            record::replace_reproducer(&path, &shrunk.case, &outcomes)?;
-            bucket.shrunk = Some((shrunk.input_size, shrunk.output_size));
+            // The shrunk form replaces the stored one only if it replays on
+            // the case's configurations in a fresh worker, as `repro` runs it.
+            let replayed = confirm::fresh_report(&shrunk.case, &configs, exec)?;
+            if replayed.findings.iter().any(|g| g.signature == f.signature) {
+                record::replace_reproducer(&path, &shrunk.case, &replayed.outcomes)?;
+                bucket.shrunk = Some((shrunk.input_size, shrunk.output_size));
+            } else {
+                how.push_str("; its shrunk form does not replay in a fresh worker, kept whole");
+            }
         }
-        lines.push(format!("{} ({})", f.signature, if new { "new" } else { "known" }));
+        lines.push(format!("{} ({how})", f.signature));
     }
     anyhow::ensure!(stored_any(&lines), "does not reproduce in a fresh worker: {}", lines.join(", "));
     Ok(lines.join(", "))

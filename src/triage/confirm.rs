@@ -10,19 +10,23 @@
 
 use crate::case::TestCase;
 use crate::engine::worker::{Executor, Worker, WorkerCommand};
-use crate::oracle::check_case;
+use crate::oracle::{CaseReport, check_case};
 use anyhow::Result;
 use std::time::Duration;
 
-/// The signatures `case` gives when it is re-read from its reproducer bytes
-/// and run on `configs` with `exec` restarted first (no engine or process
-/// left from earlier cases): a finding is confirmed when its own signature
-/// is among them.
-pub fn rerun(case: &TestCase, configs: &[String], exec: &mut dyn Executor) -> Result<Vec<String>> {
+/// What `case` gives when it is re-read from its reproducer bytes and run
+/// on `configs` with `exec` restarted first (no engine or process left from
+/// earlier cases).
+pub fn fresh_report(case: &TestCase, configs: &[String], exec: &mut dyn Executor) -> Result<CaseReport> {
     let replayed = TestCase::from_module_bytes(&case.to_module_bytes())?;
     exec.restart();
-    let report = check_case(&replayed, configs, exec)?;
-    Ok(report.findings.into_iter().map(|f| f.signature).collect())
+    check_case(&replayed, configs, exec)
+}
+
+/// The signatures of [`fresh_report`]: a finding is confirmed when its own
+/// signature is among them.
+pub fn rerun(case: &TestCase, configs: &[String], exec: &mut dyn Executor) -> Result<Vec<String>> {
+    Ok(fresh_report(case, configs, exec)?.findings.into_iter().map(|f| f.signature).collect())
 }
 
 /// Whether a new `worker` process gives a finding with `signature` again.

@@ -248,6 +248,10 @@ impl Instance for WasmtimeInstance {
         api::gc_heap_bytes(&self.store)
     }
 
+    fn fuel_used(&self) -> Option<u64> {
+        Some(CALL_FUEL - self.store.get_fuel().ok()?)
+    }
+
     fn state(&mut self) -> State {
         let mut scope = wasmtime::RootScope::new(&mut self.store);
         let exports: Vec<(String, wasmtime::Extern)> =
