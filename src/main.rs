@@ -151,7 +151,8 @@ enum Command {
         here: bool,
     },
     /// Rooting pressure of generated modules: references live across
-    /// safepoints where a collection is forced, per generator.
+    /// safepoints where a collection is forced, per generator; `--matrix`
+    /// adds the reach matrix (maker of the reference x kind of safepoint).
     Stats {
         /// Cases per generator.
         #[arg(long, default_value_t = 1000)]
@@ -164,6 +165,9 @@ enum Command {
         /// One JSON array on stdout.
         #[arg(long)]
         json: bool,
+        /// Print each generator's reach matrix after the table.
+        #[arg(long)]
+        matrix: bool,
     },
     /// The scheduled job: build the libFuzzer targets, fuzz each for its
     /// share of the time on all cores, merge the corpora, triage new
@@ -467,7 +471,7 @@ fn dispatch(command: Command) -> Result<ExitCode> {
             }
             Ok(if summary.findings.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
         }
-        Command::Stats { count, seed, generators, json } => {
+        Command::Stats { count, seed, generators, json, matrix } => {
             use clap::ValueEnum;
             let generators = if generators.is_empty() { Generator::value_variants().to_vec() } else { generators };
             let bar = indicatif::ProgressBar::new_spinner();
@@ -482,6 +486,11 @@ fn dispatch(command: Command) -> Result<ExitCode> {
                 println!("{}", serde_json::to_string_pretty(&all)?);
             } else {
                 print!("{}", campaign::stats::table(&all));
+                if matrix {
+                    for s in &all {
+                        print!("\n{}", campaign::stats::matrix_table(s));
+                    }
+                }
             }
             Ok(ExitCode::SUCCESS)
         }

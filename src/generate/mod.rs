@@ -9,6 +9,7 @@
 pub mod gc_stress;
 pub mod plan;
 pub mod pressure;
+pub mod reach;
 pub mod rooted;
 pub mod smith;
 

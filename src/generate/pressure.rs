@@ -9,10 +9,19 @@
 //! was live across each of them. Safepoints are calls of every kind and
 //! allocations. Loop back edges and branch joins are not followed (values
 //! carried around a loop are missed): the counts are a lower bound.
+//!
+//! The same pass fills the reach matrix ([`Pressure::cells`], vocabulary in
+//! [`super::reach`]): which instruction made a reference (its row; conversions and casts count as
+//! makers, since each is a new value a stack map must hold), how it was
+//! carried (`Select`, `block`), what used it, and the kind of safepoint
+//! where a collection really ran while it was live (its column); a cell is
+//! *observed* when the use after the collection reads the object.
 
+use super::reach::{Cell, Column, observes, row_of, use_row};
 use crate::case::host::HostFunc;
 use anyhow::Result;
 use serde::Serialize;
+use std::collections::BTreeSet;
 use wasmparser::{
     AbstractHeapType, FrameKind, FuncValidatorAllocations, HeapType, Operator, Parser, Payload, TypeRef, ValType,
     ValidPayload, Validator, WasmFeatures,
@@ -27,14 +36,27 @@ enum Carrier {
     Select,
 }
 
-/// A shadow operand: for GC references, the safepoint count at definition.
+/// A shadow operand: for GC references, the safepoint count at definition
+/// of the object (`def`) and of this value (`since`: a cast or conversion
+/// is a new value), and the matrix row of what made the value.
 #[derive(Clone, Copy, Debug)]
 struct Shadow {
     def: Option<u32>,
     carrier: Carrier,
+    since: u32,
+    row: &'static str,
 }
 
-const NOT_A_REF: Shadow = Shadow { def: None, carrier: Carrier::Stack };
+const NOT_A_REF: Shadow = Shadow { def: None, carrier: Carrier::Stack, since: 0, row: "" };
+
+/// A use of a reference made `since` safepoints into its function and used
+/// at safepoint count `now`: the rows it counts under.
+struct Use {
+    rows: Vec<&'static str>,
+    since: u32,
+    now: u32,
+    observed: bool,
+}
 
 /// What may make a safepoint collect.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -45,7 +67,9 @@ enum SafepointKind {
     Import,
     Call(u32),
     Indirect,
+    CallRef,
     Allocation,
+    Throw,
 }
 
 /// Counts for one module.
@@ -68,6 +92,9 @@ pub struct Pressure {
     pub through_select: usize,
     /// Of all such uses, those inside a `try_table`.
     pub inside_try_table: usize,
+    /// The reach matrix cells this module hits.
+    #[serde(skip)]
+    pub cells: BTreeSet<Cell>,
 }
 
 type FuncValidator = wasmparser::FuncValidator<wasmparser::ValidatorResources>;
@@ -101,8 +128,8 @@ pub fn analyze(wasm: &[u8], zeal_forces: bool) -> Result<Pressure> {
     let mut num_imported = 0u32;
     let mut allocs = FuncValidatorAllocations::default();
     let mut p = Pressure::default();
-    // Per defined function: its safepoints (kind, live-across flag).
-    let mut functions: Vec<Vec<(SafepointKind, bool)>> = Vec::new();
+    // Per defined function: its safepoints and the uses of references.
+    let mut functions: Vec<Body> = Vec::new();
     for payload in Parser::new(0).parse_all(wasm) {
         let payload = payload?;
         match &payload {
@@ -126,30 +153,29 @@ pub fn analyze(wasm: &[u8], zeal_forces: bool) -> Result<Pressure> {
         }
         if let ValidPayload::Func(func, body) = validator.payload(&payload)? {
             let mut v = func.into_validator(std::mem::take(&mut allocs));
-            let safepoints = analyze_body(&mut v, &body, &func_types, &imported, &mut p)?;
-            functions.push(safepoints);
+            functions.push(analyze_body(&mut v, &body, &func_types, &imported, &mut p)?);
             allocs = v.into_allocations();
         }
     }
     // Which defined functions may collect: a fixpoint over direct calls.
-    let direct = |sp: &(SafepointKind, bool)| match sp.0 {
+    let direct = |sp: &Safepoint| match sp.kind {
         SafepointKind::HostGc => true,
-        SafepointKind::Allocation => zeal_forces,
+        SafepointKind::Allocation | SafepointKind::Throw => zeal_forces,
         _ => false,
     };
-    let mut may_gc: Vec<bool> = functions.iter().map(|sps| sps.iter().any(direct)).collect();
+    let mut may_gc: Vec<bool> = functions.iter().map(|f| f.safepoints.iter().any(direct)).collect();
     loop {
         let any = may_gc.iter().any(|b| *b);
         let next: Vec<bool> = functions
             .iter()
             .enumerate()
-            .map(|(f, sps)| {
+            .map(|(f, body)| {
                 may_gc[f]
-                    || sps.iter().any(|sp| match sp.0 {
+                    || body.safepoints.iter().any(|sp| match sp.kind {
                         SafepointKind::Call(callee) => {
                             callee >= num_imported && may_gc[(callee - num_imported) as usize]
                         }
-                        SafepointKind::Indirect => any,
+                        SafepointKind::Indirect | SafepointKind::CallRef => any,
                         _ => false,
                     })
             })
@@ -160,21 +186,51 @@ pub fn analyze(wasm: &[u8], zeal_forces: bool) -> Result<Pressure> {
         may_gc = next;
     }
     let any_may_gc = may_gc.iter().any(|b| *b);
-    for sps in &functions {
-        for sp in sps {
-            let forced = match sp.0 {
-                SafepointKind::HostGc => true,
-                SafepointKind::Import => false,
-                SafepointKind::Allocation => zeal_forces,
-                SafepointKind::Call(callee) => callee >= num_imported && may_gc[(callee - num_imported) as usize],
-                SafepointKind::Indirect => any_may_gc,
-            };
-            p.live_safepoints += sp.1 as usize;
-            p.forced_live_safepoints += (sp.1 && forced) as usize;
+    // The column of a safepoint where a collection really runs.
+    let column = |sp: &Safepoint| match sp.kind {
+        SafepointKind::HostGc => Some(Column::HostGc),
+        SafepointKind::Import => None,
+        SafepointKind::Allocation => zeal_forces.then_some(Column::Allocation),
+        SafepointKind::Throw => zeal_forces.then_some(Column::Throw),
+        SafepointKind::Call(callee) => {
+            (callee >= num_imported && may_gc[(callee - num_imported) as usize]).then_some(Column::Call)
+        }
+        SafepointKind::Indirect => any_may_gc.then_some(Column::CallIndirect),
+        SafepointKind::CallRef => any_may_gc.then_some(Column::CallRef),
+    };
+    for body in &functions {
+        for sp in &body.safepoints {
+            p.live_safepoints += sp.live as usize;
+            p.forced_live_safepoints += (sp.live && column(sp).is_some()) as usize;
+        }
+        for u in &body.uses {
+            for sp in &body.safepoints[u.since as usize..u.now as usize] {
+                let Some(col) = column(sp) else { continue };
+                for row in &u.rows {
+                    p.cells.insert((row, col, u.observed));
+                    if sp.in_try {
+                        p.cells.insert((row, Column::InTryTable, u.observed));
+                    }
+                }
+            }
         }
     }
     p.functions = functions.len();
     Ok(p)
+}
+
+/// One safepoint of a function body.
+struct Safepoint {
+    kind: SafepointKind,
+    /// A reference was live across it.
+    live: bool,
+    in_try: bool,
+}
+
+/// What the pass finds in one function body.
+struct Body {
+    safepoints: Vec<Safepoint>,
+    uses: Vec<Use>,
 }
 
 fn analyze_body(
@@ -183,7 +239,7 @@ fn analyze_body(
     func_types: &[bool],
     imported: &[bool],
     p: &mut Pressure,
-) -> Result<Vec<(SafepointKind, bool)>> {
+) -> Result<Body> {
     let mut locals_reader = body.get_locals_reader()?;
     let mut declared = 0;
     for _ in 0..locals_reader.get_count() {
@@ -199,11 +255,12 @@ fn analyze_body(
     let mut locals: Vec<Shadow> = (0..num_locals)
         .map(|i| {
             let is_ref = i < params && v.get_local_type(i as u32).is_some_and(|t| is_gc_ref(&t, func_types, v));
-            Shadow { def: is_ref.then_some(0), carrier: Carrier::Local }
+            Shadow { def: is_ref.then_some(0), carrier: Carrier::Local, since: 0, row: "param" }
         })
         .collect();
     let mut stack: Vec<Shadow> = Vec::new();
-    let mut safepoints: Vec<(SafepointKind, bool)> = Vec::new();
+    let mut safepoints: Vec<Safepoint> = Vec::new();
+    let mut uses: Vec<Use> = Vec::new();
     let mut ops = body.get_operators_reader()?;
     while !ops.eof() {
         let offset = ops.original_position();
@@ -219,11 +276,21 @@ fn analyze_body(
         // was live across the safepoints in between.
         let now = safepoints.len() as u32;
         for s in &popped {
+            if s.def.is_some() && s.since < now {
+                let mut rows = vec![s.row];
+                rows.extend(match s.carrier {
+                    Carrier::Select => Some("Select"),
+                    Carrier::BlockParam => Some("block param/result"),
+                    _ => None,
+                });
+                rows.extend(use_row(&op));
+                uses.push(Use { rows, since: s.since, now, observed: observes(&op) });
+            }
             if let Some(def) = s.def
                 && def < now
             {
                 for sp in &mut safepoints[def as usize..] {
-                    sp.1 = true;
+                    sp.live = true;
                 }
                 match s.carrier {
                     Carrier::Stack => p.on_stack += 1,
@@ -240,24 +307,24 @@ fn analyze_body(
                 Some(false) => SafepointKind::Import,
                 None => SafepointKind::Call(*function_index),
             }),
-            Operator::CallIndirect { .. } | Operator::CallRef { .. } => Some(SafepointKind::Indirect),
+            Operator::CallIndirect { .. } => Some(SafepointKind::Indirect),
+            Operator::CallRef { .. } => Some(SafepointKind::CallRef),
             // Throwing allocates the exception object.
-            op if crate::case::is_allocation(op) || matches!(op, Operator::Throw { .. }) => {
-                Some(SafepointKind::Allocation)
-            }
+            Operator::Throw { .. } => Some(SafepointKind::Throw),
+            op if crate::case::is_allocation(op) => Some(SafepointKind::Allocation),
             _ => None,
         };
         if let Some(kind) = safepoint {
             p.safepoints += 1;
             p.gc_calls += (kind == SafepointKind::HostGc) as usize;
-            p.allocation_sites += (kind == SafepointKind::Allocation) as usize;
-            safepoints.push((kind, false));
+            p.allocation_sites += matches!(kind, SafepointKind::Allocation | SafepointKind::Throw) as usize;
+            safepoints.push(Safepoint { kind, live: false, in_try });
         }
         // Locals.
         match &op {
             Operator::LocalSet { local_index } | Operator::LocalTee { local_index } => {
                 if let (Some(s), Some(l)) = (popped.last(), locals.get_mut(*local_index as usize)) {
-                    *l = Shadow { def: s.def, carrier: Carrier::Local };
+                    *l = Shadow { carrier: Carrier::Local, ..*s };
                 }
             }
             _ => {}
@@ -267,9 +334,10 @@ fn analyze_body(
         stack.truncate(height);
         let pushes = height - stack.len();
         let now = safepoints.len() as u32;
+        let row = row_of(&op);
         let fresh = |depth: usize| -> Shadow {
             let is_ref = v.get_operand_type(depth).flatten().is_some_and(|t| is_gc_ref(&t, func_types, v));
-            Shadow { def: is_ref.then_some(now), carrier: Carrier::Stack }
+            Shadow { def: is_ref.then_some(now), carrier: Carrier::Stack, since: now, row }
         };
         let kept = |carrier| popped.iter().map(move |s| Shadow { carrier, ..*s });
         let pushed: Vec<Shadow> = match &op {
@@ -290,9 +358,11 @@ fn analyze_body(
                     (Some(a), Some(b)) => Some(a.min(b)),
                     (a, b) => a.or(b),
                 };
-                vec![Shadow { def, carrier: Carrier::Select }]
+                let older = if popped[0].since <= popped[1].since { popped[0] } else { popped[1] };
+                vec![Shadow { def, carrier: Carrier::Select, ..older }]
             }
-            // The same object under another type.
+            // The same object under another type: a new value (what the
+            // matrix counts), the same object (what liveness counts).
             Operator::RefAsNonNull
             | Operator::RefCastNonNull { .. }
             | Operator::RefCastNullable { .. }
@@ -301,14 +371,14 @@ fn analyze_body(
             | Operator::BrOnNull { .. }
             | Operator::BrOnNonNull { .. }
             | Operator::BrOnCast { .. }
-            | Operator::BrOnCastFail { .. } => popped.clone(),
+            | Operator::BrOnCastFail { .. } => popped.iter().map(|s| Shadow { since: now, row, ..*s }).collect(),
             _ => Vec::new(),
         };
         let pushed: Vec<Shadow> =
             if pushed.len() == pushes { pushed } else { (0..pushes).map(|i| fresh(pushes - 1 - i)).collect() };
         stack.extend(pushed);
     }
-    Ok(safepoints)
+    Ok(Body { safepoints, uses })
 }
 
 #[cfg(test)]
@@ -395,5 +465,55 @@ mod tests {
             true,
         );
         assert_eq!((p.gc_calls, p.live_safepoints), (1, 0));
+    }
+
+    #[test]
+    fn matrix_cells_name_the_maker_the_safepoint_and_whether_it_was_read() {
+        let p = analyze_wat(
+            r#"(module (type $s (struct (field i32))) (type $a (array (mut i32)))
+                (import "host" "gc" (func $gc)) (tag $t)
+                (func $g (call $gc))
+                (func (param externref) (result i32) (local $x (ref null $s)) (local $y anyref)
+                  (local.set $x (struct.new $s (i32.const 1)))
+                  (local.set $y (any.convert_extern (local.get 0)))
+                  (call $gc)
+                  (drop (ref.test (ref $s) (local.get $y)))
+                  (block $h
+                    (array.new $a (i32.const 0) (i32.const 4))
+                    (try_table (param (ref $a)) (catch $t $h)
+                      (call $g)
+                      (array.fill $a (i32.const 0) (i32.const 7) (i32.const 2))))
+                  (struct.get $s 0 (local.get $x))))"#,
+            true,
+        );
+        let has = |row, col, observed| p.cells.contains(&(row, col, observed));
+        // The struct is read after both collections.
+        assert!(has("StructNew", Column::HostGc, true) && has("StructNew", Column::Call, true));
+        // The conversion is a maker of its own; `ref.test` reads it.
+        assert!(has("AnyConvertExtern", Column::HostGc, true), "{:?}", p.cells);
+        // The externref parameter itself is live across the allocation
+        // only: it is converted before the gc call.
+        assert!(has("param", Column::Allocation, true) && !has("param", Column::HostGc, true), "{:?}", p.cells);
+        // The array crosses a call inside a try_table as a block parameter,
+        // then `array.fill` uses it.
+        for row in ["ArrayNew", "block param/result", "use: ArrayFill"] {
+            assert!(has(row, Column::InTryTable, true) && has(row, Column::Call, true), "{row}: {:?}", p.cells);
+        }
+        // Allocations collect only under zeal: the struct is live across
+        // the array's allocation too.
+        assert!(has("StructNew", Column::Allocation, true));
+        let p = analyze(
+            &wat::parse_str(
+                r#"(module (type $s (struct (field i32)))
+                    (func (result i32) (local $x (ref null $s))
+                      (local.set $x (struct.new $s (i32.const 1)))
+                      (drop (struct.new $s (i32.const 2)))
+                      (struct.get $s 0 (local.get $x))))"#,
+            )
+            .unwrap(),
+            false,
+        )
+        .unwrap();
+        assert!(p.cells.is_empty(), "{:?}", p.cells);
     }
 }
