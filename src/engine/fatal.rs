@@ -249,6 +249,8 @@ unsafe extern "C" fn handler(sig: c_int, info: *mut libc::siginfo_t, context: *m
         // fault.
         if code <= 0 {
             line.str(" sent-by ").num((*info).si_pid() as u64, 10);
+        } else {
+            line.str(" addr ").num((*info).si_addr() as u64, 16);
         }
         #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
         if !context.is_null() {
@@ -313,6 +315,8 @@ pub struct Report {
     pub signal: i32,
     /// The pid that sent the signal, for a signal sent from outside.
     pub sent_by: Option<i32>,
+    /// The address a fault touched (`si_addr`).
+    pub addr: Option<u64>,
     pub pc: Option<Addr>,
     /// Return addresses from the handler outwards (the handler's own frames
     /// and the signal trampoline included).
@@ -359,6 +363,10 @@ pub fn parse(stderr: &str) -> (Option<Report>, String) {
                 let mut more = more;
                 if let ["sent-by", pid, tail @ ..] = more {
                     r.sent_by = pid.parse().ok();
+                    more = tail;
+                }
+                if let ["addr", addr, tail @ ..] = more {
+                    r.addr = u64::from_str_radix(addr.trim_start_matches("0x"), 16).ok();
                     more = tail;
                 }
                 if let ["pc", addr @ ..] = more {
@@ -435,14 +443,14 @@ mod tests {
     #[test]
     fn reports_are_parsed_and_start_at_the_fault() {
         let stderr = "some output\n\
-            gcfuzz-fatal: signal 11 code 1 pc exe+0x40\n\
+            gcfuzz-fatal: signal 11 code 1 addr 0x8 pc exe+0x40\n\
             gcfuzz-fatal: frame exe+0x900\n\
             gcfuzz-fatal: frame 0x7f0000001000\n\
             gcfuzz-fatal: frame exe+0x40\n\
             gcfuzz-fatal: frame wasm 0x1c\n";
         let (report, rest) = parse(stderr);
         let report = report.unwrap();
-        assert_eq!((report.signal, report.sent_by), (11, None));
+        assert_eq!((report.signal, report.sent_by, report.addr), (11, None, Some(8)));
         assert_eq!(report.from_fault(), [Addr::Exe(0x40), Addr::Wasm(0x1c)]);
         assert_eq!(rest, "some output\n");
         let (sent, _) = parse("gcfuzz-fatal: signal 11 code 0 sent-by 4242 pc exe+0x10\n");

@@ -482,6 +482,11 @@ impl Worker {
                 if message.is_empty() {
                     crash.message = format!("fatal signal {}", fatal::signal_name(r.signal));
                 }
+                // For a person triaging it (a null page, a guard region);
+                // not part of the signature, which keys on the first line.
+                if let Some(addr) = r.addr {
+                    crash.message.push_str(&format!("\nfault address {addr:#x}"));
+                }
                 let symbols = self.symbols.get_or_init(|| fatal::Symbols::read(&self.command.program));
                 let at_fault = r.from_fault();
                 crash.frames = fatal::frame_names(&at_fault, symbols, &case.wasm);

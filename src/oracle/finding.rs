@@ -81,7 +81,15 @@ impl Finding {
 
     pub fn crash(kind: FindingKind, crash: CrashInfo) -> Finding {
         let message = normalize_message(&crash.message);
-        let frames = significant_frames(&crash.frames);
+        // A fatal signal's Wasm frames above the fault are the path that
+        // called down to it, not the place: only the faulting frame counts.
+        let frames = match crash.location.is_none() && crash.signal.is_some() {
+            true => {
+                let outer = crash.frames.iter().skip(1).filter(|f| !f.starts_with("wasm "));
+                significant_frames(&crash.frames.iter().take(1).chain(outer).cloned().collect::<Vec<_>>())
+            }
+            false => significant_frames(&crash.frames),
+        };
         let how = match (kind, &crash.location, crash.signal, crash.exit_code) {
             (FindingKind::Timeout, ..) => "timeout".to_string(),
             (FindingKind::OutOfMemory, ..) => "out of memory".to_string(),
@@ -432,6 +440,27 @@ mod tests {
             fault(&["i64_sext16_rs"]),
             Finding::crash(FindingKind::Crash, crash("fatal signal SIGSEGV", &["wasmi::func::Func::call"])).signature
         );
+    }
+
+    #[test]
+    fn a_fatal_signal_is_keyed_on_its_faulting_frame_not_the_wasm_calls_above_it() {
+        let death = |frames: &[&str]| {
+            let crash = CrashInfo {
+                config: "null".into(),
+                message: "fatal signal SIGSEGV\nfault address 0x10".into(),
+                location: None,
+                signal: Some(11),
+                exit_code: None,
+                frames: frames.iter().map(|f| f.to_string()).collect(),
+                wasm: frames[0].strip_prefix("wasm ").map(str::to_owned),
+            };
+            Finding::crash(FindingKind::Crash, crash).signature
+        };
+        let direct = death(&["<unknown>", "<unknown>", "wasmtime_setjmp_31_0_0", "gcfuzz::main"]);
+        let called = death(&["<unknown>", "wasm Call", "wasm CallRef", "<unknown>", "wasmtime_setjmp_31_0_0"]);
+        assert_eq!(direct, called);
+        let cast = death(&["wasm BrOnCast", "<unknown>", "wasmtime_setjmp_31_0_0"]);
+        assert_ne!(direct, cast, "the faulting frame is the place");
     }
 
     #[test]

@@ -38,7 +38,7 @@ struct CodeMap {
     text_start: usize,
     text_len: usize,
     /// (code offset, Wasm offset), sorted by code offset.
-    entries: Vec<(u32, u32)>,
+    entries: Vec<(u32, Option<u32>)>,
     /// The compiled Wasm functions' code ranges, sorted: the text holds
     /// trampolines too, which came from no Wasm instruction.
     functions: Vec<(u32, u32)>,
@@ -85,7 +85,7 @@ pub fn running(module: &Module, wasm: &[u8]) {
     let text = module.text();
     let entries = module
         .address_map()
-        .map(|map| map.filter_map(|(code, w)| Some((u32::try_from(code).ok()?, w?))).collect())
+        .map(|map| map.filter_map(|(code, w)| Some((u32::try_from(code).ok()?, w))).collect())
         .unwrap_or_default();
     let mut functions: Vec<(u32, u32)> = module
         .functions()
@@ -111,11 +111,19 @@ pub fn call_begins() {
 /// running module's code. Async-signal-safe: one thread-local load and a binary
 /// search.
 pub fn wasm_offset_at(pc: usize) -> Option<u32> {
-    let map = published()?;
+    position(published()?, pc)
+}
+
+/// [`wasm_offset_at`] in `map`.
+fn position(map: &CodeMap, pc: usize) -> Option<u32> {
     let offset = pc.checked_sub(map.text_start).filter(|o| *o < map.text_len)?;
     let offset = u32::try_from(offset).ok()?;
-    // Within a Wasm function: the nearest position at or before `pc` there
-    // (a trap stub at the function's end takes its last instruction's).
+    // Within a Wasm function: the position of the code at `pc`. Code that
+    // came from no Wasm instruction has none (a fault there would otherwise
+    // take whatever instruction precedes it in the layout: one null-pointer
+    // load in such code showed up as 45 different operators), unless it
+    // lies within one instruction's code (the same position before and
+    // after it) or is a trap stub, which takes the check's before it.
     let f = map.functions.partition_point(|(start, _)| *start <= offset).checked_sub(1)?;
     let (start, end) = map.functions[f];
     if offset >= end {
@@ -123,7 +131,41 @@ pub fn wasm_offset_at(pc: usize) -> Option<u32> {
     }
     let i = map.entries.partition_point(|(code, _)| *code <= offset).checked_sub(1)?;
     let (code, wasm) = map.entries[i];
-    (code >= start).then_some(wasm)
+    if code < start {
+        return None;
+    }
+    if wasm.is_some() {
+        return wasm;
+    }
+    let before = map.entries[..i].iter().rev().take_while(|(c, _)| *c >= start).find_map(|(_, w)| *w);
+    let after = map.entries[i + 1..].iter().take_while(|(c, _)| *c < end).find_map(|(_, w)| *w);
+    match (before, after) {
+        // Inside one instruction's code (a load its lowering emitted
+        // without a position).
+        (Some(b), Some(a)) if a == b => Some(b),
+        // A trap stub: the check before it jumps there.
+        (Some(b), _) if is_trap_instruction(pc, map) => Some(b),
+        _ => None,
+    }
+}
+
+/// Whether the instruction at `pc` (in the running module's text) is a trap
+/// instruction: `ud2` on x86-64, `udf` on aarch64.
+fn is_trap_instruction(pc: usize, map: &CodeMap) -> bool {
+    let offset = pc - map.text_start;
+    if offset + 4 > map.text_len {
+        return false;
+    }
+    // SAFETY: `pc..pc + 4` lies in the module's text, mapped readable while
+    // the module is published.
+    let bytes = unsafe { std::ptr::read_unaligned(pc as *const [u8; 4]) };
+    if cfg!(target_arch = "x86_64") {
+        bytes[..2] == [0x0f, 0x0b]
+    } else if cfg!(target_arch = "aarch64") {
+        u32::from_le_bytes(bytes) >> 16 == 0
+    } else {
+        true
+    }
 }
 
 /// The operator at Wasm byte `offset` of the running module.
@@ -173,5 +215,29 @@ mod tests {
         assert!(offsets.iter().any(|(_, name)| name == "RefTestNonNull"), "{offsets:?}");
         assert!(offsets.iter().any(|(_, name)| name == "LocalGet"), "{offsets:?}");
         assert_eq!(operator_at(&wasm, wasm.len() + 5), None);
+    }
+
+    #[test]
+    fn code_without_a_position_has_none_unless_one_instruction_or_a_trap_stub_holds_it() {
+        // One function over 32 bytes of text: Wasm offset 10 at 0..8, none
+        // at 8..12, 10 again at 12..16, none at 16..20, 30 at 20..24, none
+        // after; a `ud2` at 28.
+        let mut text = [0x90u8; 36];
+        text[28..30].copy_from_slice(&[0x0f, 0x0b]);
+        let entries = vec![(0, Some(10)), (8, None), (12, Some(10)), (16, None), (20, Some(30)), (24, None)];
+        let map = CodeMap {
+            text_start: text.as_ptr() as usize,
+            text_len: text.len(),
+            entries,
+            functions: vec![(0, 32)],
+            wasm: vec![],
+        };
+        let at = |offset: usize| position(&map, map.text_start + offset);
+        assert_eq!(at(4), Some(10));
+        assert_eq!(at(9), Some(10), "inside the code of one instruction");
+        assert_eq!(at(17), None, "between two instructions' code, from neither");
+        assert_eq!(at(25), None, "after the last one, not a trap");
+        assert_eq!(at(28), Some(30), "a trap stub takes the check before it");
+        assert_eq!(at(33), None, "outside the function");
     }
 }
