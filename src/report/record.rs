@@ -363,11 +363,8 @@ mod tests {
     use crate::oracle::FindingKind;
     use crate::outcome::CrashInfo;
 
-    #[test]
-    fn a_promoted_finding_is_known_and_its_hits_stay_in_the_work_directory() {
-        let dir = tempfile::tempdir().unwrap();
-        let (work, crashes) = (dir.path().join("work"), dir.path().join("crashes"));
-        let case = TestCase::from_module_bytes(b"(module (func (export \"f\")))").unwrap();
+    /// A panic finding on `drc`.
+    fn planted_crash() -> Finding {
         let crash = CrashInfo {
             config: "drc".into(),
             message: "planted".into(),
@@ -377,7 +374,15 @@ mod tests {
             frames: vec![],
             wasm: None,
         };
-        let finding = Finding::crash(FindingKind::Crash, crash);
+        Finding::crash(FindingKind::Crash, crash)
+    }
+
+    #[test]
+    fn a_promoted_finding_is_known_and_its_hits_stay_in_the_work_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let (work, crashes) = (dir.path().join("work"), dir.path().join("crashes"));
+        let case = TestCase::from_module_bytes(b"(module (func (export \"f\")))").unwrap();
+        let finding = planted_crash();
         let (path, new) = store_wasm(&work, &finding, &case, None, Origin::default(), &[], true).unwrap();
         assert!(new);
         assert!(known_signatures(&crashes).is_empty());
@@ -401,16 +406,7 @@ mod tests {
         let work = tempfile::tempdir().unwrap();
         let big = TestCase::from_module_bytes(b"(module (func (export \"f\")) (func (export \"g\")))").unwrap();
         let small = TestCase::from_module_bytes(b"(module (func (export \"f\")))").unwrap();
-        let crash = CrashInfo {
-            config: "drc".into(),
-            message: "planted".into(),
-            location: Some("x.rs:1".into()),
-            signal: None,
-            exit_code: None,
-            frames: vec![],
-            wasm: None,
-        };
-        let finding = Finding::crash(FindingKind::Crash, crash);
+        let finding = planted_crash();
         let store = |case: &TestCase, confirmed| {
             store_wasm(work.path(), &finding, case, None, Origin::default(), &[], confirmed)
         };
