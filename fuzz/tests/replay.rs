@@ -36,7 +36,7 @@ fn differential_rejects_unreadable_input_in_one_line() {
 
 /// A known bug (in `crashes/`, expected on this build) is counted and passed
 /// over, not a crash; without the list of known bugs the same input is one;
-/// with the bug's avoid rule, the generator leaves its trigger out.
+/// with the bug's avoid rule, a case holding its trigger is not run.
 #[test]
 fn differential_passes_over_a_known_bug() {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../crashes/crash-bug-gc-heap-corruption-detected-in-d798cf72");
@@ -44,7 +44,14 @@ fn differential_passes_over_a_known_bug() {
     if !record.contains(&format!("\"wasmtime {}\"", gcfuzz::line::wasmtime_version())) {
         return; // not a bug of this Wasmtime line
     }
-    let input = format!("{dir}/input.bin");
+    // The reproducer module (a fuzz input makes whatever case the
+    // generators of the day make of it), on native configurations only:
+    // this bug's Pulley form is a fatal signal, which no target passes over.
+    let mut case =
+        gcfuzz::case::TestCase::from_module_bytes(&std::fs::read(format!("{dir}/module.wasm")).unwrap()).unwrap();
+    case.plan.configs.retain(|c| !c.name().starts_with("pulley"));
+    let input = std::env::temp_dir().join(format!("gcfuzz-known-module-{}.wasm", std::process::id()));
+    std::fs::write(&input, case.to_module_bytes()).unwrap();
     let run = |known: &std::path::Path| {
         let out = Command::new(env!("CARGO_BIN_EXE_differential")).arg(&input).env("GCFUZZ_KNOWN", known).output();
         let out = out.unwrap();
@@ -65,8 +72,12 @@ fn differential_passes_over_a_known_bug() {
     let (ok, stderr) = run(std::path::Path::new("/nonexistent"));
     assert!(!ok, "{stderr}");
     assert!(stderr.contains("gcfuzz finding crash-bug-gc-heap-corruption-detected-in-d798cf72"), "{stderr}");
-    // As `crashes/` has it, with the rule: the trigger is not generated.
+    // As `crashes/` has it, with the rule: the case with the trigger is not run.
     let (ok, stderr) = run(std::path::Path::new(dir).parent().unwrap());
+    std::fs::remove_file(&input).unwrap();
     assert!(ok, "{stderr}");
-    assert!(!stderr.contains("crash-bug-gc-heap-corruption-detected-in-d798cf72"), "{stderr}");
+    assert!(
+        stderr.contains("skipped a case with the trigger of crash-bug-gc-heap-corruption-detected-in-d798cf72"),
+        "{stderr}"
+    );
 }

@@ -36,7 +36,7 @@ pub fn gc_stress(data: &[u8]) {
 }
 
 fn run(generator: Generator, data: &[u8]) {
-    let Ok(case) = generate::case_avoiding(generator, data, known_avoid_rules()) else {
+    let Ok(case) = input_case(generator, data) else {
         return;
     };
     if let Some(rule) = known_avoid_rules().iter().find(|r| r.matches(&case.wasm)) {
@@ -68,6 +68,20 @@ fn run(generator: Generator, data: &[u8]) {
             panic!("gcfuzz finding {}: {}{detail}", f.signature, f.summary);
         }
     }
+}
+
+/// The case for one input. A binary module (a stored `module.wasm`, plan
+/// embedded) runs as it is: a fuzz input (`input.bin`) makes the case the
+/// generators of its day made from it, and a change to them makes it
+/// another, while the module stays the reproducer. Anything else is
+/// generated from.
+fn input_case(generator: Generator, data: &[u8]) -> Result<crate::case::TestCase> {
+    if data.starts_with(b"\0asm")
+        && let Ok(case) = crate::case::TestCase::from_module_bytes(data)
+    {
+        return Ok(case);
+    }
+    generate::case_avoiding(generator, data, known_avoid_rules())
 }
 
 /// Findings of known bugs the targets went past in this process.
@@ -133,15 +147,20 @@ mod tests {
     /// Set in the child process of the test below: where it faults into.
     const FAULT_INTO: &str = "GCFUZZ_TEST_FAULT_INTO";
 
+    /// A function of its own, so the faulting frame has a name whatever
+    /// the optimizer inlines around it.
+    #[inline(never)]
+    fn fault_reading_null() {
+        // SAFETY: deliberately fatal: only the child process calls it.
+        unsafe { std::ptr::read_volatile(std::hint::black_box(std::ptr::null::<u64>())) };
+    }
+
     #[test]
     fn a_fatal_signal_leaves_a_report_named_by_the_input() {
         let input = b"faulting input";
         if let Some(dir) = std::env::var_os(FAULT_INTO) {
             set_crash_reports(Path::new(&dir));
-            // SAFETY: deliberately fatal: this child process dies here.
-            with_crash_report(input, || unsafe {
-                std::ptr::read_volatile(std::hint::black_box(std::ptr::null::<u64>()))
-            });
+            with_crash_report(input, fault_reading_null);
             return;
         }
         let dir = tempfile::tempdir().unwrap();
@@ -160,7 +179,7 @@ mod tests {
         let readable = crate::campaign::nightly::readable(&text, &symbols, &[]);
         let first = readable.lines().next().unwrap();
         assert!(first.starts_with("fatal signal SIGSEGV at "), "{readable}");
-        assert!(first.contains("a_fatal_signal_leaves_a_report_named_by_the_input"), "{readable}");
+        assert!(first.contains("fault_reading_null"), "{readable}");
         // A panic's report is kept as it is.
         assert_eq!(crate::campaign::nightly::readable("panicked at x", &symbols, &[]), "panicked at x");
     }

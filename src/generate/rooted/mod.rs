@@ -15,7 +15,18 @@
 //!   allocation with the original live on the stack, then either of them
 //!   through a `select`, across the collection;
 //!
-//! and before existing calls and allocations it may insert `call $gc`.
+//! and before existing calls and allocations it may insert `call $gc`; at a
+//! function's entry it may allocate a fresh object (of one of the module's
+//! types, or of an `i64` struct type of its own), hold it in a local across
+//! a collection and observe it, so that most GC modules allocate.
+//!
+//! Each collection goes to `$gc` by one of three paths, drawn per insertion:
+//! a direct `call`, `call_indirect` through a one-slot table the pass adds,
+//! or `call_ref` of `ref.func $gc`: the stack maps of all three kinds of call
+//! are put to work. After a collection and before the observation the pass
+//! allocates two objects of the observed type filled with values no default
+//! has: a DRC object freed by a lost root is then reused, so the loss shows
+//! as a wrong value rather than only under `gc_zeal`'s poisoning.
 //! `observe` reads what a stale or moved object would get wrong (a field, an
 //! array's length, the reference's kind), null-guarded so it never traps, and
 //! folds it into `$obs`: `$obs = rotl($obs, 5) ^ value`. The original
@@ -32,10 +43,12 @@ use anyhow::{Result, bail};
 use arbitrary::Unstructured;
 use std::collections::HashMap;
 use wasm_encoder::reencode::{Reencode, RoundtripReencoder, utils};
+use wasm_encoder::{Instruction, ValType};
+use wasmparser::{CompositeInnerType, Operator, Parser, Payload, StorageType, SubType, ValidPayload, Validator};
+
+mod sequences;
 
 type ReencodeError = wasm_encoder::reencode::Error<std::convert::Infallible>;
-use wasm_encoder::{BlockType, HeapType, Instruction, ValType};
-use wasmparser::{CompositeInnerType, Operator, Parser, Payload, StorageType, SubType, ValidPayload, Validator};
 
 /// Name of the observation global's export.
 pub const OBSERVE_EXPORT: &str = "gcfuzz:observe";
@@ -51,6 +64,34 @@ const MAX_GC_BEFORE: usize = 2;
 /// cannot dominate a run.
 const COLLECTION_BUDGET: i32 = 24;
 
+/// How an inserted collection reaches `$gc`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Via {
+    Call,
+    CallIndirect,
+    CallRef,
+}
+
+impl Via {
+    fn draw(u: &mut Unstructured) -> Via {
+        match u.int_in_range(0..=3).unwrap_or(0) {
+            0 => Via::CallIndirect,
+            1 => Via::CallRef,
+            _ => Via::Call,
+        }
+    }
+}
+
+/// The fresh object allocated at a function's entry.
+#[derive(Clone, Copy, Debug)]
+enum Fresh {
+    /// The pass's own `(struct (field (mut i64)))`, holding this value.
+    Own(i64),
+    /// One of the module's types whose fields all have a filler value
+    /// (arrays: this many elements).
+    Module(u32, i32),
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Template {
     Local,
@@ -65,6 +106,7 @@ struct Site {
     after: usize,
     ty: wasmparser::RefType,
     template: Template,
+    via: Via,
 }
 
 /// What the pass does to one defined function.
@@ -74,7 +116,9 @@ struct FuncPlan {
     params: u32,
     sites: Vec<Site>,
     /// Instruction indices to precede with `call $gc`.
-    gc_before: Vec<usize>,
+    gc_before: Vec<(usize, Via)>,
+    /// The object allocated at entry, and how its collection is reached.
+    entry: Option<(Fresh, Via)>,
 }
 
 /// How many insertions were made.
@@ -82,6 +126,8 @@ struct FuncPlan {
 pub struct Rewritten {
     pub sites: usize,
     pub gc_calls: usize,
+    /// Functions given a fresh object at entry.
+    pub entries: usize,
 }
 
 /// Rewrites `wasm`, drawing choices from `u`, emitting no observation that
@@ -92,6 +138,7 @@ pub fn rewrite(wasm: &[u8], u: &mut Unstructured, avoid: &[AvoidRule]) -> Result
     let stats = Rewritten {
         sites: module.plans.iter().map(|p| p.sites.len()).sum(),
         gc_calls: module.plans.iter().map(|p| p.gc_before.len()).sum(),
+        entries: module.plans.iter().filter(|p| p.entry.is_some()).count(),
     };
     let mut encoder = Encoder::new(&module, avoid);
     let mut out = wasm_encoder::Module::new();
@@ -108,16 +155,19 @@ pub fn rewrite(wasm: &[u8], u: &mut Unstructured, avoid: &[AvoidRule]) -> Result
 struct Analysis {
     types: Vec<SubType>,
     func_imports: u32,
-    /// Function index of an existing `host.gc` import.
-    gc_import: Option<u32>,
+    /// Function index and type of an existing `host.gc` import.
+    gc_import: Option<(u32, u32)>,
     globals: u32,
+    /// Tables, imported and defined: the index of the one the pass adds.
+    tables: u32,
     plans: Vec<FuncPlan>,
 }
 
 impl Analysis {
     fn run(wasm: &[u8], u: &mut Unstructured) -> Result<Analysis> {
         let mut validator = Validator::new_with_features(crate::case::Profile::Gc.features());
-        let mut a = Analysis { types: Vec::new(), func_imports: 0, gc_import: None, globals: 0, plans: Vec::new() };
+        let mut a =
+            Analysis { types: Vec::new(), func_imports: 0, gc_import: None, globals: 0, tables: 0, plans: Vec::new() };
         let mut id_to_index: HashMap<wasmparser::types::CoreTypeId, u32> = HashMap::new();
         for payload in Parser::new(0).parse_all(wasm) {
             let payload = payload?;
@@ -131,18 +181,20 @@ impl Analysis {
                     for import in reader.clone().into_imports() {
                         let import = import?;
                         match import.ty {
-                            wasmparser::TypeRef::Func(_) => {
+                            wasmparser::TypeRef::Func(ty) => {
                                 if HostFunc::import(import.module, import.name) == Some(HostFunc::Gc) {
-                                    a.gc_import = Some(a.func_imports);
+                                    a.gc_import = Some((a.func_imports, ty));
                                 }
                                 a.func_imports += 1;
                             }
                             wasmparser::TypeRef::Global(_) => a.globals += 1,
+                            wasmparser::TypeRef::Table(_) => a.tables += 1,
                             _ => {}
                         }
                     }
                 }
                 Payload::GlobalSection(reader) => a.globals += reader.count(),
+                Payload::TableSection(reader) => a.tables += reader.count(),
                 _ => {}
             }
             let valid = validator.payload(&payload)?;
@@ -215,6 +267,14 @@ fn plan_function(
     }
     let total = (0..).take_while(|i| v.get_local_type(*i).is_some()).count() as u32;
     let mut plan = FuncPlan { params: total - declared, ..FuncPlan::default() };
+    if u.ratio(2, 3).unwrap_or(false) {
+        let fillable: Vec<u32> = (0..types.len() as u32).filter(|&i| fillable(i, types)).collect();
+        let fresh = match u.choose(&fillable) {
+            Ok(&i) if u.ratio(1, 2).unwrap_or(false) => Fresh::Module(i, u.int_in_range(0..=8).unwrap_or(1)),
+            _ => Fresh::Own(u.arbitrary().unwrap_or(0x5eed)),
+        };
+        plan.entry = Some((fresh, Via::draw(u)));
+    }
     let mut ops = body.get_operators_reader()?;
     let mut index = 0;
     while !ops.eof() {
@@ -222,18 +282,11 @@ fn plan_function(
         let op = ops.read()?;
         let is_safepoint = matches!(
             op,
-            Operator::Call { .. }
-                | Operator::CallRef { .. }
-                | Operator::CallIndirect { .. }
-                | Operator::StructNew { .. }
-                | Operator::StructNewDefault { .. }
-                | Operator::ArrayNew { .. }
-                | Operator::ArrayNewDefault { .. }
-                | Operator::ArrayNewFixed { .. }
-        );
+            Operator::Call { .. } | Operator::CallRef { .. } | Operator::CallIndirect { .. } | Operator::Throw { .. }
+        ) || crate::case::is_allocation(&op);
         let reachable = v.get_control_frame(0).is_some_and(|f| !f.unreachable);
         if is_safepoint && reachable && plan.gc_before.len() < MAX_GC_BEFORE && u.ratio(1, 8).unwrap_or(false) {
-            plan.gc_before.push(index);
+            plan.gc_before.push((index, Via::draw(u)));
         }
         v.op(offset, &op)?;
         // The top operand, if it belongs to the current block (values of
@@ -254,7 +307,7 @@ fn plan_function(
                 _ if defaultable(&r, types) => Template::Select,
                 _ => Template::Local,
             };
-            plan.sites.push(Site { after: index, ty: r, template });
+            plan.sites.push(Site { after: index, ty: r, template, via: Via::draw(u) });
         }
         index += 1;
     }
@@ -276,14 +329,61 @@ fn defaultable(r: &wasmparser::RefType, types: &[SubType]) -> bool {
     }
 }
 
+/// A value of storage `s` that no default has (scalars non-zero, nullable
+/// references null), or `None` for a non-nullable reference. `second`
+/// gives another value, which a write to the pass's own object stores so a
+/// reused object's [`filler`] values tell the two apart.
+fn filler_value(s: &StorageType, second: bool) -> Option<Instruction<'static>> {
+    let k = if second { 0x1337 } else { 0x5a5a };
+    Some(match s {
+        StorageType::I8 | StorageType::I16 | StorageType::Val(wasmparser::ValType::I32) => Instruction::I32Const(k),
+        StorageType::Val(wasmparser::ValType::I64) => Instruction::I64Const(k as i64 * 0x1_0001),
+        StorageType::Val(wasmparser::ValType::F32) => Instruction::F32Const((k as f32).into()),
+        StorageType::Val(wasmparser::ValType::F64) => Instruction::F64Const((k as f64).into()),
+        StorageType::Val(wasmparser::ValType::V128) => Instruction::V128Const(k as i128),
+        StorageType::Val(wasmparser::ValType::Ref(r)) if r.is_nullable() => {
+            Instruction::RefNull(RoundtripReencoder.heap_type(r.heap_type()).ok()?)
+        }
+        StorageType::Val(wasmparser::ValType::Ref(_)) => return None,
+    })
+}
+
+fn filler(s: &StorageType) -> Option<Instruction<'static>> {
+    filler_value(s, false)
+}
+
+/// Whether module type `index` is a struct or array the pass can allocate
+/// with [`filler`] values.
+fn fillable(index: u32, types: &[SubType]) -> bool {
+    let Some(t) = types.get(index as usize) else { return false };
+    !t.composite_type.shared
+        && match &t.composite_type.inner {
+            CompositeInnerType::Struct(s) => s.fields.iter().all(|f| filler(&f.element_type).is_some()),
+            CompositeInnerType::Array(a) => filler(&a.0.element_type).is_some(),
+            _ => false,
+        }
+}
+
+/// A non-null reference to type `index`.
+fn fresh_ref(index: u32) -> wasmparser::RefType {
+    wasmparser::RefType::new(false, wasmparser::HeapType::Concrete(wasmparser::UnpackedIndex::Module(index)))
+        .expect("a small type index fits")
+}
+
 /// Phase two: re-encode with the plan applied.
 struct Encoder<'a> {
     a: &'a Analysis,
     avoid: &'a [AvoidRule],
-    /// Index of the `host.gc` import after rewriting.
+    /// Index of the `host.gc` import after rewriting, and its type.
     gc: u32,
+    gc_type: u32,
+    /// The added table holding `$gc`, for `call_indirect`.
+    gc_table: u32,
+    /// The pass's own struct type (see [`Fresh::Own`]).
+    own_type: u32,
     add_import: bool,
     import_done: bool,
+    table_done: bool,
     observe_global: u32,
     /// Types appended for block-parameter sequences, by reference type.
     block_types: Vec<(wasmparser::RefType, u32)>,
@@ -298,16 +398,34 @@ impl<'a> Encoder<'a> {
                 block_types.push((site.ty, (a.types.len() + block_types.len()) as u32));
             }
         }
+        let empty_func_type = (a.types.len() + block_types.len()) as u32;
         Encoder {
             a,
             avoid,
-            gc: a.gc_import.unwrap_or(a.func_imports),
+            gc: a.gc_import.map_or(a.func_imports, |(f, _)| f),
+            gc_type: a.gc_import.map_or(empty_func_type, |(_, t)| t),
+            gc_table: a.tables,
+            own_type: empty_func_type + 1,
             add_import: a.gc_import.is_none(),
             import_done: false,
+            table_done: false,
             observe_global: a.globals,
             block_types,
             next_function: 0,
         }
+    }
+
+    /// The one-slot table holding `$gc`.
+    fn emit_table(&mut self, tables: &mut wasm_encoder::TableSection) {
+        let ty = wasm_encoder::TableType {
+            element_type: wasm_encoder::RefType::FUNCREF,
+            table64: false,
+            minimum: 1,
+            maximum: Some(1),
+            shared: false,
+        };
+        tables.table_with_init(ty, &wasm_encoder::ConstExpr::ref_func(self.gc));
+        self.table_done = true;
     }
 
     fn emit_import(&mut self, imports: &mut wasm_encoder::ImportSection) -> Result<(), ReencodeError> {
@@ -332,200 +450,6 @@ impl<'a> Encoder<'a> {
     fn encode_val(&mut self, r: wasmparser::RefType) -> ValType {
         ValType::Ref(self.encode_ref(r))
     }
-
-    /// `observe(local)`: leaves an i64 describing the reference in `local`.
-    fn observe(&mut self, f: &mut wasm_encoder::Function, local: u32, r: wasmparser::RefType) {
-        use wasmparser::AbstractHeapType as A;
-        f.instruction(&Instruction::LocalGet(local));
-        f.instruction(&Instruction::RefIsNull);
-        f.instruction(&Instruction::If(BlockType::Result(ValType::I64)));
-        f.instruction(&Instruction::I64Const(0x5a5a));
-        f.instruction(&Instruction::Else);
-        match r.heap_type() {
-            wasmparser::HeapType::Concrete(i) => {
-                let index = i.as_module_index().expect("by module index");
-                match &self.a.sub_type(index).expect("known type").composite_type.inner {
-                    CompositeInnerType::Struct(s) => {
-                        match s.fields.iter().position(|f| {
-                            !matches!(
-                                f.element_type,
-                                StorageType::Val(wasmparser::ValType::Ref(_) | wasmparser::ValType::V128)
-                            )
-                        }) {
-                            Some(field) => {
-                                f.instruction(&Instruction::LocalGet(local));
-                                read_scalar(f, s.fields[field].element_type, |packed| match packed {
-                                    true => {
-                                        Instruction::StructGetU { struct_type_index: index, field_index: field as u32 }
-                                    }
-                                    false => {
-                                        Instruction::StructGet { struct_type_index: index, field_index: field as u32 }
-                                    }
-                                });
-                            }
-                            None => {
-                                // No scalar field: the object's field count
-                                // is what can be told apart.
-                                f.instruction(&Instruction::I64Const(s.fields.len() as i64));
-                            }
-                        }
-                    }
-                    CompositeInnerType::Array(arr) => {
-                        // Length, and the first element when there is one.
-                        f.instruction(&Instruction::LocalGet(local));
-                        f.instruction(&Instruction::ArrayLen);
-                        f.instruction(&Instruction::I64ExtendI32U);
-                        if !matches!(
-                            arr.0.element_type,
-                            StorageType::Val(wasmparser::ValType::Ref(_) | wasmparser::ValType::V128)
-                        ) {
-                            f.instruction(&Instruction::LocalGet(local));
-                            f.instruction(&Instruction::ArrayLen);
-                            f.instruction(&Instruction::If(BlockType::Result(ValType::I64)));
-                            f.instruction(&Instruction::LocalGet(local));
-                            f.instruction(&Instruction::I32Const(0));
-                            read_scalar(f, arr.0.element_type, |packed| match packed {
-                                true => Instruction::ArrayGetU(index),
-                                false => Instruction::ArrayGet(index),
-                            });
-                            f.instruction(&Instruction::Else);
-                            f.instruction(&Instruction::I64Const(0));
-                            f.instruction(&Instruction::End);
-                            f.instruction(&Instruction::I64Const(32));
-                            f.instruction(&Instruction::I64Rotl);
-                            f.instruction(&Instruction::I64Xor);
-                        }
-                    }
-                    _ => {
-                        f.instruction(&Instruction::I64Const(1));
-                    }
-                }
-            }
-            wasmparser::HeapType::Exact(_) => {
-                f.instruction(&Instruction::I64Const(1));
-            }
-            wasmparser::HeapType::Abstract { ty: A::Extern, .. }
-                if self.avoid.iter().any(|r| r.forbids(&["LocalGet", "AnyConvertExtern", "RefTestNonNull"])) =>
-            {
-                // The kind test below is a known bug's trigger on this
-                // engine: non-null is all this observation says.
-                f.instruction(&Instruction::I64Const(1));
-            }
-            wasmparser::HeapType::Abstract { ty, .. } => {
-                // The kind of object: struct or array.
-                f.instruction(&Instruction::LocalGet(local));
-                if ty == A::Extern {
-                    f.instruction(&Instruction::AnyConvertExtern);
-                }
-                let kind_local = local; // re-read for each test
-                f.instruction(&Instruction::RefTestNonNull(HeapType::Abstract {
-                    shared: false,
-                    ty: wasm_encoder::AbstractHeapType::Struct,
-                }));
-                f.instruction(&Instruction::LocalGet(kind_local));
-                if ty == A::Extern {
-                    f.instruction(&Instruction::AnyConvertExtern);
-                }
-                f.instruction(&Instruction::RefTestNonNull(HeapType::Abstract {
-                    shared: false,
-                    ty: wasm_encoder::AbstractHeapType::Array,
-                }));
-                f.instruction(&Instruction::I32Const(1));
-                f.instruction(&Instruction::I32Shl);
-                f.instruction(&Instruction::I32Or);
-                f.instruction(&Instruction::I64ExtendI32U);
-            }
-        }
-        f.instruction(&Instruction::End);
-        // $obs = rotl($obs, 5) ^ value
-        f.instruction(&Instruction::GlobalGet(self.observe_global));
-        f.instruction(&Instruction::I64Const(5));
-        f.instruction(&Instruction::I64Rotl);
-        f.instruction(&Instruction::I64Xor);
-        f.instruction(&Instruction::GlobalSet(self.observe_global));
-    }
-
-    /// `call $gc` while the collection budget lasts: stack-neutral, so the
-    /// references around it stay live across it.
-    fn collect(&self, f: &mut wasm_encoder::Function) {
-        let budget = self.observe_global + 1;
-        f.instruction(&Instruction::GlobalGet(budget));
-        f.instruction(&Instruction::If(BlockType::Empty));
-        f.instruction(&Instruction::GlobalGet(budget));
-        f.instruction(&Instruction::I32Const(1));
-        f.instruction(&Instruction::I32Sub);
-        f.instruction(&Instruction::GlobalSet(budget));
-        f.instruction(&Instruction::Call(self.gc));
-        f.instruction(&Instruction::End);
-    }
-
-    fn emit_site(&mut self, f: &mut wasm_encoder::Function, site: &Site, t: u32, u_local: u32) {
-        let ty = self.encode_val(site.ty);
-        match site.template {
-            Template::Local => {
-                f.instruction(&Instruction::LocalTee(t));
-                self.collect(f);
-                self.observe(f, t, site.ty);
-            }
-            Template::BlockParam => {
-                let bt = self.block_types.iter().find(|(r, _)| *r == site.ty).expect("planned").1;
-                f.instruction(&Instruction::Block(BlockType::FunctionType(bt)));
-                self.collect(f);
-                f.instruction(&Instruction::End);
-                f.instruction(&Instruction::LocalTee(t));
-                self.observe(f, t, site.ty);
-            }
-            Template::Select => {
-                let wasmparser::HeapType::Concrete(i) = site.ty.heap_type() else { unreachable!("planned") };
-                let index = i.as_module_index().expect("by module index");
-                f.instruction(&Instruction::LocalTee(t));
-                match &self.a.sub_type(index).expect("known type").composite_type.inner {
-                    CompositeInnerType::Struct(_) => f.instruction(&Instruction::StructNewDefault(index)),
-                    _ => {
-                        f.instruction(&Instruction::I32Const(3));
-                        f.instruction(&Instruction::ArrayNewDefault(index))
-                    }
-                };
-                // An opaque condition: the low bit of $obs.
-                f.instruction(&Instruction::GlobalGet(self.observe_global));
-                f.instruction(&Instruction::I32WrapI64);
-                f.instruction(&Instruction::I32Const(1));
-                f.instruction(&Instruction::I32And);
-                f.instruction(&Instruction::TypedSelect(ty));
-                f.instruction(&Instruction::LocalSet(u_local));
-                self.collect(f);
-                self.observe(f, u_local, site.ty);
-                f.instruction(&Instruction::LocalGet(t));
-            }
-        }
-    }
-}
-
-/// Reads a scalar with `get` (packed: the `_u` form) and leaves it as i64.
-fn read_scalar(f: &mut wasm_encoder::Function, s: StorageType, get: impl Fn(bool) -> Instruction<'static>) {
-    match s {
-        StorageType::I8 | StorageType::I16 => {
-            f.instruction(&get(true));
-            f.instruction(&Instruction::I64ExtendI32U);
-        }
-        StorageType::Val(wasmparser::ValType::I32) => {
-            f.instruction(&get(false));
-            f.instruction(&Instruction::I64ExtendI32U);
-        }
-        StorageType::Val(wasmparser::ValType::I64) => {
-            f.instruction(&get(false));
-        }
-        StorageType::Val(wasmparser::ValType::F32) => {
-            f.instruction(&get(false));
-            f.instruction(&Instruction::I32ReinterpretF32);
-            f.instruction(&Instruction::I64ExtendI32U);
-        }
-        StorageType::Val(wasmparser::ValType::F64) => {
-            f.instruction(&get(false));
-            f.instruction(&Instruction::I64ReinterpretF64);
-        }
-        StorageType::Val(_) => unreachable!("callers pick scalar storage"),
-    }
 }
 
 impl Reencode for Encoder<'_> {
@@ -546,6 +470,20 @@ impl Reencode for Encoder<'_> {
             types.ty().function([t], [t]);
         }
         types.ty().function([], []);
+        types.ty().struct_([wasm_encoder::FieldType {
+            element_type: wasm_encoder::StorageType::Val(ValType::I64),
+            mutable: true,
+        }]);
+        Ok(())
+    }
+
+    fn parse_table_section(
+        &mut self,
+        tables: &mut wasm_encoder::TableSection,
+        section: wasmparser::TableSectionReader<'_>,
+    ) -> Result<(), ReencodeError> {
+        utils::parse_table_section(self, tables, section)?;
+        self.emit_table(tables);
         Ok(())
     }
 
@@ -587,6 +525,17 @@ impl Reencode for Encoder<'_> {
             let mut imports = wasm_encoder::ImportSection::new();
             self.emit_import(&mut imports)?;
             module.section(&imports);
+        }
+        // Likewise the table section.
+        let after_tables = matches!(
+            before,
+            Some(S::Memory | S::Tag | S::Global | S::Export | S::Start | S::Element | S::DataCount | S::Code | S::Data)
+                | None
+        );
+        if !self.table_done && after_tables {
+            let mut tables = wasm_encoder::TableSection::new();
+            self.emit_table(&mut tables);
+            module.section(&tables);
         }
         Ok(())
     }
@@ -639,19 +588,33 @@ impl Reencode for Encoder<'_> {
             let t = self.encode_val(site.ty);
             locals.push((2, t));
         }
+        // Then an i32 scratch local and the entry object's local.
+        let scratch = first_new + 2 * sites.len() as u32;
+        locals.push((1, ValType::I32));
+        let entry = plan.entry;
+        if let Some((fresh, _)) = entry {
+            let index = match fresh {
+                Fresh::Own(_) => self.own_type,
+                Fresh::Module(index, _) => index,
+            };
+            locals.push((1, self.encode_val(fresh_ref(index))));
+        }
         let mut f = wasm_encoder::Function::new(locals);
+        if let Some((fresh, via)) = entry {
+            self.emit_entry(&mut f, fresh, via, scratch + 1, scratch);
+        }
         let gc_before = plan.gc_before.clone();
         let mut ops = func.get_operators_reader()?;
         let mut index = 0;
         while !ops.eof() {
             let op = ops.read()?;
-            if gc_before.contains(&index) {
-                self.collect(&mut f);
+            if let Some((_, via)) = gc_before.iter().find(|(i, _)| *i == index) {
+                self.collect(&mut f, *via);
             }
             f.instruction(&self.instruction(op)?);
             for (k, site) in sites.iter().enumerate().filter(|(_, s)| s.after == index) {
                 let t = first_new + 2 * k as u32;
-                self.emit_site(&mut f, site, t, t + 1);
+                self.emit_site(&mut f, site, t, t + 1, scratch);
             }
             index += 1;
         }

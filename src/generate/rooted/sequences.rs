@@ -1,0 +1,357 @@
+//! The sequences the rooting pass inserts (see the parent module): the
+//! observation of a reference, the budgeted collection by each kind of
+//! call, the fresh object at a function's entry and the allocations that
+//! reuse a freed object's memory before the observation reads it.
+
+use super::{Encoder, Fresh, Site, Template, Via, fillable, filler, filler_value, fresh_ref};
+use wasm_encoder::{BlockType, HeapType, Instruction, ValType};
+use wasmparser::{CompositeInnerType, StorageType};
+
+impl Encoder<'_> {
+    /// `observe(local)`: leaves an i64 describing the reference in `local`.
+    pub(super) fn observe(&mut self, f: &mut wasm_encoder::Function, local: u32, r: wasmparser::RefType) {
+        use wasmparser::AbstractHeapType as A;
+        f.instruction(&Instruction::LocalGet(local));
+        f.instruction(&Instruction::RefIsNull);
+        f.instruction(&Instruction::If(BlockType::Result(ValType::I64)));
+        f.instruction(&Instruction::I64Const(0x5a5a));
+        f.instruction(&Instruction::Else);
+        match r.heap_type() {
+            wasmparser::HeapType::Concrete(i) if i.as_module_index() == Some(self.own_type) => {
+                f.instruction(&Instruction::LocalGet(local));
+                f.instruction(&Instruction::StructGet { struct_type_index: self.own_type, field_index: 0 });
+            }
+            wasmparser::HeapType::Concrete(i) => {
+                let index = i.as_module_index().expect("by module index");
+                match &self.a.sub_type(index).expect("known type").composite_type.inner {
+                    CompositeInnerType::Struct(s) => {
+                        match s.fields.iter().position(|f| {
+                            !matches!(
+                                f.element_type,
+                                StorageType::Val(wasmparser::ValType::Ref(_) | wasmparser::ValType::V128)
+                            )
+                        }) {
+                            Some(field) => {
+                                f.instruction(&Instruction::LocalGet(local));
+                                read_scalar(f, s.fields[field].element_type, |packed| match packed {
+                                    true => {
+                                        Instruction::StructGetU { struct_type_index: index, field_index: field as u32 }
+                                    }
+                                    false => {
+                                        Instruction::StructGet { struct_type_index: index, field_index: field as u32 }
+                                    }
+                                });
+                            }
+                            None => {
+                                // No scalar field: the object's field count
+                                // is what can be told apart.
+                                f.instruction(&Instruction::I64Const(s.fields.len() as i64));
+                            }
+                        }
+                    }
+                    CompositeInnerType::Array(arr) => {
+                        // Length, and the first element when there is one.
+                        f.instruction(&Instruction::LocalGet(local));
+                        f.instruction(&Instruction::ArrayLen);
+                        f.instruction(&Instruction::I64ExtendI32U);
+                        if !matches!(
+                            arr.0.element_type,
+                            StorageType::Val(wasmparser::ValType::Ref(_) | wasmparser::ValType::V128)
+                        ) {
+                            f.instruction(&Instruction::LocalGet(local));
+                            f.instruction(&Instruction::ArrayLen);
+                            f.instruction(&Instruction::If(BlockType::Result(ValType::I64)));
+                            f.instruction(&Instruction::LocalGet(local));
+                            f.instruction(&Instruction::I32Const(0));
+                            read_scalar(f, arr.0.element_type, |packed| match packed {
+                                true => Instruction::ArrayGetU(index),
+                                false => Instruction::ArrayGet(index),
+                            });
+                            f.instruction(&Instruction::Else);
+                            f.instruction(&Instruction::I64Const(0));
+                            f.instruction(&Instruction::End);
+                            f.instruction(&Instruction::I64Const(32));
+                            f.instruction(&Instruction::I64Rotl);
+                            f.instruction(&Instruction::I64Xor);
+                        }
+                    }
+                    _ => {
+                        f.instruction(&Instruction::I64Const(1));
+                    }
+                }
+            }
+            wasmparser::HeapType::Exact(_) => {
+                f.instruction(&Instruction::I64Const(1));
+            }
+            wasmparser::HeapType::Abstract { ty: A::Extern, .. }
+                if self.avoid.iter().any(|r| r.forbids(&["LocalGet", "AnyConvertExtern", "RefTestNonNull"])) =>
+            {
+                // The kind test below is a known bug's trigger on this
+                // engine: non-null is all this observation says.
+                f.instruction(&Instruction::I64Const(1));
+            }
+            wasmparser::HeapType::Abstract { ty, .. } => {
+                // The kind of object: struct or array.
+                f.instruction(&Instruction::LocalGet(local));
+                if ty == A::Extern {
+                    f.instruction(&Instruction::AnyConvertExtern);
+                }
+                let kind_local = local; // re-read for each test
+                f.instruction(&Instruction::RefTestNonNull(HeapType::Abstract {
+                    shared: false,
+                    ty: wasm_encoder::AbstractHeapType::Struct,
+                }));
+                f.instruction(&Instruction::LocalGet(kind_local));
+                if ty == A::Extern {
+                    f.instruction(&Instruction::AnyConvertExtern);
+                }
+                f.instruction(&Instruction::RefTestNonNull(HeapType::Abstract {
+                    shared: false,
+                    ty: wasm_encoder::AbstractHeapType::Array,
+                }));
+                f.instruction(&Instruction::I32Const(1));
+                f.instruction(&Instruction::I32Shl);
+                f.instruction(&Instruction::I32Or);
+                f.instruction(&Instruction::I64ExtendI32U);
+            }
+        }
+        f.instruction(&Instruction::End);
+        // $obs = rotl($obs, 5) ^ value
+        f.instruction(&Instruction::GlobalGet(self.observe_global));
+        f.instruction(&Instruction::I64Const(5));
+        f.instruction(&Instruction::I64Rotl);
+        f.instruction(&Instruction::I64Xor);
+        f.instruction(&Instruction::GlobalSet(self.observe_global));
+    }
+
+    /// `call $gc` (by `via`) while the collection budget lasts:
+    /// stack-neutral, so the references around it stay live across it.
+    pub(super) fn collect(&self, f: &mut wasm_encoder::Function, via: Via) {
+        let budget = self.observe_global + 1;
+        f.instruction(&Instruction::GlobalGet(budget));
+        f.instruction(&Instruction::If(BlockType::Empty));
+        f.instruction(&Instruction::GlobalGet(budget));
+        f.instruction(&Instruction::I32Const(1));
+        f.instruction(&Instruction::I32Sub);
+        f.instruction(&Instruction::GlobalSet(budget));
+        match via {
+            Via::Call => f.instruction(&Instruction::Call(self.gc)),
+            Via::CallIndirect => {
+                f.instruction(&Instruction::I32Const(0));
+                f.instruction(&Instruction::CallIndirect { type_index: self.gc_type, table_index: self.gc_table })
+            }
+            Via::CallRef => {
+                f.instruction(&Instruction::RefFunc(self.gc));
+                f.instruction(&Instruction::CallRef(self.gc_type))
+            }
+        };
+        f.instruction(&Instruction::End);
+    }
+
+    /// Allocates a module type `index` object of [`filler`] values; an
+    /// array's length is in local `len`.
+    pub(super) fn new_filled(&self, f: &mut wasm_encoder::Function, index: u32, len: u32) {
+        match &self.a.sub_type(index).expect("known type").composite_type.inner {
+            CompositeInnerType::Struct(s) => {
+                for field in s.fields.iter() {
+                    f.instruction(&filler(&field.element_type).expect("fillable"));
+                }
+                f.instruction(&Instruction::StructNew(index));
+            }
+            CompositeInnerType::Array(a) => {
+                f.instruction(&filler(&a.0.element_type).expect("fillable"));
+                f.instruction(&Instruction::LocalGet(len));
+                f.instruction(&Instruction::ArrayNew(index));
+            }
+            _ => unreachable!("fillable types are structs and arrays"),
+        }
+    }
+
+    /// After a collection, two objects of the type of the reference in
+    /// `local` (arrays: of its length, up to 4096), filled with values no
+    /// default has, so a freed object's memory is reused before `observe`
+    /// reads it. `scratch` is an `i32` local.
+    pub(super) fn reuse(&self, f: &mut wasm_encoder::Function, local: u32, r: wasmparser::RefType, scratch: u32) {
+        let Some(index) = (match r.heap_type() {
+            wasmparser::HeapType::Concrete(i) => i.as_module_index(),
+            _ => None,
+        }) else {
+            return;
+        };
+        if index == self.own_type {
+            for _ in 0..2 {
+                f.instruction(&Instruction::I64Const(!0x5a5a));
+                f.instruction(&Instruction::StructNew(self.own_type));
+                f.instruction(&Instruction::Drop);
+            }
+            return;
+        }
+        if !fillable(index, &self.a.types) {
+            return;
+        }
+        if let CompositeInnerType::Array(_) = &self.a.sub_type(index).expect("known type").composite_type.inner {
+            f.instruction(&Instruction::LocalGet(local));
+            f.instruction(&Instruction::RefIsNull);
+            f.instruction(&Instruction::If(BlockType::Result(ValType::I32)));
+            f.instruction(&Instruction::I32Const(0));
+            f.instruction(&Instruction::Else);
+            f.instruction(&Instruction::LocalGet(local));
+            f.instruction(&Instruction::ArrayLen);
+            f.instruction(&Instruction::End);
+            f.instruction(&Instruction::LocalTee(scratch));
+            f.instruction(&Instruction::I32Const(4096));
+            f.instruction(&Instruction::I32GtU);
+            f.instruction(&Instruction::If(BlockType::Empty));
+            f.instruction(&Instruction::I32Const(4096));
+            f.instruction(&Instruction::LocalSet(scratch));
+            f.instruction(&Instruction::End);
+        }
+        for _ in 0..2 {
+            self.new_filled(f, index, scratch);
+            f.instruction(&Instruction::Drop);
+        }
+    }
+
+    /// At entry: allocate the fresh object into `local`, collect, reuse,
+    /// observe.
+    pub(super) fn emit_entry(
+        &mut self,
+        f: &mut wasm_encoder::Function,
+        fresh: Fresh,
+        via: Via,
+        local: u32,
+        scratch: u32,
+    ) {
+        let index = match fresh {
+            Fresh::Own(value) => {
+                f.instruction(&Instruction::I64Const(value));
+                f.instruction(&Instruction::StructNew(self.own_type));
+                self.own_type
+            }
+            Fresh::Module(index, len) => {
+                f.instruction(&Instruction::I32Const(len));
+                f.instruction(&Instruction::LocalSet(scratch));
+                self.new_filled(f, index, scratch);
+                index
+            }
+        };
+        f.instruction(&Instruction::LocalSet(local));
+        self.collect(f, via);
+        if let Fresh::Module(index, len) = fresh {
+            self.write_fresh_array(f, index, len, local);
+        }
+        let r = fresh_ref(index);
+        self.reuse(f, local, r, scratch);
+        self.observe(f, local, r);
+    }
+
+    /// After the collection, writes to a fresh array of a mutable element
+    /// type (nobody else holds it, so the module's computation is
+    /// unchanged): `array.set` of its first element, `array.fill` and an
+    /// overlapping `array.copy` onto itself, each a use of a reference that
+    /// lived across the collection.
+    pub(super) fn write_fresh_array(&self, f: &mut wasm_encoder::Function, index: u32, len: i32, local: u32) {
+        let CompositeInnerType::Array(a) = &self.a.sub_type(index).expect("known type").composite_type.inner else {
+            return;
+        };
+        if !a.0.mutable {
+            return;
+        }
+        let value = filler_value(&a.0.element_type, true).expect("fillable");
+        if len > 0 {
+            f.instruction(&Instruction::LocalGet(local));
+            f.instruction(&Instruction::I32Const(0));
+            f.instruction(&value);
+            f.instruction(&Instruction::ArraySet(index));
+        }
+        f.instruction(&Instruction::LocalGet(local));
+        f.instruction(&Instruction::I32Const(len.min(1)));
+        f.instruction(&value);
+        f.instruction(&Instruction::I32Const((len - 1).max(0)));
+        f.instruction(&Instruction::ArrayFill(index));
+        f.instruction(&Instruction::LocalGet(local));
+        f.instruction(&Instruction::I32Const(0));
+        f.instruction(&Instruction::LocalGet(local));
+        f.instruction(&Instruction::I32Const(len.min(1)));
+        f.instruction(&Instruction::I32Const((len - 1).max(0)));
+        f.instruction(&Instruction::ArrayCopy { array_type_index_dst: index, array_type_index_src: index });
+    }
+
+    pub(super) fn emit_site(
+        &mut self,
+        f: &mut wasm_encoder::Function,
+        site: &Site,
+        t: u32,
+        u_local: u32,
+        scratch: u32,
+    ) {
+        let ty = self.encode_val(site.ty);
+        match site.template {
+            Template::Local => {
+                f.instruction(&Instruction::LocalTee(t));
+                self.collect(f, site.via);
+                self.reuse(f, t, site.ty, scratch);
+                self.observe(f, t, site.ty);
+            }
+            Template::BlockParam => {
+                let bt = self.block_types.iter().find(|(r, _)| *r == site.ty).expect("planned").1;
+                f.instruction(&Instruction::Block(BlockType::FunctionType(bt)));
+                self.collect(f, site.via);
+                f.instruction(&Instruction::End);
+                f.instruction(&Instruction::LocalTee(t));
+                self.reuse(f, t, site.ty, scratch);
+                self.observe(f, t, site.ty);
+            }
+            Template::Select => {
+                let wasmparser::HeapType::Concrete(i) = site.ty.heap_type() else { unreachable!("planned") };
+                let index = i.as_module_index().expect("by module index");
+                f.instruction(&Instruction::LocalTee(t));
+                match &self.a.sub_type(index).expect("known type").composite_type.inner {
+                    CompositeInnerType::Struct(_) => f.instruction(&Instruction::StructNewDefault(index)),
+                    _ => {
+                        f.instruction(&Instruction::I32Const(3));
+                        f.instruction(&Instruction::ArrayNewDefault(index))
+                    }
+                };
+                // An opaque condition: the low bit of $obs.
+                f.instruction(&Instruction::GlobalGet(self.observe_global));
+                f.instruction(&Instruction::I32WrapI64);
+                f.instruction(&Instruction::I32Const(1));
+                f.instruction(&Instruction::I32And);
+                f.instruction(&Instruction::TypedSelect(ty));
+                f.instruction(&Instruction::LocalSet(u_local));
+                self.collect(f, site.via);
+                self.reuse(f, u_local, site.ty, scratch);
+                self.observe(f, u_local, site.ty);
+                f.instruction(&Instruction::LocalGet(t));
+            }
+        }
+    }
+}
+
+/// Reads a scalar with `get` (packed: the `_u` form) and leaves it as i64.
+pub(super) fn read_scalar(f: &mut wasm_encoder::Function, s: StorageType, get: impl Fn(bool) -> Instruction<'static>) {
+    match s {
+        StorageType::I8 | StorageType::I16 => {
+            f.instruction(&get(true));
+            f.instruction(&Instruction::I64ExtendI32U);
+        }
+        StorageType::Val(wasmparser::ValType::I32) => {
+            f.instruction(&get(false));
+            f.instruction(&Instruction::I64ExtendI32U);
+        }
+        StorageType::Val(wasmparser::ValType::I64) => {
+            f.instruction(&get(false));
+        }
+        StorageType::Val(wasmparser::ValType::F32) => {
+            f.instruction(&get(false));
+            f.instruction(&Instruction::I32ReinterpretF32);
+            f.instruction(&Instruction::I64ExtendI32U);
+        }
+        StorageType::Val(wasmparser::ValType::F64) => {
+            f.instruction(&get(false));
+            f.instruction(&Instruction::I64ReinterpretF64);
+        }
+        StorageType::Val(_) => unreachable!("callers pick scalar storage"),
+    }
+}
