@@ -82,6 +82,17 @@ impl Via {
     }
 }
 
+/// What the pass does at a function's entry.
+#[derive(Clone, Copy, Debug)]
+struct Entry {
+    fresh: Fresh,
+    /// How its collection reaches `$gc`, if it has one.
+    via: Option<Via>,
+    /// Whether the object then travels as an exception payload: thrown (an
+    /// allocation of the exception) inside a `try_table` and caught again.
+    throw: bool,
+}
+
 /// The fresh object allocated at a function's entry.
 #[derive(Clone, Copy, Debug)]
 enum Fresh {
@@ -117,8 +128,7 @@ struct FuncPlan {
     sites: Vec<Site>,
     /// Instruction indices to precede with `call $gc`.
     gc_before: Vec<(usize, Via)>,
-    /// The object allocated at entry, and how its collection is reached.
-    entry: Option<(Fresh, Via)>,
+    entry: Option<Entry>,
 }
 
 /// How many insertions were made.
@@ -160,15 +170,27 @@ struct Analysis {
     globals: u32,
     /// Tables, imported and defined: the index of the one the pass adds.
     tables: u32,
+    /// Tags likewise.
+    tags: u32,
     plans: Vec<FuncPlan>,
 }
 
 impl Analysis {
     fn run(wasm: &[u8], u: &mut Unstructured) -> Result<Analysis> {
         let mut validator = Validator::new_with_features(crate::case::Profile::Gc.features());
-        let mut a =
-            Analysis { types: Vec::new(), func_imports: 0, gc_import: None, globals: 0, tables: 0, plans: Vec::new() };
+        let mut a = Analysis {
+            types: Vec::new(),
+            func_imports: 0,
+            gc_import: None,
+            globals: 0,
+            tables: 0,
+            tags: 0,
+            plans: Vec::new(),
+        };
         let mut id_to_index: HashMap<wasmparser::types::CoreTypeId, u32> = HashMap::new();
+        // Fresh objects at entry in three modules of five: a case that
+        // allocates at all costs its stores a GC heap (see README).
+        let mut with_entries = None;
         for payload in Parser::new(0).parse_all(wasm) {
             let payload = payload?;
             match &payload {
@@ -189,12 +211,14 @@ impl Analysis {
                             }
                             wasmparser::TypeRef::Global(_) => a.globals += 1,
                             wasmparser::TypeRef::Table(_) => a.tables += 1,
+                            wasmparser::TypeRef::Tag(_) => a.tags += 1,
                             _ => {}
                         }
                     }
                 }
                 Payload::GlobalSection(reader) => a.globals += reader.count(),
                 Payload::TableSection(reader) => a.tables += reader.count(),
+                Payload::TagSection(reader) => a.tags += reader.count(),
                 _ => {}
             }
             let valid = validator.payload(&payload)?;
@@ -206,7 +230,8 @@ impl Analysis {
             }
             if let ValidPayload::Func(func, body) = valid {
                 let mut v = func.into_validator(Default::default());
-                a.plans.push(plan_function(&mut v, &body, &id_to_index, &a.types, u)?);
+                let with_entries = *with_entries.get_or_insert_with(|| u.ratio(3, 5).unwrap_or(false));
+                a.plans.push(plan_function(&mut v, &body, &id_to_index, &a.types, with_entries, u)?);
             }
         }
         Ok(a)
@@ -255,6 +280,7 @@ fn plan_function(
     body: &wasmparser::FunctionBody,
     ids: &HashMap<wasmparser::types::CoreTypeId, u32>,
     types: &[SubType],
+    with_entries: bool,
     u: &mut Unstructured,
 ) -> Result<FuncPlan> {
     let mut locals = body.get_locals_reader()?;
@@ -267,13 +293,17 @@ fn plan_function(
     }
     let total = (0..).take_while(|i| v.get_local_type(*i).is_some()).count() as u32;
     let mut plan = FuncPlan { params: total - declared, ..FuncPlan::default() };
-    if u.ratio(2, 3).unwrap_or(false) {
+    if with_entries && u.ratio(2, 3).unwrap_or(false) {
         let fillable: Vec<u32> = (0..types.len() as u32).filter(|&i| fillable(i, types)).collect();
         let fresh = match u.choose(&fillable) {
             Ok(&i) if u.ratio(1, 2).unwrap_or(false) => Fresh::Module(i, u.int_in_range(0..=8).unwrap_or(1)),
             _ => Fresh::Own(u.arbitrary().unwrap_or(0x5eed)),
         };
-        plan.entry = Some((fresh, Via::draw(u)));
+        let throw = crate::line::has(crate::line::Cap::Exceptions) && u.ratio(1, 2).unwrap_or(false);
+        // A collection at every entry would spend the instance's budget
+        // early (and halved throughput): a quarter of them collect.
+        let via = if u.ratio(1, 4).unwrap_or(false) { Some(Via::draw(u)) } else { None };
+        plan.entry = Some(Entry { fresh, via, throw });
     }
     let mut ops = body.get_operators_reader()?;
     let mut index = 0;
@@ -379,11 +409,15 @@ struct Encoder<'a> {
     gc_type: u32,
     /// The added table holding `$gc`, for `call_indirect`.
     gc_table: u32,
-    /// The pass's own struct type (see [`Fresh::Own`]).
+    /// The pass's own struct type (see [`Fresh::Own`]), then the type of
+    /// its tag, whose payload is one `anyref`.
     own_type: u32,
+    /// The pass's tag, when the line has exceptions.
+    tag: Option<u32>,
     add_import: bool,
     import_done: bool,
     table_done: bool,
+    tag_done: bool,
     observe_global: u32,
     /// Types appended for block-parameter sequences, by reference type.
     block_types: Vec<(wasmparser::RefType, u32)>,
@@ -406,9 +440,11 @@ impl<'a> Encoder<'a> {
             gc_type: a.gc_import.map_or(empty_func_type, |(_, t)| t),
             gc_table: a.tables,
             own_type: empty_func_type + 1,
+            tag: crate::line::has(crate::line::Cap::Exceptions).then_some(a.tags),
             add_import: a.gc_import.is_none(),
             import_done: false,
             table_done: false,
+            tag_done: false,
             observe_global: a.globals,
             block_types,
             next_function: 0,
@@ -426,6 +462,17 @@ impl<'a> Encoder<'a> {
         };
         tables.table_with_init(ty, &wasm_encoder::ConstExpr::ref_func(self.gc));
         self.table_done = true;
+    }
+
+    /// The pass's tag, `(tag (param anyref))`.
+    fn emit_tag(&mut self, tags: &mut wasm_encoder::TagSection) {
+        if self.tag.is_some() {
+            tags.tag(wasm_encoder::TagType {
+                kind: wasm_encoder::TagKind::Exception,
+                func_type_idx: self.own_type + 1,
+            });
+        }
+        self.tag_done = true;
     }
 
     fn emit_import(&mut self, imports: &mut wasm_encoder::ImportSection) -> Result<(), ReencodeError> {
@@ -474,6 +521,7 @@ impl Reencode for Encoder<'_> {
             element_type: wasm_encoder::StorageType::Val(ValType::I64),
             mutable: true,
         }]);
+        types.ty().function([ValType::Ref(wasm_encoder::RefType::ANYREF)], []);
         Ok(())
     }
 
@@ -484,6 +532,16 @@ impl Reencode for Encoder<'_> {
     ) -> Result<(), ReencodeError> {
         utils::parse_table_section(self, tables, section)?;
         self.emit_table(tables);
+        Ok(())
+    }
+
+    fn parse_tag_section(
+        &mut self,
+        tags: &mut wasm_encoder::TagSection,
+        section: wasmparser::TagSectionReader<'_>,
+    ) -> Result<(), ReencodeError> {
+        utils::parse_tag_section(self, tags, section)?;
+        self.emit_tag(tags);
         Ok(())
     }
 
@@ -537,6 +595,16 @@ impl Reencode for Encoder<'_> {
             self.emit_table(&mut tables);
             module.section(&tables);
         }
+        // And the tag section.
+        let after_tags = matches!(
+            before,
+            Some(S::Global | S::Export | S::Start | S::Element | S::DataCount | S::Code | S::Data) | None
+        );
+        if !self.tag_done && after_tags && self.tag.is_some() {
+            let mut tags = wasm_encoder::TagSection::new();
+            self.emit_tag(&mut tags);
+            module.section(&tags);
+        }
         Ok(())
     }
 
@@ -588,11 +656,12 @@ impl Reencode for Encoder<'_> {
             let t = self.encode_val(site.ty);
             locals.push((2, t));
         }
-        // Then an i32 scratch local and the entry object's local.
+        // Then two i32 scratch locals (a length; whether a collection ran)
+        // and the entry object's local.
         let scratch = first_new + 2 * sites.len() as u32;
-        locals.push((1, ValType::I32));
+        locals.push((2, ValType::I32));
         let entry = plan.entry;
-        if let Some((fresh, _)) = entry {
+        if let Some(Entry { fresh, .. }) = entry {
             let index = match fresh {
                 Fresh::Own(_) => self.own_type,
                 Fresh::Module(index, _) => index,
@@ -600,8 +669,8 @@ impl Reencode for Encoder<'_> {
             locals.push((1, self.encode_val(fresh_ref(index))));
         }
         let mut f = wasm_encoder::Function::new(locals);
-        if let Some((fresh, via)) = entry {
-            self.emit_entry(&mut f, fresh, via, scratch + 1, scratch);
+        if let Some(entry) = entry {
+            self.emit_entry(&mut f, entry, scratch + 2, scratch);
         }
         let gc_before = plan.gc_before.clone();
         let mut ops = func.get_operators_reader()?;
@@ -609,7 +678,7 @@ impl Reencode for Encoder<'_> {
         while !ops.eof() {
             let op = ops.read()?;
             if let Some((_, via)) = gc_before.iter().find(|(i, _)| *i == index) {
-                self.collect(&mut f, *via);
+                self.collect(&mut f, *via, scratch + 1);
             }
             f.instruction(&self.instruction(op)?);
             for (k, site) in sites.iter().enumerate().filter(|(_, s)| s.after == index) {

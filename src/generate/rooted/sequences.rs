@@ -3,7 +3,7 @@
 //! call, the fresh object at a function's entry and the allocations that
 //! reuse a freed object's memory before the observation reads it.
 
-use super::{Encoder, Fresh, Site, Template, Via, fillable, filler, filler_value, fresh_ref};
+use super::{Encoder, Entry, Fresh, Site, Template, Via, fillable, filler, filler_value, fresh_ref};
 use wasm_encoder::{BlockType, HeapType, Instruction, ValType};
 use wasmparser::{CompositeInnerType, StorageType};
 
@@ -124,12 +124,17 @@ impl Encoder<'_> {
         f.instruction(&Instruction::GlobalSet(self.observe_global));
     }
 
-    /// `call $gc` (by `via`) while the collection budget lasts:
-    /// stack-neutral, so the references around it stay live across it.
-    pub(super) fn collect(&self, f: &mut wasm_encoder::Function, via: Via) {
+    /// `call $gc` (by `via`) while the collection budget lasts, setting the
+    /// `i32` local `collected` to whether it ran: stack-neutral, so the
+    /// references around it stay live across it.
+    pub(super) fn collect(&self, f: &mut wasm_encoder::Function, via: Via, collected: u32) {
         let budget = self.observe_global + 1;
+        f.instruction(&Instruction::I32Const(0));
+        f.instruction(&Instruction::LocalSet(collected));
         f.instruction(&Instruction::GlobalGet(budget));
         f.instruction(&Instruction::If(BlockType::Empty));
+        f.instruction(&Instruction::I32Const(1));
+        f.instruction(&Instruction::LocalSet(collected));
         f.instruction(&Instruction::GlobalGet(budget));
         f.instruction(&Instruction::I32Const(1));
         f.instruction(&Instruction::I32Sub);
@@ -168,25 +173,31 @@ impl Encoder<'_> {
     }
 
     /// After a collection, two objects of the type of the reference in
-    /// `local` (arrays: of its length, up to 4096), filled with values no
+    /// `local` (arrays: of its length, up to 256), filled with values no
     /// default has, so a freed object's memory is reused before `observe`
-    /// reads it. `scratch` is an `i32` local.
+    /// reads it: only when the collection before it ran (the `i32` local
+    /// `collected`, the `i32` local after `scratch`), so allocations in a
+    /// hot loop stay within the collection budget.
     pub(super) fn reuse(&self, f: &mut wasm_encoder::Function, local: u32, r: wasmparser::RefType, scratch: u32) {
+        let collected = scratch + 1;
         let Some(index) = (match r.heap_type() {
             wasmparser::HeapType::Concrete(i) => i.as_module_index(),
             _ => None,
         }) else {
             return;
         };
+        if index != self.own_type && !fillable(index, &self.a.types) {
+            return;
+        }
+        f.instruction(&Instruction::LocalGet(collected));
+        f.instruction(&Instruction::If(BlockType::Empty));
         if index == self.own_type {
             for _ in 0..2 {
                 f.instruction(&Instruction::I64Const(!0x5a5a));
                 f.instruction(&Instruction::StructNew(self.own_type));
                 f.instruction(&Instruction::Drop);
             }
-            return;
-        }
-        if !fillable(index, &self.a.types) {
+            f.instruction(&Instruction::End);
             return;
         }
         if let CompositeInnerType::Array(_) = &self.a.sub_type(index).expect("known type").composite_type.inner {
@@ -199,10 +210,10 @@ impl Encoder<'_> {
             f.instruction(&Instruction::ArrayLen);
             f.instruction(&Instruction::End);
             f.instruction(&Instruction::LocalTee(scratch));
-            f.instruction(&Instruction::I32Const(4096));
+            f.instruction(&Instruction::I32Const(256));
             f.instruction(&Instruction::I32GtU);
             f.instruction(&Instruction::If(BlockType::Empty));
-            f.instruction(&Instruction::I32Const(4096));
+            f.instruction(&Instruction::I32Const(256));
             f.instruction(&Instruction::LocalSet(scratch));
             f.instruction(&Instruction::End);
         }
@@ -210,18 +221,13 @@ impl Encoder<'_> {
             self.new_filled(f, index, scratch);
             f.instruction(&Instruction::Drop);
         }
+        f.instruction(&Instruction::End);
     }
 
     /// At entry: allocate the fresh object into `local`, collect, reuse,
     /// observe.
-    pub(super) fn emit_entry(
-        &mut self,
-        f: &mut wasm_encoder::Function,
-        fresh: Fresh,
-        via: Via,
-        local: u32,
-        scratch: u32,
-    ) {
+    pub(super) fn emit_entry(&mut self, f: &mut wasm_encoder::Function, entry: Entry, local: u32, scratch: u32) {
+        let Entry { fresh, via, throw } = entry;
         let index = match fresh {
             Fresh::Own(value) => {
                 f.instruction(&Instruction::I64Const(value));
@@ -236,12 +242,31 @@ impl Encoder<'_> {
             }
         };
         f.instruction(&Instruction::LocalSet(local));
-        self.collect(f, via);
+        if let Some(via) = via {
+            self.collect(f, via, scratch + 1);
+        }
         if let Fresh::Module(index, len) = fresh {
             self.write_fresh_array(f, index, len, local);
         }
         let r = fresh_ref(index);
-        self.reuse(f, local, r, scratch);
+        if via.is_some() {
+            self.reuse(f, local, r, scratch);
+        }
+        if let (true, Some(tag)) = (throw, self.tag) {
+            // Thrown and caught: the payload comes back as an `anyref`.
+            f.instruction(&Instruction::Block(BlockType::Result(ValType::Ref(wasm_encoder::RefType::ANYREF))));
+            f.instruction(&Instruction::TryTable(
+                BlockType::Empty,
+                vec![wasm_encoder::Catch::One { tag, label: 0 }].into(),
+            ));
+            f.instruction(&Instruction::LocalGet(local));
+            f.instruction(&Instruction::Throw(tag));
+            f.instruction(&Instruction::End);
+            f.instruction(&Instruction::Unreachable);
+            f.instruction(&Instruction::End);
+            f.instruction(&Instruction::RefCastNonNull(HeapType::Concrete(index)));
+            f.instruction(&Instruction::LocalSet(local));
+        }
         self.observe(f, local, r);
     }
 
@@ -289,14 +314,14 @@ impl Encoder<'_> {
         match site.template {
             Template::Local => {
                 f.instruction(&Instruction::LocalTee(t));
-                self.collect(f, site.via);
+                self.collect(f, site.via, scratch + 1);
                 self.reuse(f, t, site.ty, scratch);
                 self.observe(f, t, site.ty);
             }
             Template::BlockParam => {
                 let bt = self.block_types.iter().find(|(r, _)| *r == site.ty).expect("planned").1;
                 f.instruction(&Instruction::Block(BlockType::FunctionType(bt)));
-                self.collect(f, site.via);
+                self.collect(f, site.via, scratch + 1);
                 f.instruction(&Instruction::End);
                 f.instruction(&Instruction::LocalTee(t));
                 self.reuse(f, t, site.ty, scratch);
@@ -320,7 +345,7 @@ impl Encoder<'_> {
                 f.instruction(&Instruction::I32And);
                 f.instruction(&Instruction::TypedSelect(ty));
                 f.instruction(&Instruction::LocalSet(u_local));
-                self.collect(f, site.via);
+                self.collect(f, site.via, scratch + 1);
                 self.reuse(f, u_local, site.ty, scratch);
                 self.observe(f, u_local, site.ty);
                 f.instruction(&Instruction::LocalGet(t));
