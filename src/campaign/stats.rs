@@ -230,7 +230,6 @@ mod tests {
     /// hit.
     const UNCOVERED: &[(&str, &[&str])] = &[
         ("ArrayNewElem", &["host-gc", "alloc", "call", "call_indirect", "call_ref", "in-try", "throw"]),
-        ("StructGet", &["throw"]),
         ("ArrayGet", &["host-gc", "call_ref", "throw"]),
         ("use: StructSet", &["throw"]),
         ("use: ArraySet", &["alloc", "call", "in-try", "throw"]),
@@ -238,10 +237,8 @@ mod tests {
         ("use: ArrayCopy", &["alloc", "call", "in-try", "throw"]),
         ("use: ArrayInitData", &["host-gc", "alloc", "call", "call_indirect", "call_ref", "in-try", "throw"]),
         ("use: ArrayInitElem", &["host-gc", "alloc", "call", "call_indirect", "call_ref", "in-try", "throw"]),
-        ("use: RefEq", &["throw"]),
         ("use: TableSet", &["throw"]),
         ("use: GlobalSet", &["call_ref", "throw"]),
-        ("use: Throw", &["call", "in-try", "throw"]),
     ];
 
     #[test]
@@ -251,7 +248,7 @@ mod tests {
             UNCOVERED.iter().flat_map(|(row, cols)| cols.iter().map(move |c| format!("{row}|{c}"))).collect();
         let lost: Vec<String> = s.missed_cells().into_iter().filter(|k| !uncovered.contains(k)).collect();
         assert!(lost.is_empty(), "cells the default generator no longer reaches: {lost:?}");
-        // At least 60% of all cases allocate (README: 67.8%).
+        // At least 60% of all cases allocate (README: 75.9%).
         assert!(s.with_allocation * 100 >= 60 * s.modules, "{} of {} modules allocate", s.with_allocation, s.modules);
         // The matrix is not trivially full: a cell of a row nothing makes
         // stays empty.

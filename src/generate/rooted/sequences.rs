@@ -4,6 +4,7 @@
 //! reuse a freed object's memory before the observation reads it.
 
 use super::{Encoder, Entry, Fresh, Site, Template, Via, fillable, filler, filler_value, fresh_ref};
+use wasm_encoder::reencode::{Reencode, RoundtripReencoder};
 use wasm_encoder::{BlockType, HeapType, Instruction, ValType};
 use wasmparser::{CompositeInnerType, StorageType};
 
@@ -224,10 +225,17 @@ impl Encoder<'_> {
         f.instruction(&Instruction::End);
     }
 
-    /// At entry: allocate the fresh object into `local`, collect, reuse,
-    /// observe.
+    /// At entry, while the entry budget lasts: allocate the fresh object
+    /// into `local`, collect, reuse, observe.
     pub(super) fn emit_entry(&mut self, f: &mut wasm_encoder::Function, entry: Entry, local: u32, scratch: u32) {
         let Entry { fresh, via, throw } = entry;
+        let budget = self.observe_global + 2;
+        f.instruction(&Instruction::GlobalGet(budget));
+        f.instruction(&Instruction::If(BlockType::Empty));
+        f.instruction(&Instruction::GlobalGet(budget));
+        f.instruction(&Instruction::I32Const(1));
+        f.instruction(&Instruction::I32Sub);
+        f.instruction(&Instruction::GlobalSet(budget));
         let index = match fresh {
             Fresh::Own(value) => {
                 f.instruction(&Instruction::I64Const(value));
@@ -252,22 +260,33 @@ impl Encoder<'_> {
         if via.is_some() {
             self.reuse(f, local, r, scratch);
         }
-        if let (true, Some(tag)) = (throw, self.tag) {
-            // Thrown and caught: the payload comes back as an `anyref`.
-            f.instruction(&Instruction::Block(BlockType::Result(ValType::Ref(wasm_encoder::RefType::ANYREF))));
-            f.instruction(&Instruction::TryTable(
-                BlockType::Empty,
-                vec![wasm_encoder::Catch::One { tag, label: 0 }].into(),
-            ));
-            f.instruction(&Instruction::LocalGet(local));
-            f.instruction(&Instruction::Throw(tag));
-            f.instruction(&Instruction::End);
-            f.instruction(&Instruction::Unreachable);
-            f.instruction(&Instruction::End);
-            f.instruction(&Instruction::RefCastNonNull(HeapType::Concrete(index)));
-            f.instruction(&Instruction::LocalSet(local));
+        if throw {
+            self.throw_and_catch(f, local, r, local);
         }
         self.observe(f, local, r);
+        f.instruction(&Instruction::End);
+    }
+
+    /// Throws the reference in `from` as the pass's tag's `anyref` payload
+    /// inside a `try_table`, catches it and casts it back to `r` into `to`.
+    pub(super) fn throw_and_catch(&self, f: &mut wasm_encoder::Function, from: u32, r: wasmparser::RefType, to: u32) {
+        let tag = self.tag.expect("only planned on lines with exceptions");
+        f.instruction(&Instruction::Block(BlockType::Result(ValType::Ref(wasm_encoder::RefType::ANYREF))));
+        f.instruction(&Instruction::TryTable(
+            BlockType::Empty,
+            vec![wasm_encoder::Catch::One { tag, label: 0 }].into(),
+        ));
+        f.instruction(&Instruction::LocalGet(from));
+        f.instruction(&Instruction::Throw(tag));
+        f.instruction(&Instruction::End);
+        f.instruction(&Instruction::Unreachable);
+        f.instruction(&Instruction::End);
+        let heap = RoundtripReencoder.heap_type(r.heap_type()).expect("heap types re-encode");
+        f.instruction(&match r.is_nullable() {
+            true => Instruction::RefCastNullable(heap),
+            false => Instruction::RefCastNonNull(heap),
+        });
+        f.instruction(&Instruction::LocalSet(to));
     }
 
     /// After the collection, writes to a fresh array of a mutable element
@@ -326,6 +345,21 @@ impl Encoder<'_> {
                 f.instruction(&Instruction::LocalTee(t));
                 self.reuse(f, t, site.ty, scratch);
                 self.observe(f, t, site.ty);
+            }
+            Template::Throw => {
+                // Throwing unwinds through the runtime: out of a hot loop's
+                // reach, it spends the collection budget.
+                let budget = self.observe_global + 1;
+                f.instruction(&Instruction::LocalTee(t));
+                f.instruction(&Instruction::GlobalGet(budget));
+                f.instruction(&Instruction::If(BlockType::Empty));
+                f.instruction(&Instruction::GlobalGet(budget));
+                f.instruction(&Instruction::I32Const(1));
+                f.instruction(&Instruction::I32Sub);
+                f.instruction(&Instruction::GlobalSet(budget));
+                self.throw_and_catch(f, t, site.ty, u_local);
+                self.observe(f, u_local, site.ty);
+                f.instruction(&Instruction::End);
             }
             Template::Select => {
                 let wasmparser::HeapType::Concrete(i) = site.ty.heap_type() else { unreachable!("planned") };
