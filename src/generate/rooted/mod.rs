@@ -415,6 +415,28 @@ fn fresh_ref(index: u32) -> wasmparser::RefType {
         .expect("a small type index fits")
 }
 
+/// Where a section goes in a module's binary order (custom sections, which
+/// may go anywhere, come first: nothing is placed before them).
+fn order(id: wasm_encoder::SectionId) -> u8 {
+    use wasm_encoder::SectionId as S;
+    match id {
+        S::Custom => 0,
+        S::Type => 1,
+        S::Import => 2,
+        S::Function => 3,
+        S::Table => 4,
+        S::Memory => 5,
+        S::Tag => 6,
+        S::Global => 7,
+        S::Export => 8,
+        S::Start => 9,
+        S::Element => 10,
+        S::DataCount => 11,
+        S::Code => 12,
+        S::Data => 13,
+    }
+}
+
 /// Phase two: re-encode with the plan applied.
 struct Encoder<'a> {
     a: &'a Analysis,
@@ -575,47 +597,20 @@ impl Reencode for Encoder<'_> {
         _after: Option<wasm_encoder::SectionId>,
         before: Option<wasm_encoder::SectionId>,
     ) -> Result<(), ReencodeError> {
-        use wasm_encoder::SectionId as S;
-        // No import section in the input: add one before the first section
-        // that must come after it.
-        let after_imports = matches!(
-            before,
-            Some(
-                S::Function
-                    | S::Table
-                    | S::Memory
-                    | S::Tag
-                    | S::Global
-                    | S::Export
-                    | S::Start
-                    | S::Element
-                    | S::DataCount
-                    | S::Code
-                    | S::Data
-            ) | None
-        );
-        if !self.import_done && after_imports {
+        // A section the input lacks goes before the first section that
+        // must come after it.
+        let later = |than: wasm_encoder::SectionId| before.is_none_or(|b| order(b) > order(than));
+        if !self.import_done && later(wasm_encoder::SectionId::Import) {
             let mut imports = wasm_encoder::ImportSection::new();
             self.emit_import(&mut imports)?;
             module.section(&imports);
         }
-        // Likewise the table section.
-        let after_tables = matches!(
-            before,
-            Some(S::Memory | S::Tag | S::Global | S::Export | S::Start | S::Element | S::DataCount | S::Code | S::Data)
-                | None
-        );
-        if !self.table_done && after_tables {
+        if !self.table_done && later(wasm_encoder::SectionId::Table) {
             let mut tables = wasm_encoder::TableSection::new();
             self.emit_table(&mut tables);
             module.section(&tables);
         }
-        // And the tag section.
-        let after_tags = matches!(
-            before,
-            Some(S::Global | S::Export | S::Start | S::Element | S::DataCount | S::Code | S::Data) | None
-        );
-        if !self.tag_done && after_tags && self.tag.is_some() {
+        if !self.tag_done && self.tag.is_some() && later(wasm_encoder::SectionId::Tag) {
             let mut tags = wasm_encoder::TagSection::new();
             self.emit_tag(&mut tags);
             module.section(&tags);

@@ -125,21 +125,26 @@ impl Encoder<'_> {
         f.instruction(&Instruction::GlobalSet(self.observe_global));
     }
 
-    /// `call $gc` (by `via`) while the collection budget lasts, setting the
-    /// `i32` local `collected` to whether it ran: stack-neutral, so the
-    /// references around it stay live across it.
-    pub(super) fn collect(&self, f: &mut wasm_encoder::Function, via: Via, collected: u32) {
-        let budget = self.observe_global + 1;
-        f.instruction(&Instruction::I32Const(0));
-        f.instruction(&Instruction::LocalSet(collected));
+    /// `if` the budget in global `budget` lasts, spending one of it: the
+    /// caller emits the body and its `end`.
+    fn open_budget(&self, f: &mut wasm_encoder::Function, budget: u32) {
         f.instruction(&Instruction::GlobalGet(budget));
         f.instruction(&Instruction::If(BlockType::Empty));
-        f.instruction(&Instruction::I32Const(1));
-        f.instruction(&Instruction::LocalSet(collected));
         f.instruction(&Instruction::GlobalGet(budget));
         f.instruction(&Instruction::I32Const(1));
         f.instruction(&Instruction::I32Sub);
         f.instruction(&Instruction::GlobalSet(budget));
+    }
+
+    /// `call $gc` (by `via`) while the collection budget lasts, setting the
+    /// `i32` local `collected` to whether it ran: stack-neutral, so the
+    /// references around it stay live across it.
+    pub(super) fn collect(&self, f: &mut wasm_encoder::Function, via: Via, collected: u32) {
+        f.instruction(&Instruction::I32Const(0));
+        f.instruction(&Instruction::LocalSet(collected));
+        self.open_budget(f, self.observe_global + 1);
+        f.instruction(&Instruction::I32Const(1));
+        f.instruction(&Instruction::LocalSet(collected));
         match via {
             Via::Call => f.instruction(&Instruction::Call(self.gc)),
             Via::CallIndirect => {
@@ -229,13 +234,7 @@ impl Encoder<'_> {
     /// into `local`, collect, reuse, observe.
     pub(super) fn emit_entry(&mut self, f: &mut wasm_encoder::Function, entry: Entry, local: u32, scratch: u32) {
         let Entry { fresh, via, throw } = entry;
-        let budget = self.observe_global + 2;
-        f.instruction(&Instruction::GlobalGet(budget));
-        f.instruction(&Instruction::If(BlockType::Empty));
-        f.instruction(&Instruction::GlobalGet(budget));
-        f.instruction(&Instruction::I32Const(1));
-        f.instruction(&Instruction::I32Sub);
-        f.instruction(&Instruction::GlobalSet(budget));
+        self.open_budget(f, self.observe_global + 2);
         let index = match fresh {
             Fresh::Own(value) => {
                 f.instruction(&Instruction::I64Const(value));
@@ -349,14 +348,8 @@ impl Encoder<'_> {
             Template::Throw => {
                 // Throwing unwinds through the runtime: out of a hot loop's
                 // reach, it spends the collection budget.
-                let budget = self.observe_global + 1;
                 f.instruction(&Instruction::LocalTee(t));
-                f.instruction(&Instruction::GlobalGet(budget));
-                f.instruction(&Instruction::If(BlockType::Empty));
-                f.instruction(&Instruction::GlobalGet(budget));
-                f.instruction(&Instruction::I32Const(1));
-                f.instruction(&Instruction::I32Sub);
-                f.instruction(&Instruction::GlobalSet(budget));
+                self.open_budget(f, self.observe_global + 1);
                 self.throw_and_catch(f, t, site.ty, u_local);
                 self.observe(f, u_local, site.ty);
                 f.instruction(&Instruction::End);
