@@ -242,6 +242,10 @@ mod tests {
     ];
 
     #[test]
+    #[cfg_attr(
+        not(all(wasmtime_zeal, wasmtime_exceptions)),
+        ignore = "the uncovered cells were measured on 48.0.8; a line without zeal or exceptions reaches fewer"
+    )]
     fn the_default_generator_keeps_its_reach() {
         let s = measure(Generator::Rooted, 0, 1000);
         let uncovered: Vec<String> =

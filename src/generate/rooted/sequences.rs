@@ -3,7 +3,7 @@
 //! call, the fresh object at a function's entry and the allocations that
 //! reuse a freed object's memory before the observation reads it.
 
-use super::{Encoder, Entry, Fresh, Site, Template, Via, fillable, filler, filler_value, fresh_ref};
+use super::{Encoder, Entry, Fresh, Site, Template, Via, fillable, filler_value, fresh_ref};
 use wasm_encoder::reencode::{Reencode, RoundtripReencoder};
 use wasm_encoder::{BlockType, HeapType, Instruction, ValType};
 use wasmparser::{CompositeInnerType, StorageType};
@@ -159,18 +159,19 @@ impl Encoder<'_> {
         f.instruction(&Instruction::End);
     }
 
-    /// Allocates a module type `index` object of [`filler`] values; an
-    /// array's length is in local `len`.
-    pub(super) fn new_filled(&self, f: &mut wasm_encoder::Function, index: u32, len: u32) {
+    /// Allocates a module type `index` object of [`filler_value`]s (the
+    /// `second` ones for a fresh object, which the reuse allocations must
+    /// not repeat); an array's length is in local `len`.
+    pub(super) fn new_filled(&self, f: &mut wasm_encoder::Function, index: u32, len: u32, second: bool) {
         match &self.a.sub_type(index).expect("known type").composite_type.inner {
             CompositeInnerType::Struct(s) => {
                 for field in s.fields.iter() {
-                    f.instruction(&filler(&field.element_type).expect("fillable"));
+                    f.instruction(&filler_value(&field.element_type, second).expect("fillable"));
                 }
                 f.instruction(&Instruction::StructNew(index));
             }
             CompositeInnerType::Array(a) => {
-                f.instruction(&filler(&a.0.element_type).expect("fillable"));
+                f.instruction(&filler_value(&a.0.element_type, second).expect("fillable"));
                 f.instruction(&Instruction::LocalGet(len));
                 f.instruction(&Instruction::ArrayNew(index));
             }
@@ -224,7 +225,7 @@ impl Encoder<'_> {
             f.instruction(&Instruction::End);
         }
         for _ in 0..2 {
-            self.new_filled(f, index, scratch);
+            self.new_filled(f, index, scratch, false);
             f.instruction(&Instruction::Drop);
         }
         f.instruction(&Instruction::End);
@@ -244,7 +245,7 @@ impl Encoder<'_> {
             Fresh::Module(index, len) => {
                 f.instruction(&Instruction::I32Const(len));
                 f.instruction(&Instruction::LocalSet(scratch));
-                self.new_filled(f, index, scratch);
+                self.new_filled(f, index, scratch, true);
                 index
             }
         };
