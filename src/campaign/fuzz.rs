@@ -22,7 +22,8 @@ thread_local! {
 }
 
 /// The `differential` target: generate a case from `data` (the default
-/// `rooted` generator), run it on its configurations in this process, and
+/// `rooted` generator; a binary module runs as it is, see [`input_case`]),
+/// run it on its configurations in this process, and
 /// panic on any finding that is not a known bug (that is how libFuzzer
 /// learns of it). Engine panics propagate as they are.
 pub fn differential(data: &[u8]) {
