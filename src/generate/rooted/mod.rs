@@ -438,6 +438,15 @@ fn order(id: wasm_encoder::SectionId) -> u8 {
     }
 }
 
+/// The two `i32` locals the pass adds to each function it rewrites.
+#[derive(Clone, Copy)]
+struct Scratch {
+    /// An array length.
+    len: u32,
+    /// Whether the last inserted collection ran (its budget lasted).
+    collected: u32,
+}
+
 /// Phase two: re-encode with the plan applied.
 struct Encoder<'a> {
     a: &'a Analysis,
@@ -447,9 +456,10 @@ struct Encoder<'a> {
     gc_type: u32,
     /// The added table holding `$gc`, for `call_indirect`.
     gc_table: u32,
-    /// The pass's own struct type (see [`Fresh::Own`]), then the type of
+    /// The pass's own struct type (see [`Fresh::Own`]), and the type of
     /// its tag, whose payload is one `anyref`.
     own_type: u32,
+    tag_type: u32,
     /// The pass's tag, when the line has exceptions.
     tag: Option<u32>,
     add_import: bool,
@@ -457,6 +467,10 @@ struct Encoder<'a> {
     table_done: bool,
     tag_done: bool,
     observe_global: u32,
+    /// The globals appended after it: the collection budget (collections
+    /// and throws) and the entry budget.
+    collection_budget: u32,
+    entry_budget: u32,
     /// Types appended for block-parameter sequences, by reference type.
     block_types: Vec<(wasmparser::RefType, u32)>,
     next_function: usize,
@@ -478,12 +492,15 @@ impl<'a> Encoder<'a> {
             gc_type: a.gc_import.map_or(empty_func_type, |(_, t)| t),
             gc_table: a.tables,
             own_type: empty_func_type + 1,
+            tag_type: empty_func_type + 2,
             tag: crate::line::has(crate::line::Cap::Exceptions).then_some(a.tags),
             add_import: a.gc_import.is_none(),
             import_done: false,
             table_done: false,
             tag_done: false,
             observe_global: a.globals,
+            collection_budget: a.globals + 1,
+            entry_budget: a.globals + 2,
             block_types,
             next_function: 0,
         }
@@ -505,10 +522,7 @@ impl<'a> Encoder<'a> {
     /// The pass's tag, `(tag (param anyref))`.
     fn emit_tag(&mut self, tags: &mut wasm_encoder::TagSection) {
         if self.tag.is_some() {
-            tags.tag(wasm_encoder::TagType {
-                kind: wasm_encoder::TagKind::Exception,
-                func_type_idx: self.own_type + 1,
-            });
+            tags.tag(wasm_encoder::TagType { kind: wasm_encoder::TagKind::Exception, func_type_idx: self.tag_type });
         }
         self.tag_done = true;
     }
@@ -671,21 +685,17 @@ impl Reencode for Encoder<'_> {
             let t = self.encode_val(site.ty);
             locals.push((2, t));
         }
-        // Then two i32 scratch locals (a length; whether a collection ran)
-        // and the entry object's local.
-        let scratch = first_new + 2 * sites.len() as u32;
+        // Then the two i32 scratch locals and the entry object's local.
+        let len = first_new + 2 * sites.len() as u32;
+        let scratch = Scratch { len, collected: len + 1 };
         locals.push((2, ValType::I32));
         let entry = plan.entry;
         if let Some(Entry { fresh, .. }) = entry {
-            let index = match fresh {
-                Fresh::Own(_) => self.own_type,
-                Fresh::Module(index, _) => index,
-            };
-            locals.push((1, self.encode_val(fresh_ref(index))));
+            locals.push((1, self.encode_val(fresh_ref(self.fresh_type(fresh)))));
         }
         let mut f = wasm_encoder::Function::new(locals);
         if let Some(entry) = entry {
-            self.emit_entry(&mut f, entry, scratch + 2, scratch);
+            self.emit_entry(&mut f, entry, len + 2, scratch);
         }
         let gc_before = plan.gc_before.clone();
         let mut ops = func.get_operators_reader()?;
@@ -693,7 +703,7 @@ impl Reencode for Encoder<'_> {
         while !ops.eof() {
             let op = ops.read()?;
             if let Some((_, via)) = gc_before.iter().find(|(i, _)| *i == index) {
-                self.collect(&mut f, *via, scratch + 1);
+                self.collect(&mut f, *via, scratch.collected);
             }
             f.instruction(&self.instruction(op)?);
             for (k, site) in sites.iter().enumerate().filter(|(_, s)| s.after == index) {

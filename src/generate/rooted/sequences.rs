@@ -3,7 +3,7 @@
 //! call, the fresh object at a function's entry and the allocations that
 //! reuse a freed object's memory before the observation reads it.
 
-use super::{Encoder, Entry, Fresh, Site, Template, Via, fillable, filler_value, fresh_ref};
+use super::{Encoder, Entry, Fresh, Scratch, Site, Template, Via, fillable, filler_value, fresh_ref};
 use wasm_encoder::reencode::{Reencode, RoundtripReencoder};
 use wasm_encoder::{BlockType, HeapType, Instruction, ValType};
 use wasmparser::{CompositeInnerType, StorageType};
@@ -142,7 +142,7 @@ impl Encoder<'_> {
     pub(super) fn collect(&self, f: &mut wasm_encoder::Function, via: Via, collected: u32) {
         f.instruction(&Instruction::I32Const(0));
         f.instruction(&Instruction::LocalSet(collected));
-        self.open_budget(f, self.observe_global + 1);
+        self.open_budget(f, self.collection_budget);
         f.instruction(&Instruction::I32Const(1));
         f.instruction(&Instruction::LocalSet(collected));
         match via {
@@ -182,11 +182,11 @@ impl Encoder<'_> {
     /// After a collection, two objects of the type of the reference in
     /// `local` (arrays: of its length, up to 256), filled with values no
     /// default has, so a freed object's memory is reused before `observe`
-    /// reads it: only when the collection before it ran (the `i32` local
-    /// `collected`, the `i32` local after `scratch`), so allocations in a
-    /// hot loop stay within the collection budget.
-    pub(super) fn reuse(&self, f: &mut wasm_encoder::Function, local: u32, r: wasmparser::RefType, scratch: u32) {
-        let collected = scratch + 1;
+    /// reads it: only when the collection before it ran
+    /// (`scratch.collected`), so allocations in a hot loop stay within the
+    /// collection budget.
+    pub(super) fn reuse(&self, f: &mut wasm_encoder::Function, local: u32, r: wasmparser::RefType, scratch: Scratch) {
+        let Scratch { len: scratch, collected } = scratch;
         let Some(index) = (match r.heap_type() {
             wasmparser::HeapType::Concrete(i) => i.as_module_index(),
             _ => None,
@@ -231,27 +231,34 @@ impl Encoder<'_> {
         f.instruction(&Instruction::End);
     }
 
+    /// The type of a fresh object.
+    pub(super) fn fresh_type(&self, fresh: Fresh) -> u32 {
+        match fresh {
+            Fresh::Own(_) => self.own_type,
+            Fresh::Module(index, _) => index,
+        }
+    }
+
     /// At entry, while the entry budget lasts: allocate the fresh object
     /// into `local`, collect, reuse, observe.
-    pub(super) fn emit_entry(&mut self, f: &mut wasm_encoder::Function, entry: Entry, local: u32, scratch: u32) {
+    pub(super) fn emit_entry(&mut self, f: &mut wasm_encoder::Function, entry: Entry, local: u32, scratch: Scratch) {
         let Entry { fresh, via, throw } = entry;
-        self.open_budget(f, self.observe_global + 2);
-        let index = match fresh {
+        self.open_budget(f, self.entry_budget);
+        let index = self.fresh_type(fresh);
+        match fresh {
             Fresh::Own(value) => {
                 f.instruction(&Instruction::I64Const(value));
                 f.instruction(&Instruction::StructNew(self.own_type));
-                self.own_type
             }
             Fresh::Module(index, len) => {
                 f.instruction(&Instruction::I32Const(len));
-                f.instruction(&Instruction::LocalSet(scratch));
-                self.new_filled(f, index, scratch, true);
-                index
+                f.instruction(&Instruction::LocalSet(scratch.len));
+                self.new_filled(f, index, scratch.len, true);
             }
-        };
+        }
         f.instruction(&Instruction::LocalSet(local));
         if let Some(via) = via {
-            self.collect(f, via, scratch + 1);
+            self.collect(f, via, scratch.collected);
         }
         if let Fresh::Module(index, len) = fresh {
             self.write_fresh_array(f, index, len, local);
@@ -327,20 +334,20 @@ impl Encoder<'_> {
         site: &Site,
         t: u32,
         u_local: u32,
-        scratch: u32,
+        scratch: Scratch,
     ) {
         let ty = self.encode_val(site.ty);
         match site.template {
             Template::Local => {
                 f.instruction(&Instruction::LocalTee(t));
-                self.collect(f, site.via, scratch + 1);
+                self.collect(f, site.via, scratch.collected);
                 self.reuse(f, t, site.ty, scratch);
                 self.observe(f, t, site.ty);
             }
             Template::BlockParam => {
                 let bt = self.block_types.iter().find(|(r, _)| *r == site.ty).expect("planned").1;
                 f.instruction(&Instruction::Block(BlockType::FunctionType(bt)));
-                self.collect(f, site.via, scratch + 1);
+                self.collect(f, site.via, scratch.collected);
                 f.instruction(&Instruction::End);
                 f.instruction(&Instruction::LocalTee(t));
                 self.reuse(f, t, site.ty, scratch);
@@ -350,7 +357,7 @@ impl Encoder<'_> {
                 // Throwing unwinds through the runtime: out of a hot loop's
                 // reach, it spends the collection budget.
                 f.instruction(&Instruction::LocalTee(t));
-                self.open_budget(f, self.observe_global + 1);
+                self.open_budget(f, self.collection_budget);
                 self.throw_and_catch(f, t, site.ty, u_local);
                 self.observe(f, u_local, site.ty);
                 f.instruction(&Instruction::End);
@@ -373,7 +380,7 @@ impl Encoder<'_> {
                 f.instruction(&Instruction::I32And);
                 f.instruction(&Instruction::TypedSelect(ty));
                 f.instruction(&Instruction::LocalSet(u_local));
-                self.collect(f, site.via, scratch + 1);
+                self.collect(f, site.via, scratch.collected);
                 self.reuse(f, u_local, site.ty, scratch);
                 self.observe(f, u_local, site.ty);
                 f.instruction(&Instruction::LocalGet(t));
