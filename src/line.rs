@@ -18,6 +18,9 @@
 //! | single-pass register allocator | yes | yes | yes | no | yes |
 //! | internal-assert metadata (`WasmtimeBug`), `OutOfMemory` errors | yes | yes | no | no | no |
 //! | `Store::gc_heap_capacity` (the leak oracle's yardstick) | yes | yes | no | no | no |
+//! | `gc_heap_reservation` and the other GC heap tunables | yes | yes | no | no | no |
+//! | `Engine::get_*` (settings read back from an engine) | yes | yes | no | no | no |
+//! | `wasmtime::Inlining` modes (before: a flag) | yes | yes | no | no | no |
 
 /// One thing a Wasmtime line has or lacks. Harness capabilities first, then
 /// shapes of the API that changed between lines.
@@ -57,6 +60,15 @@ pub enum Cap {
     /// `Store::gc_heap_capacity`: how much GC heap a store holds, which bounds
     /// what Null allocated (see `oracle::leak`).
     GcHeapCapacity,
+    /// `Config::gc_heap_reservation`, `gc_heap_guard_size`,
+    /// `gc_heap_reservation_for_growth`, `gc_heap_may_move`.
+    GcHeapTunables,
+    /// `Engine::get_*`: what an engine's settings really are, so the harness
+    /// can check a drawn knob took effect.
+    EngineGetters,
+    /// `Config::compiler_inlining` takes a `wasmtime::Inlining` (on earlier
+    /// lines a `bool`).
+    InliningModes,
 }
 
 impl Cap {
@@ -76,6 +88,9 @@ impl Cap {
         Cap::WastOwnsStore,
         Cap::WastRunWast,
         Cap::GcHeapCapacity,
+        Cap::GcHeapTunables,
+        Cap::EngineGetters,
+        Cap::InliningModes,
     ];
 
     /// The `cfg` the build script emits when the line has this capability.
@@ -96,6 +111,9 @@ impl Cap {
             Cap::WastOwnsStore => "wasmtime_wast_owns_store",
             Cap::WastRunWast => "wasmtime_wast_run_wast",
             Cap::GcHeapCapacity => "wasmtime_gc_heap_capacity",
+            Cap::GcHeapTunables => "wasmtime_gc_heap_tunables",
+            Cap::EngineGetters => "wasmtime_engine_getters",
+            Cap::InliningModes => "wasmtime_inlining_modes",
         }
     }
 }
@@ -127,6 +145,9 @@ const NEWEST: &[Cap] = &[
     WastAsync,
     WastRunWast,
     GcHeapCapacity,
+    GcHeapTunables,
+    EngineGetters,
+    InliningModes,
 ];
 
 pub const LINES: &[Line] = &[

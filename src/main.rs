@@ -369,6 +369,10 @@ fn dispatch(command: Command) -> Result<ExitCode> {
                 let out = serde_json::json!({ "outcomes": report.outcomes, "findings": report.findings, "inconclusive": report.inconclusive });
                 println!("{}", serde_json::to_string_pretty(&out)?);
             } else {
+                if !opened.case.plan.knobs.is_empty() {
+                    let knobs = gcfuzz::case::knobs::describe(&opened.case.plan.knobs);
+                    println!("engine settings of the collecting Wasmtime configurations: {knobs}");
+                }
                 print!("{}", report::text::case_report(&report));
             }
             Ok(if report.findings.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })

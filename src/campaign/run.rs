@@ -90,6 +90,10 @@ pub struct Summary {
     /// Modules with at least one struct or array allocation.
     pub modules_with_gc: u64,
     pub modules_with_gc_share: f64,
+    /// Cases whose plan changed Wasmtime settings from their defaults
+    /// (`case::knobs`), and how often each knob was changed.
+    pub with_knobs: u64,
+    pub knobs_drawn: BTreeMap<String, u64>,
     pub engine_runs: BTreeMap<String, u64>,
     /// Seconds inside each configuration (compile, run, walk).
     pub engine_secs: BTreeMap<String, f64>,
@@ -136,11 +140,12 @@ impl Summary {
             n => format!(", {n} cases skipped by known bugs' avoid rules"),
         };
         format!(
-            "{} execs in {:.1}s ({:.1}/s), {:.0}% with GC allocations, {inconclusive} inconclusive, {} findings ({} new, {} known in {} cases ({:.3}%), {} unreproducible){avoided}; replay with --seed {}",
+            "{} execs in {:.1}s ({:.1}/s), {:.0}% with GC allocations, {:.0}% with changed engine settings, {inconclusive} inconclusive, {} findings ({} new, {} known in {} cases ({:.3}%), {} unreproducible){avoided}; replay with --seed {}",
             self.execs,
             self.elapsed_secs,
             self.execs_per_sec,
             100.0 * self.modules_with_gc_share,
+            100.0 * self.with_knobs as f64 / self.execs.max(1) as f64,
             self.findings.len(),
             self.count(Status::New),
             self.count(Status::Known),
@@ -416,6 +421,10 @@ fn job(
         let s = &mut t.summary;
         s.execs += 1;
         s.modules_with_gc += allocating as u64;
+        s.with_knobs += !case.plan.knobs.is_empty() as u64;
+        for knob in case.plan.knobs.keys() {
+            *s.knobs_drawn.entry(knob.name().to_string()).or_default() += 1;
+        }
         if let Some(why) = &report.inconclusive {
             s.inconclusive += 1;
             *s.inconclusive_by_reason.entry(why.clone()).or_default() += 1;

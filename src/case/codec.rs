@@ -99,8 +99,10 @@ fn split_plan(wasm: &[u8]) -> Result<(Vec<u8>, Option<Plan>)> {
                 let data = &wasm[body + body_reader.original_position() as usize..end];
                 let mut p: Plan = serde_json::from_slice(data).context("corrupt plan section")?;
                 // A reproducer from another Wasmtime line may name
-                // configurations this one lacks (see `line`).
+                // configurations or knobs this one lacks (see `line`).
                 p.configs.retain(|c| c.on_line());
+                p.knobs.retain(|k, _| k.on_line());
+                super::knobs::check(&p.knobs).context("plan section")?;
                 plan = Some(p);
                 offset = end;
                 continue;

@@ -1,7 +1,7 @@
 //! The execution plan: which exports to call with which arguments, host-forced
 //! collections, GC settings, and the configurations taking part.
 
-use super::{ConfigId, ModuleInfo, Profile};
+use super::{ConfigId, Knobs, ModuleInfo, Profile};
 use serde::{Deserialize, Serialize};
 use wasmparser::{HeapType, ValType};
 
@@ -45,6 +45,10 @@ pub struct Plan {
     pub zeal: Option<u32>,
     /// Initial GC heap size in bytes (engine default when absent).
     pub gc_heap_initial: Option<u64>,
+    /// Engine settings beyond collector, opt level and zeal, drawn per case
+    /// for the collecting Wasmtime configurations (`case::knobs`).
+    #[serde(default, skip_serializing_if = "Knobs::is_empty")]
+    pub knobs: Knobs,
     /// The configurations taking part; the first is the reference.
     pub configs: Vec<ConfigId>,
     /// Earlier cases to run first, in the same engines, for a bug that
@@ -84,7 +88,7 @@ impl Plan {
             configs.push(ConfigId::Wasmi);
         }
         configs.push(ConfigId::Interp);
-        Plan { profile, calls, zeal: Some(1), gc_heap_initial: None, configs, history: vec![] }
+        Plan { profile, calls, zeal: Some(1), gc_heap_initial: None, knobs: Knobs::new(), configs, history: vec![] }
     }
 }
 

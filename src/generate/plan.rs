@@ -2,6 +2,7 @@
 //! arguments, host-forced collections, zeal and heap settings, and the
 //! configurations taking part.
 
+use crate::case::knobs::{self, Knob, Knobs};
 use crate::case::{Arg, Call, ConfigId, ModuleInfo, Plan, Profile, arg_possible};
 use arbitrary::Unstructured;
 use wasmparser::{HeapType, ValType};
@@ -47,6 +48,7 @@ pub fn draw(profile: Profile, info: &ModuleInfo, u: &mut Unstructured) -> arbitr
         0 => Some(64 << 10),
         _ => None,
     };
+    let knobs = draw_knobs(u)?;
     let mut configs = vec![ConfigId::Null, ConfigId::Drc, ConfigId::Copying];
     configs.retain(|c| c.on_line());
     let variants: Vec<ConfigId> = ConfigId::VARIANTS.iter().copied().filter(|c| c.on_line()).collect();
@@ -55,7 +57,32 @@ pub fn draw(profile: Profile, info: &ModuleInfo, u: &mut Unstructured) -> arbitr
         configs.push(ConfigId::Wasmi);
     }
     configs.push(ConfigId::Interp);
-    Ok(Plan { profile, calls, zeal, gc_heap_initial, configs, history: vec![] })
+    Ok(Plan { profile, calls, zeal, gc_heap_initial, knobs, configs, history: vec![] })
+}
+
+/// Half the cases keep Wasmtime's defaults (the settings embedders run);
+/// the others change one to four knobs the line has, each to a value other
+/// than its default.
+fn draw_knobs(u: &mut Unstructured) -> arbitrary::Result<Knobs> {
+    let mut drawn = Knobs::new();
+    if u.ratio(1, 2)? {
+        return Ok(drawn);
+    }
+    let mut offered: Vec<Knob> = Knob::ALL.iter().copied().filter(|k| k.on_line()).collect();
+    for _ in 0..u.int_in_range(1..=4)? {
+        if offered.is_empty() {
+            break;
+        }
+        let knob = offered.remove(u.choose_index(offered.len())?);
+        let choice = u.choose(&knob.choices())?.clone();
+        drawn.insert(knob, choice);
+    }
+    // A pinned heap keeps the default reservation (see `case::knobs`).
+    if knobs::check(&drawn).is_err() {
+        drawn.remove(&Knob::GcHeapMayMove);
+    }
+    debug_assert!(knobs::check(&drawn).is_ok());
+    Ok(drawn)
 }
 
 fn draw_args(params: &[ValType], u: &mut Unstructured) -> arbitrary::Result<Vec<Arg>> {

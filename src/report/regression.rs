@@ -59,6 +59,10 @@ pub fn wast(case: &TestCase, signature: &str, reference: Option<&Outcome>, summa
             writeln!(out, ";; Found with gc_zeal_alloc_counter = {zeal} (a collection every {zeal} allocations).")?;
         }
     }
+    if !case.plan.knobs.is_empty() {
+        let knobs = crate::case::knobs::describe(&case.plan.knobs);
+        writeln!(out, ";; Found with these engine settings on the collecting configurations: {knobs}.")?;
+    }
     writeln!(
         out,
         ";; Expected results are those of {}.\n",

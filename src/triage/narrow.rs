@@ -3,6 +3,7 @@
 //! smallest setting printed as a `wasmtime` command line and a
 //! `wasmtime::Config` snippet.
 
+use crate::case::knobs::{self, Knob, Setting};
 use crate::case::{ConfigId, TestCase};
 use crate::engine::worker::Executor;
 use crate::oracle::{Finding, check_case};
@@ -20,6 +21,9 @@ pub struct Narrowed {
     pub zeal: Vec<(Option<u32>, bool)>,
     /// Initial GC heap sizes tried likewise.
     pub heap: Vec<(Option<u64>, bool)>,
+    /// Each knob of the plan the witness runs with, and whether the finding
+    /// still reproduces with that knob back at Wasmtime's default.
+    pub knobs: Vec<(Knob, Setting, bool)>,
     /// Whether the panic comes from a `debug_assert!` (`None`: unknown).
     pub needs_debug_assertions: Option<bool>,
 }
@@ -42,6 +46,12 @@ impl Narrowed {
     pub fn zeal_needed(&self) -> Option<Option<u32>> {
         let hits: Vec<Option<u32>> = self.zeal.iter().filter(|(_, hit)| *hit).map(|(z, _)| *z).collect();
         if hits.contains(&None) { Some(None) } else { hits.into_iter().max() }
+    }
+
+    /// The knobs the finding needs: those without which it does not
+    /// reproduce.
+    pub fn knobs_needed(&self) -> impl Iterator<Item = (Knob, &Setting)> {
+        self.knobs.iter().filter(|(_, _, without)| !without).map(|(k, s, _)| (*k, s))
     }
 }
 
@@ -66,6 +76,7 @@ pub fn narrow(case: &TestCase, finding: &Finding, exec: &mut dyn Executor) -> Re
         configs,
         zeal: Vec::new(),
         heap: Vec::new(),
+        knobs: Vec::new(),
         needs_debug_assertions: finding.crash.as_ref().and_then(|c| c.location.as_deref()).and_then(debug_assert_at),
     };
     if let Some(witness) = narrowed.witness() {
@@ -79,6 +90,12 @@ pub fn narrow(case: &TestCase, finding: &Finding, exec: &mut dyn Executor) -> Re
             c.plan.gc_heap_initial = heap;
             c.plan.zeal = narrowed.zeal_needed().unwrap_or(case.plan.zeal);
             narrowed.heap.push((heap, reproduces(&c, witness, exec)?));
+        }
+        for (knob, setting) in knobs::for_config(&case.plan.knobs, witness) {
+            let mut c = case.clone();
+            c.plan.knobs.remove(&knob);
+            c.plan.zeal = narrowed.zeal_needed().unwrap_or(case.plan.zeal);
+            narrowed.knobs.push((knob, setting, reproduces(&c, witness, exec)?));
         }
     }
     Ok(narrowed)
@@ -133,6 +150,18 @@ pub fn render(n: &Narrowed, module: &str) -> String {
     let heap: Vec<(String, bool)> =
         n.heap.iter().map(|(b, h)| (b.map_or("default".to_string(), |b| format!("{b} bytes")), *h)).collect();
     let _ = writeln!(out, "initial GC heap: {}", yes_no(&heap));
+    if !n.knobs.is_empty() {
+        let show = |want: bool| {
+            let names: Vec<String> = n
+                .knobs
+                .iter()
+                .filter(|(_, _, without)| *without != want)
+                .map(|(k, s, _)| knobs::describe(&[(*k, s.clone())].into()))
+                .collect();
+            or_none(names.join(", "))
+        };
+        let _ = writeln!(out, "engine settings: needed: {}; not needed: {}", show(true), show(false));
+    }
     let _ = writeln!(
         out,
         "debug assertions needed: {}",
@@ -163,12 +192,9 @@ pub fn render(n: &Narrowed, module: &str) -> String {
     let zeal = n.zeal_needed().flatten();
     let mut wasm_flags: Vec<String> = n.features.iter().map(|f| format!("{}=y", f.replace('_', "-"))).collect();
     wasm_flags.push("unknown-imports-trap=y".into());
-    let _ = writeln!(
-        out,
-        "\nwasmtime run -W {} {} --invoke <export> {module}",
-        wasm_flags.join(","),
-        cli_flags(witness).join(" ")
-    );
+    let mut flags: Vec<String> = cli_flags(witness).into_iter().map(String::from).collect();
+    flags.extend(n.knobs_needed().map(|(k, s)| k.cli(s)));
+    let _ = writeln!(out, "\nwasmtime run -W {} {} --invoke <export> {module}", wasm_flags.join(","), flags.join(" "));
     if zeal.is_some() {
         out.push_str("  (plus the zeal counter, which has no CLI flag: see the Config below)\n");
     }
@@ -196,6 +222,9 @@ pub fn render(n: &Narrowed, module: &str) -> String {
     }
     if let Some(Some(bytes)) = n.heap.iter().find(|(_, h)| *h).map(|(b, _)| *b) {
         let _ = writeln!(out, "config.gc_heap_initial_size({bytes});");
+    }
+    for (knob, setting) in n.knobs_needed() {
+        let _ = writeln!(out, "{}", knob.config_call(setting));
     }
     out
 }

@@ -10,12 +10,13 @@
 //! between lines are in `compat`).
 
 mod compat;
+mod knobs;
 pub mod locate;
 pub mod wast;
 
 use super::{CALL_FUEL, Engine, Instance, MEMORY_LIMIT, TABLE_LIMIT};
 use crate::case::host::{self, HostFunc};
-use crate::case::{Arg, Call, ConfigId, TestCase};
+use crate::case::{Arg, Call, ConfigId, Knobs, TestCase};
 use crate::line::{self, Cap};
 use crate::outcome::vocab::{self, ARRAY_ELEMS, HeapName, Numbering, StorageName, TABLE_ELEMS, TypeName, signature};
 use crate::outcome::{Exhausted, MemorySummary, Ref as Shape, State, Status, TableSummary, TrapClass, Value};
@@ -38,11 +39,17 @@ pub struct Host {
 pub type LinkerHook = fn(&mut Linker<Host>) -> wasmtime::Result<()>;
 
 /// Settings that need a separate `wasmtime::Engine`.
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Clone, PartialEq, Eq, Hash)]
 struct EngineKey {
     zeal: Option<u32>,
     gc_heap_initial: Option<u64>,
+    knobs: Knobs,
 }
+
+/// Engines a worker keeps per configuration: those of the default knobs
+/// are few and reused by most cases; one per drawn knob set would grow
+/// without bound.
+const KEPT_ENGINES: usize = 16;
 
 pub struct WasmtimeEngine {
     id: ConfigId,
@@ -65,8 +72,14 @@ impl WasmtimeEngine {
         self.id != ConfigId::Null
     }
 
-    /// The `wasmtime::Config` for this configuration and per-case settings.
-    pub fn config(id: ConfigId, zeal: Option<u32>, gc_heap_initial: Option<u64>) -> wasmtime::Result<Config> {
+    /// The `wasmtime::Config` for this configuration and per-case settings
+    /// (`knobs`: those `case::knobs::for_config` gives this configuration).
+    pub fn config(
+        id: ConfigId,
+        zeal: Option<u32>,
+        gc_heap_initial: Option<u64>,
+        knobs: &Knobs,
+    ) -> wasmtime::Result<Config> {
         let mut c = Config::new();
         c.wasm_gc(true)
             .wasm_function_references(true)
@@ -75,6 +88,7 @@ impl WasmtimeEngine {
             .wasm_multi_memory(true)
             .wasm_extended_const(true)
             .consume_fuel(true);
+        knobs::apply(&mut c, knobs);
         c.collector(if id == ConfigId::Null { Collector::Null } else { Collector::DeferredReferenceCounting });
         if id == ConfigId::DrcO0 {
             c.cranelift_opt_level(OptLevel::None);
@@ -88,21 +102,27 @@ impl WasmtimeEngine {
     }
 
     fn engine(&mut self, case: &TestCase) -> wasmtime::Result<&(wasmtime::Engine, Linker<Host>)> {
+        let knobs = crate::case::knobs::for_config(&case.plan.knobs, self.id);
         let key = match line::has(Cap::Zeal) {
             true => EngineKey {
                 zeal: if self.collects() { case.plan.zeal } else { None },
                 gc_heap_initial: case.plan.gc_heap_initial,
+                knobs,
             },
-            false => EngineKey { zeal: None, gc_heap_initial: None },
+            false => EngineKey { zeal: None, gc_heap_initial: None, knobs },
         };
         if !self.engines.contains_key(&key) {
-            let engine = wasmtime::Engine::new(&Self::config(self.id, key.zeal, key.gc_heap_initial)?)?;
+            if self.engines.len() >= KEPT_ENGINES {
+                self.engines.retain(|k, _| k.knobs.is_empty());
+            }
+            let engine = wasmtime::Engine::new(&Self::config(self.id, key.zeal, key.gc_heap_initial, &key.knobs)?)?;
+            knobs::verify(&engine, &key.knobs).map_err(wasmtime::Error::msg)?;
             let mut linker = host_functions(&engine)?;
             if let Some(hook) = self.hook {
                 linker.allow_shadowing(true);
                 hook(&mut linker)?;
             }
-            self.engines.insert(key, (engine, linker));
+            self.engines.insert(key.clone(), (engine, linker));
         }
         Ok(&self.engines[&key])
     }

@@ -17,7 +17,7 @@ pub fn run(wast: &str, config: ConfigId, zeal: Option<u32>) -> Result<()> {
             line::wasmtime_version()
         );
     }
-    let mut c = WasmtimeEngine::config(config, zeal, None)?;
+    let mut c = WasmtimeEngine::config(config, zeal, None, &crate::case::Knobs::new())?;
     c.consume_fuel(false);
     let engine = wasmtime::Engine::new(&c)?;
     let mut ctx = compat::wast_context(&engine)?;

@@ -1,0 +1,332 @@
+//! Engine settings drawn per case ("knobs"): the Wasmtime settings beyond
+//! collector, opt level and zeal that change GC, table, memory or trap code
+//! or runtime behaviour. A plan records the ones it drew, so a reproducer
+//! replays them and `gcfuzz narrow` can say which a finding needs. They
+//! apply to every collecting Wasmtime configuration; Null keeps Wasmtime's
+//! defaults, so every finding still has a ground truth.
+//!
+//! Only settings that cannot change what a correct engine computes are
+//! here: linear memories may always move (a reservation too small for
+//! growth moves the memory instead of failing `memory.grow`), and a GC heap
+//! is pinned only with the default reservation of several GiB.
+
+use crate::line::{self, Cap};
+use anyhow::{Result, bail};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+use super::ConfigId;
+
+/// One setting a plan can draw.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Knob {
+    /// `Config::table_lazy_init`: eager tables take another `table.get`
+    /// and `call_indirect` path.
+    TableLazyInit,
+    /// `Config::signals_based_traps`: off, every bounds check and null
+    /// check is explicit code.
+    SignalsBasedTraps,
+    /// Cranelift's heap and table access Spectre mitigations (both flags).
+    SpectreMitigations,
+    /// `Config::memory_reservation`: small, linear-memory accesses get
+    /// explicit bounds checks and growth moves the memory.
+    MemoryReservation,
+    /// `Config::memory_guard_size`.
+    MemoryGuardSize,
+    /// `Config::memory_reservation_for_growth`.
+    MemoryReservationForGrowth,
+    /// `Config::guard_before_linear_memory`.
+    GuardBeforeLinearMemory,
+    /// `Config::memory_init_cow`.
+    MemoryInitCow,
+    /// `Config::gc_heap_reservation`: small, GC heap accesses get explicit
+    /// bounds checks and growth moves the heap under live references.
+    GcHeapReservation,
+    /// `Config::gc_heap_guard_size`.
+    GcHeapGuardSize,
+    /// `Config::gc_heap_reservation_for_growth`.
+    GcHeapReservationForGrowth,
+    /// `Config::gc_heap_may_move`.
+    GcHeapMayMove,
+    /// `Config::cranelift_opt_level`.
+    OptLevel,
+    /// `Config::cranelift_regalloc_algorithm`.
+    Regalloc,
+    /// `Config::compiler_inlining` (Wasm-to-Wasm inlining).
+    Inlining,
+}
+
+/// A knob's value: a flag, a size in bytes, or a named choice.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Setting {
+    Flag(bool),
+    Bytes(u64),
+    Name(String),
+}
+
+impl std::fmt::Display for Setting {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Setting::Flag(b) => write!(f, "{b}"),
+            Setting::Bytes(n) => write!(f, "{n}"),
+            Setting::Name(n) => f.write_str(n),
+        }
+    }
+}
+
+/// The knobs a plan drew (absent ones keep Wasmtime's default).
+pub type Knobs = BTreeMap<Knob, Setting>;
+
+/// Sizes that are not multiples of any page size, next to page multiples.
+const ODD: u64 = 100_000;
+
+impl Knob {
+    pub const ALL: &'static [Knob] = &[
+        Knob::TableLazyInit,
+        Knob::SignalsBasedTraps,
+        Knob::SpectreMitigations,
+        Knob::MemoryReservation,
+        Knob::MemoryGuardSize,
+        Knob::MemoryReservationForGrowth,
+        Knob::GuardBeforeLinearMemory,
+        Knob::MemoryInitCow,
+        Knob::GcHeapReservation,
+        Knob::GcHeapGuardSize,
+        Knob::GcHeapReservationForGrowth,
+        Knob::GcHeapMayMove,
+        Knob::OptLevel,
+        Knob::Regalloc,
+        Knob::Inlining,
+    ];
+
+    /// The name in plans and reports (and, but for the Spectre flags and
+    /// inlining, the `wasmtime -O` option).
+    pub fn name(self) -> &'static str {
+        match self {
+            Knob::TableLazyInit => "table-lazy-init",
+            Knob::SignalsBasedTraps => "signals-based-traps",
+            Knob::SpectreMitigations => "spectre-mitigations",
+            Knob::MemoryReservation => "memory-reservation",
+            Knob::MemoryGuardSize => "memory-guard-size",
+            Knob::MemoryReservationForGrowth => "memory-reservation-for-growth",
+            Knob::GuardBeforeLinearMemory => "guard-before-linear-memory",
+            Knob::MemoryInitCow => "memory-init-cow",
+            Knob::GcHeapReservation => "gc-heap-reservation",
+            Knob::GcHeapGuardSize => "gc-heap-guard-size",
+            Knob::GcHeapReservationForGrowth => "gc-heap-reservation-for-growth",
+            Knob::GcHeapMayMove => "gc-heap-may-move",
+            Knob::OptLevel => "opt-level",
+            Knob::Regalloc => "regalloc-algorithm",
+            Knob::Inlining => "inlining",
+        }
+    }
+
+    /// Whether the Wasmtime line under test has this setting.
+    pub fn on_line(self) -> bool {
+        match self {
+            Knob::GcHeapReservation
+            | Knob::GcHeapGuardSize
+            | Knob::GcHeapReservationForGrowth
+            | Knob::GcHeapMayMove => line::has(Cap::GcHeapTunables),
+            Knob::Regalloc => line::has(Cap::SinglePass),
+            Knob::Inlining => line::has(Cap::Inlining),
+            _ => true,
+        }
+    }
+
+    /// The values a plan draws: each differs from Wasmtime's default.
+    pub fn choices(self) -> Vec<Setting> {
+        use Setting::*;
+        match self {
+            Knob::TableLazyInit
+            | Knob::SignalsBasedTraps
+            | Knob::SpectreMitigations
+            | Knob::GuardBeforeLinearMemory
+            | Knob::MemoryInitCow
+            | Knob::GcHeapMayMove => vec![Flag(false)],
+            Knob::Inlining => vec![Flag(true)],
+            Knob::MemoryReservation | Knob::GcHeapReservation => {
+                [0, 64 << 10, ODD, 1 << 20, 16 << 20].map(Bytes).to_vec()
+            }
+            Knob::MemoryGuardSize | Knob::GcHeapGuardSize => [0, 4 << 10, ODD, 1 << 20].map(Bytes).to_vec(),
+            Knob::MemoryReservationForGrowth | Knob::GcHeapReservationForGrowth => {
+                [0, 4097, 64 << 10, 1 << 20].map(Bytes).to_vec()
+            }
+            Knob::OptLevel => vec![Name("none".into()), Name("speed-and-size".into())],
+            Knob::Regalloc => vec![Name("single-pass".into())],
+        }
+    }
+
+    /// Whether `setting` is a value this knob takes.
+    fn accepts(self, setting: &Setting) -> bool {
+        match (self, setting) {
+            (Knob::OptLevel, Setting::Name(n)) => ["none", "speed", "speed-and-size"].contains(&n.as_str()),
+            (Knob::Regalloc, Setting::Name(n)) => ["backtracking", "single-pass"].contains(&n.as_str()),
+            (Knob::OptLevel | Knob::Regalloc, _) => false,
+            (_, Setting::Flag(_)) => self.choices().iter().all(|c| matches!(c, Setting::Flag(_))),
+            (_, Setting::Bytes(_)) => self.choices().iter().all(|c| matches!(c, Setting::Bytes(_))),
+            (_, Setting::Name(_)) => false,
+        }
+    }
+
+    /// The setting as `wasmtime run` flags.
+    pub fn cli(self, setting: &Setting) -> String {
+        let value = match setting {
+            Setting::Flag(b) => if *b { "y" } else { "n" }.to_string(),
+            Setting::Bytes(n) => n.to_string(),
+            Setting::Name(n) => match (self, n.as_str()) {
+                (Knob::OptLevel, "none") => "0".into(),
+                (Knob::OptLevel, "speed") => "2".into(),
+                (Knob::OptLevel, _) => "s".into(),
+                _ => n.clone(),
+            },
+        };
+        match self {
+            Knob::SpectreMitigations => {
+                let v = if value == "y" { "true" } else { "false" };
+                format!(
+                    "-C cranelift-enable_heap_access_spectre_mitigation={v} \
+                     -C cranelift-enable_table_access_spectre_mitigation={v}"
+                )
+            }
+            Knob::Inlining => format!("-C inlining={value}"),
+            _ => format!("-O {}={value}", self.name()),
+        }
+    }
+
+    /// The setting as `wasmtime::Config` calls.
+    pub fn config_call(self, setting: &Setting) -> String {
+        let value = match setting {
+            Setting::Flag(b) => b.to_string(),
+            Setting::Bytes(n) => n.to_string(),
+            Setting::Name(n) => match n.as_str() {
+                "none" => "wasmtime::OptLevel::None".into(),
+                "speed" => "wasmtime::OptLevel::Speed".into(),
+                "speed-and-size" => "wasmtime::OptLevel::SpeedAndSize".into(),
+                "single-pass" => "wasmtime::RegallocAlgorithm::SinglePass".into(),
+                _ => "wasmtime::RegallocAlgorithm::Backtracking".into(),
+            },
+        };
+        match self {
+            Knob::SpectreMitigations => format!(
+                "unsafe {{ config.cranelift_flag_set(\"enable_heap_access_spectre_mitigation\", \"{value}\"); \
+                 config.cranelift_flag_set(\"enable_table_access_spectre_mitigation\", \"{value}\"); }}"
+            ),
+            Knob::Inlining if value == "true" => "config.compiler_inlining(wasmtime::Inlining::Yes);".into(),
+            Knob::Inlining => "config.compiler_inlining(wasmtime::Inlining::No);".into(),
+            Knob::OptLevel => format!("config.cranelift_opt_level({value});"),
+            Knob::Regalloc => format!("config.cranelift_regalloc_algorithm({value});"),
+            _ => format!("config.{}({value});", self.name().replace('-', "_")),
+        }
+    }
+}
+
+/// `name=value, …`, as reports print them.
+pub fn describe(knobs: &Knobs) -> String {
+    knobs.iter().map(|(k, s)| format!("{}={s}", k.name())).collect::<Vec<_>>().join(", ")
+}
+
+/// Refuses knobs a plan cannot carry: a value the knob does not take, a
+/// knob the line lacks, a combination Wasmtime refuses or one that could
+/// change what a correct engine computes.
+pub fn check(knobs: &Knobs) -> Result<()> {
+    for (knob, setting) in knobs {
+        if !knob.accepts(setting) {
+            bail!("knob {}: {setting} is not a value it takes", knob.name());
+        }
+        if !knob.on_line() {
+            bail!("knob {}: Wasmtime {} lacks it", knob.name(), line::wasmtime_version());
+        }
+    }
+    if knobs.get(&Knob::SignalsBasedTraps) == Some(&Setting::Flag(false))
+        && knobs.get(&Knob::SpectreMitigations) == Some(&Setting::Flag(true))
+    {
+        bail!("knobs: Spectre mitigations need signals-based traps");
+    }
+    if knobs.get(&Knob::GcHeapMayMove) == Some(&Setting::Flag(false)) && knobs.contains_key(&Knob::GcHeapReservation) {
+        bail!("knobs: a pinned GC heap with a reservation of its own could run out where the reference does not");
+    }
+    Ok(())
+}
+
+/// The knobs configuration `id` runs with: none for Null (the ground truth)
+/// and the other engines, and none a variant fixes itself (its opt level,
+/// allocator or inlining).
+pub fn for_config(knobs: &Knobs, id: ConfigId) -> Knobs {
+    if !id.is_wasmtime() || id == ConfigId::Null {
+        return Knobs::new();
+    }
+    let fixed = match id {
+        ConfigId::DrcO0 => Some(Knob::OptLevel),
+        ConfigId::DrcSinglepass => Some(Knob::Regalloc),
+        ConfigId::CopyingInline => Some(Knob::Inlining),
+        _ => None,
+    };
+    knobs.iter().filter(|(k, _)| Some(**k) != fixed).map(|(k, s)| (*k, s.clone())).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_choice_is_accepted_and_differs_from_the_default_spelling() {
+        for &knob in Knob::ALL {
+            for choice in knob.choices() {
+                assert!(knob.accepts(&choice), "{knob:?} {choice:?}");
+                let mut one = Knobs::new();
+                one.insert(knob, choice.clone());
+                if knob.on_line() {
+                    check(&one).unwrap();
+                }
+            }
+            assert!(!knob.accepts(&Setting::Name("bogus".into())), "{knob:?}");
+        }
+        assert!(!Knob::MemoryGuardSize.accepts(&Setting::Flag(true)));
+        assert!(!Knob::TableLazyInit.accepts(&Setting::Bytes(1)));
+    }
+
+    #[test]
+    fn knobs_round_trip_through_json_by_name() {
+        let knobs: Knobs = [
+            (Knob::TableLazyInit, Setting::Flag(false)),
+            (Knob::MemoryGuardSize, Setting::Bytes(ODD)),
+            (Knob::OptLevel, Setting::Name("none".into())),
+        ]
+        .into_iter()
+        .collect();
+        let json = serde_json::to_string(&knobs).unwrap();
+        assert_eq!(json, r#"{"table-lazy-init":false,"memory-guard-size":100000,"opt-level":"none"}"#);
+        assert_eq!(serde_json::from_str::<Knobs>(&json).unwrap(), knobs);
+    }
+
+    #[test]
+    fn the_reference_and_the_variants_keep_their_own_settings() {
+        let knobs: Knobs =
+            [(Knob::OptLevel, Setting::Name("speed-and-size".into())), (Knob::TableLazyInit, Setting::Flag(false))]
+                .into_iter()
+                .collect();
+        assert!(for_config(&knobs, ConfigId::Null).is_empty());
+        assert!(for_config(&knobs, ConfigId::Interp).is_empty());
+        assert_eq!(for_config(&knobs, ConfigId::Drc), knobs);
+        assert_eq!(for_config(&knobs, ConfigId::DrcO0).keys().collect::<Vec<_>>(), [&Knob::TableLazyInit]);
+    }
+
+    #[test]
+    fn combinations_that_could_change_results_are_refused() {
+        let pinned: Knobs =
+            [(Knob::GcHeapMayMove, Setting::Flag(false)), (Knob::GcHeapReservation, Setting::Bytes(64 << 10))]
+                .into_iter()
+                .collect();
+        if line::has(Cap::GcHeapTunables) {
+            assert!(check(&pinned).unwrap_err().to_string().contains("pinned"));
+        }
+        let spectre: Knobs =
+            [(Knob::SignalsBasedTraps, Setting::Flag(false)), (Knob::SpectreMitigations, Setting::Flag(true))]
+                .into_iter()
+                .collect();
+        assert!(check(&spectre).is_err());
+    }
+}

@@ -1,0 +1,229 @@
+//! A plan's knobs (`case::knobs`) as `wasmtime::Config` calls, and the check
+//! that they took effect: Wasmtime resolves its settings when the engine is
+//! built (defaults, platform refinements, settings that imply others), and
+//! a knob that silently did not apply would make every finding under it
+//! unreproducible, so on lines with `Engine::get_*` each knob is read back.
+
+use crate::case::{Knob, Knobs, Setting};
+use wasmtime::{Config, OptLevel};
+
+/// Sets each knob on `c`.
+pub fn apply(c: &mut Config, knobs: &Knobs) {
+    for (knob, setting) in knobs {
+        let (flag, bytes) = match setting {
+            Setting::Flag(b) => (*b, 0),
+            Setting::Bytes(n) => (false, *n),
+            Setting::Name(_) => (false, 0),
+        };
+        match knob {
+            Knob::TableLazyInit => {
+                c.table_lazy_init(flag);
+            }
+            Knob::SignalsBasedTraps => {
+                c.signals_based_traps(flag);
+            }
+            Knob::SpectreMitigations => {
+                let value = if flag { "true" } else { "false" };
+                // SAFETY: both are documented Cranelift settings and take a
+                // boolean; `case::knobs::check` keeps them off whenever
+                // signals-based traps are off, as Wasmtime requires.
+                unsafe {
+                    c.cranelift_flag_set("enable_heap_access_spectre_mitigation", value);
+                    c.cranelift_flag_set("enable_table_access_spectre_mitigation", value);
+                }
+            }
+            Knob::MemoryReservation => {
+                c.memory_reservation(bytes);
+            }
+            Knob::MemoryGuardSize => {
+                c.memory_guard_size(bytes);
+            }
+            Knob::MemoryReservationForGrowth => {
+                c.memory_reservation_for_growth(bytes);
+            }
+            Knob::GuardBeforeLinearMemory => {
+                c.guard_before_linear_memory(flag);
+            }
+            Knob::MemoryInitCow => {
+                c.memory_init_cow(flag);
+            }
+            #[cfg(wasmtime_gc_heap_tunables)]
+            Knob::GcHeapReservation => {
+                c.gc_heap_reservation(bytes);
+            }
+            #[cfg(wasmtime_gc_heap_tunables)]
+            Knob::GcHeapGuardSize => {
+                c.gc_heap_guard_size(bytes);
+            }
+            #[cfg(wasmtime_gc_heap_tunables)]
+            Knob::GcHeapReservationForGrowth => {
+                c.gc_heap_reservation_for_growth(bytes);
+            }
+            #[cfg(wasmtime_gc_heap_tunables)]
+            Knob::GcHeapMayMove => {
+                c.gc_heap_may_move(flag);
+            }
+            Knob::OptLevel => {
+                c.cranelift_opt_level(opt_level(setting));
+            }
+            #[cfg(wasmtime_single_pass)]
+            Knob::Regalloc => {
+                c.cranelift_regalloc_algorithm(regalloc(setting));
+            }
+            #[cfg(wasmtime_inlining_modes)]
+            Knob::Inlining => {
+                c.compiler_inlining(if flag { wasmtime::Inlining::Yes } else { wasmtime::Inlining::No });
+            }
+            #[cfg(all(wasmtime_inlining, not(wasmtime_inlining_modes)))]
+            Knob::Inlining => {
+                c.compiler_inlining(flag);
+            }
+            // The plan codec drops knobs the line lacks.
+            #[allow(unreachable_patterns)]
+            _ => {}
+        }
+    }
+}
+
+fn opt_level(setting: &Setting) -> OptLevel {
+    match setting {
+        Setting::Name(n) if n == "none" => OptLevel::None,
+        Setting::Name(n) if n == "speed-and-size" => OptLevel::SpeedAndSize,
+        _ => OptLevel::Speed,
+    }
+}
+
+#[cfg(wasmtime_single_pass)]
+fn regalloc(setting: &Setting) -> wasmtime::RegallocAlgorithm {
+    match setting {
+        Setting::Name(n) if n == "single-pass" => wasmtime::RegallocAlgorithm::SinglePass,
+        _ => wasmtime::RegallocAlgorithm::Backtracking,
+    }
+}
+
+/// The first knob `engine` does not run with, as "knob: asked X, engine
+/// has Y" (`Ok` on lines that cannot read settings back, and for the
+/// Cranelift flags, which no getter shows).
+pub fn verify(engine: &wasmtime::Engine, knobs: &Knobs) -> Result<(), String> {
+    #[cfg(wasmtime_engine_getters)]
+    for (knob, setting) in knobs {
+        let flag = |b: bool| Some(Setting::Flag(b));
+        let bytes = |n: u64| Some(Setting::Bytes(n));
+        let actual = match knob {
+            Knob::TableLazyInit => flag(engine.get_table_lazy_init()),
+            Knob::SignalsBasedTraps => flag(engine.get_signals_based_traps()),
+            Knob::SpectreMitigations => None,
+            Knob::MemoryReservation => bytes(engine.get_memory_reservation()),
+            Knob::MemoryGuardSize => bytes(engine.get_memory_guard_size()),
+            Knob::MemoryReservationForGrowth => bytes(engine.get_memory_reservation_for_growth()),
+            Knob::GuardBeforeLinearMemory => flag(engine.get_guard_before_linear_memory()),
+            Knob::MemoryInitCow => flag(engine.get_memory_init_cow()),
+            Knob::GcHeapReservation => bytes(engine.get_gc_heap_reservation()),
+            Knob::GcHeapGuardSize => bytes(engine.get_gc_heap_guard_size()),
+            Knob::GcHeapReservationForGrowth => bytes(engine.get_gc_heap_reservation_for_growth()),
+            Knob::GcHeapMayMove => flag(engine.get_gc_heap_may_move()),
+            Knob::OptLevel => (engine.get_cranelift_opt_level() != Some(opt_level(setting)))
+                .then(|| Setting::Name(format!("{:?}", engine.get_cranelift_opt_level()))),
+            Knob::Regalloc => (engine.get_cranelift_regalloc_algorithm() != Some(regalloc(setting)))
+                .then(|| Setting::Name(format!("{:?}", engine.get_cranelift_regalloc_algorithm()))),
+            Knob::Inlining => flag(engine.get_compiler_inlining() != wasmtime::Inlining::No),
+        };
+        if let Some(actual) = actual.filter(|a| a != setting) {
+            return Err(format!("knob {}: asked {setting}, the engine has {actual}", knob.name()));
+        }
+    }
+    let _ = (engine, knobs);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::case::{ConfigId, knobs};
+    use crate::engine::wasmtime::WasmtimeEngine;
+
+    fn engine(id: ConfigId, knobs: &Knobs) -> wasmtime::Engine {
+        let config = WasmtimeEngine::config(id, Some(1), None, knobs).unwrap();
+        wasmtime::Engine::new(&config).unwrap_or_else(|e| panic!("{id} refuses {}: {e:#}", knobs::describe(knobs)))
+    }
+
+    /// Every value a plan can draw, alone and all together, is accepted by
+    /// every collecting configuration of the line and in effect after.
+    #[test]
+    fn every_drawn_setting_is_accepted_and_takes_effect() {
+        let offered: Vec<Knob> = Knob::ALL.iter().copied().filter(|k| k.on_line()).collect();
+        let widest = offered.iter().map(|k| k.choices().len()).max().unwrap();
+        let mut sets: Vec<Knobs> = Vec::new();
+        for &knob in &offered {
+            sets.extend(knob.choices().into_iter().map(|c| [(knob, c)].into()));
+        }
+        for i in 0..widest {
+            let mut all: Knobs = offered.iter().map(|k| (*k, k.choices()[i % k.choices().len()].clone())).collect();
+            if knobs::check(&all).is_err() {
+                all.remove(&Knob::GcHeapMayMove);
+            }
+            sets.push(all);
+        }
+        let mut ran = 0;
+        for id in ConfigId::ALL.iter().copied().filter(|c| c.is_wasmtime() && *c != ConfigId::Null && c.on_line()) {
+            for set in &sets {
+                let set = knobs::for_config(set, id);
+                knobs::check(&set).unwrap();
+                let engine = engine(id, &set);
+                verify(&engine, &set).unwrap_or_else(|e| panic!("{id}: {e}"));
+                // Some settings are refused only when code is compiled or
+                // a store is made.
+                assert_eq!(run(&engine).unwrap_or_else(|e| panic!("{id}, {}: {e:#}", knobs::describe(&set))), 65539);
+                ran += 1;
+            }
+        }
+        assert!(ran >= 100, "only {ran} engines built");
+    }
+
+    /// Grows a memory, fills a table eagerly, allocates GC objects across a
+    /// growth of the GC heap: every kind of code the knobs change.
+    fn run(engine: &wasmtime::Engine) -> wasmtime::Result<i32> {
+        let module = wasmtime::Module::new(
+            engine,
+            r#"(module
+                 (type $s (struct (field i32)))
+                 (type $a (array (mut i32)))
+                 (memory 1)
+                 (table $t 2 funcref (ref.func $f))
+                 (elem declare func $f)
+                 (func $f (result i32) (i32.const 1))
+                 (func (export "run") (result i32)
+                   (local $keep (ref null $a))
+                   (local $i i32)
+                   (drop (memory.grow (i32.const 1)))
+                   (i32.store (i32.const 65536) (i32.const 65536))
+                   (loop $l
+                     (local.set $keep (array.new $a (local.get $i) (i32.const 1000)))
+                     (local.set $i (i32.add (local.get $i) (i32.const 1)))
+                     (br_if $l (i32.lt_u (local.get $i) (i32.const 64))))
+                   (i32.add (i32.load (i32.const 65536))
+                     (i32.add (call_indirect (result i32) (i32.const 1))
+                       (i32.add (array.get $a (local.get $keep) (i32.const 999))
+                         (struct.get $s 0 (struct.new $s (i32.const -61))))))))"#,
+        )?;
+        let mut store = wasmtime::Store::new(engine, ());
+        store.set_fuel(u64::MAX)?;
+        let instance = wasmtime::Instance::new(&mut store, &module, &[])?;
+        instance.get_typed_func::<(), i32>(&mut store, "run")?.call(&mut store, ())
+    }
+
+    /// A knob the harness failed to pass on is reported, not run silently
+    /// with the default.
+    #[cfg(wasmtime_engine_getters)]
+    #[test]
+    fn a_knob_left_unapplied_is_reported() {
+        for &knob in Knob::ALL.iter().filter(|k| k.on_line() && **k != Knob::SpectreMitigations) {
+            for choice in knob.choices() {
+                let asked: Knobs = [(knob, choice.clone())].into();
+                let built = engine(ConfigId::Drc, &Knobs::new());
+                let err = verify(&built, &asked).expect_err(&format!("{knob:?} {choice} went unnoticed"));
+                assert!(err.starts_with(&format!("knob {}:", knob.name())), "{err}");
+            }
+        }
+    }
+}
