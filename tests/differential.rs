@@ -424,10 +424,12 @@ fn the_interpreter_walks_heaps_like_wasmtime() {
 fn no_false_positives(seeds: std::ops::Range<u64>) {
     let mut exec = InProcess::new(planted::factory);
     let (mut compared, mut wasmi, mut interp, mut inconclusive, mut planted_caught) = (0, 0, 0, 0, 0);
+    let mut with_knobs = 0;
     for i in seeds.clone() {
         let case = generate::fuzz_case(&seeded_input(0xfa15e, i)).unwrap();
         let mut configs: Vec<String> = case.plan.configs.iter().map(|c| c.name().to_string()).collect();
         configs.push("planted-wrong-result".into());
+        with_knobs += !case.plan.knobs.is_empty() as u32;
         let report = check_case(&case, &configs, &mut exec).unwrap();
         let (planted, real): (Vec<_>, Vec<_>) =
             report.findings.iter().partition(|f| f.configs == ["planted-wrong-result"]);
@@ -443,6 +445,7 @@ fn no_false_positives(seeds: std::ops::Range<u64>) {
     let n = seeds.clone().count() as u32;
     assert_eq!((compared, interp), (n, n));
     assert!(wasmi >= 10, "wasmi ran on only {wasmi} cases");
+    assert!(with_knobs * 3 >= n, "only {with_knobs} of {n} cases changed engine settings");
     assert!(inconclusive * 10 <= n, "{inconclusive} of {n} cases inconclusive");
     // The planted configuration adds one to every i32 result: the cases
     // whose calls return an i32 show it.
@@ -457,6 +460,37 @@ fn seeded_cases_give_no_false_positives_1() {
 #[test]
 fn seeded_cases_give_no_false_positives_2() {
     no_false_positives(150..300);
+}
+
+/// A bug that needs one engine setting is found with it, gone without it,
+/// and gone when the harness forgets to apply the plan's settings: the
+/// settings travel from the plan into the engine, and a reproducer needs
+/// them to replay.
+#[test]
+fn a_bug_that_needs_an_engine_setting_replays_only_with_it() {
+    use gcfuzz::case::{Knob, Setting};
+    let module = r#"(module
+      (import "host" "extern_new" (func $new (param i32) (result externref)))
+      (import "host" "extern_id" (func $id (param externref) (result i32)))
+      (func (export "f") (result i32) (call $id (call $new (i32.const 5)))))"#;
+    let mut case = TestCase::from_module_bytes(module.as_bytes()).unwrap();
+    case.plan.knobs.insert(Knob::TableLazyInit, Setting::Flag(false));
+    let case = TestCase::from_module_bytes(&case.to_module_bytes()).unwrap();
+    assert_eq!(case.plan.knobs.len(), 1, "the setting travels in the plan section");
+    let mut exec = InProcess::new(planted::factory);
+    let run = |case: &TestCase, config: &str, exec: &mut InProcess| {
+        check_case(case, &names(&["null", config]), exec).unwrap().findings
+    };
+    let found = run(&case, "planted-eager-table-bug", &mut exec);
+    assert_eq!(found.len(), 1, "{found:#?}");
+    assert_eq!(found[0].kind, FindingKind::Mismatch);
+    let mut defaults = case.clone();
+    defaults.plan.knobs.clear();
+    assert!(run(&defaults, "planted-eager-table-bug", &mut exec).is_empty());
+    assert!(run(&case, "planted-forgets-knobs", &mut exec).is_empty(), "a forgotten setting must not replay");
+    // The reference keeps Wasmtime's defaults: the same setting on a real
+    // configuration changes nothing.
+    assert!(run(&case, "drc", &mut exec).is_empty());
 }
 
 /// Instantiation traps are compared by class across engines that report them

@@ -174,6 +174,35 @@ fn bulk_triage_stores_only_what_a_fresh_worker_repeats() {
 }
 
 #[test]
+fn narrowing_finds_the_engine_setting_a_planted_bug_needs() {
+    use gcfuzz::case::{Knob, Setting};
+    // `drc` in this worker gets host externref ids wrong, with eager tables only.
+    let args = vec!["--plant-drc-eager-table".into()];
+    let command = WorkerCommand { program: env!("CARGO_BIN_EXE_planted-worker").into(), args };
+    let mut worker = Worker::new(command, Duration::from_secs(60));
+    let mut case = TestCase::from_module_bytes(
+        br#"(module
+              (import "host" "extern_new" (func $new (param i32) (result externref)))
+              (import "host" "extern_id" (func $id (param externref) (result i32)))
+              (func (export "f") (result i32) (call $id (call $new (i32.const 5)))))"#,
+    )
+    .unwrap();
+    case.plan.knobs.insert(Knob::TableLazyInit, Setting::Flag(false));
+    case.plan.knobs.insert(Knob::MemoryGuardSize, Setting::Bytes(0));
+    let report = check_case(&case, &["null".to_string(), "drc".to_string()], &mut worker).unwrap();
+    let finding = &report.findings[0];
+    let n = gcfuzz::triage::narrow::narrow(&case, finding, &mut worker).unwrap();
+    assert_eq!(n.witness(), Some(gcfuzz::case::ConfigId::Drc));
+    let needed: Vec<Knob> = n.knobs_needed().map(|(k, _)| k).collect();
+    assert_eq!(needed, [Knob::TableLazyInit]);
+    assert_eq!(n.knobs.len(), 2);
+    let text = gcfuzz::triage::narrow::render(&n, "m.wasm");
+    assert!(text.contains("needed: table-lazy-init=false; not needed: memory-guard-size=0"), "{text}");
+    assert!(text.contains("-O table-lazy-init=n"), "{text}");
+    assert!(text.contains("config.table_lazy_init(false);") && !text.contains("memory_guard_size"), "{text}");
+}
+
+#[test]
 fn narrowing_finds_the_one_configuration_and_zeal_a_planted_bug_needs() {
     // `copying` in this worker adds one to i32 results, under zeal 1 only.
     let command =

@@ -49,6 +49,10 @@ enum Misbehaviour {
 /// feature narrowing, which tries the real configuration names, meets a bug
 /// in exactly one of them.
 pub static PLANT_COPYING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+/// When set, the real `drc` configuration is replaced by the planted
+/// `planted-eager-table-bug` (the worker's `--plant-drc-eager-table` flag),
+/// so that narrowing meets a bug that needs one engine setting.
+pub static PLANT_DRC_EAGER_TABLE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 /// The marker file of `planted-panic-once` (set by the planted worker's
 /// `--panic-once-marker PATH`).
 pub static PANIC_ONCE_MARKER: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
@@ -101,6 +105,46 @@ fn hoard_on_gc(linker: &mut wasmtime::Linker<gcfuzz::engine::wasmtime::Host>) ->
         wasmtime::Result::<()>::Ok(())
     })?;
     Ok(())
+}
+
+/// A host `extern_id` off by one, but only in an engine with eager tables
+/// (`table-lazy-init = false`): a bug that needs one engine setting.
+fn wrong_id_with_eager_tables(linker: &mut wasmtime::Linker<gcfuzz::engine::wasmtime::Host>) -> wasmtime::Result<()> {
+    use wasmtime::{ExternRef, Rooted};
+    if linker.engine().get_table_lazy_init() {
+        return Ok(());
+    }
+    linker.func_wrap(
+        "host",
+        "extern_id",
+        |caller: wasmtime::Caller<'_, gcfuzz::engine::wasmtime::Host>,
+         r: Option<Rooted<ExternRef>>|
+         -> wasmtime::Result<i32> {
+            let Some(r) = r else { return Ok(-1) };
+            Ok(r.data(&caller)?.and_then(|d| d.downcast_ref::<u32>()).map_or(-2, |id| *id as i32 + 1))
+        },
+    )?;
+    Ok(())
+}
+
+/// A harness that forgets the plan's engine settings: the case runs with
+/// Wasmtime's defaults.
+struct ForgetsKnobs {
+    inner: Box<dyn Engine>,
+}
+
+impl Engine for ForgetsKnobs {
+    fn name(&self) -> String {
+        "planted-forgets-knobs".into()
+    }
+    fn supports(&self, case: &TestCase) -> bool {
+        self.inner.supports(case)
+    }
+    fn instantiate<'a>(&'a mut self, case: &TestCase) -> (Status, Option<Box<dyn Instance + 'a>>) {
+        let mut case = case.clone();
+        case.plan.knobs.clear();
+        self.inner.instantiate(&case)
+    }
 }
 
 /// Wasmtime as if its translation of one GC instruction were wrong: the
@@ -172,6 +216,18 @@ pub fn factory(name: &str) -> Option<Box<dyn Engine>> {
     if name == "planted-gc-leak" {
         let engine = gcfuzz::engine::wasmtime::WasmtimeEngine::with_linker_hook(ConfigId::Drc, hoard_on_gc);
         return Some(Box::new(Renamed { inner: Box::new(engine), name: "planted-gc-leak" }));
+    }
+    let eager_table_bug = || {
+        gcfuzz::engine::wasmtime::WasmtimeEngine::with_linker_hook(ConfigId::Drc, wrong_id_with_eager_tables)
+    };
+    if name == "drc" && PLANT_DRC_EAGER_TABLE.load(std::sync::atomic::Ordering::Relaxed) {
+        return Some(Box::new(Renamed { inner: Box::new(eager_table_bug()), name: "drc" }));
+    }
+    if name == "planted-eager-table-bug" {
+        return Some(Box::new(Renamed { inner: Box::new(eager_table_bug()), name: "planted-eager-table-bug" }));
+    }
+    if name == "planted-forgets-knobs" {
+        return Some(Box::new(ForgetsKnobs { inner: Box::new(eager_table_bug()) }));
     }
     if name == "planted-forget-root" {
         let engine = gcfuzz::engine::wasmtime::WasmtimeEngine::with_linker_hook(ConfigId::Copying, forget_root);
