@@ -217,9 +217,8 @@ pub fn factory(name: &str) -> Option<Box<dyn Engine>> {
         let engine = gcfuzz::engine::wasmtime::WasmtimeEngine::with_linker_hook(ConfigId::Drc, hoard_on_gc);
         return Some(Box::new(Renamed { inner: Box::new(engine), name: "planted-gc-leak" }));
     }
-    let eager_table_bug = || {
-        gcfuzz::engine::wasmtime::WasmtimeEngine::with_linker_hook(ConfigId::Drc, wrong_id_with_eager_tables)
-    };
+    let eager_table_bug =
+        || gcfuzz::engine::wasmtime::WasmtimeEngine::with_linker_hook(ConfigId::Drc, wrong_id_with_eager_tables);
     if name == "drc" && PLANT_DRC_EAGER_TABLE.load(std::sync::atomic::Ordering::Relaxed) {
         return Some(Box::new(Renamed { inner: Box::new(eager_table_bug()), name: "drc" }));
     }
