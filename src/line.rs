@@ -21,6 +21,7 @@
 //! | `gc_heap_reservation` and the other GC heap tunables | yes | yes | no | no | no |
 //! | `Engine::get_*` (settings read back from an engine) | yes | yes | no | no | no |
 //! | `wasmtime::Inlining` modes (before: a flag) | yes | yes | no | no | no |
+//! | `OwnedRooted` (before: `ManuallyRooted`, which must be unrooted by hand) | yes | yes | yes | no | no |
 
 /// One thing a Wasmtime line has or lacks. Harness capabilities first, then
 /// shapes of the API that changed between lines.
@@ -69,6 +70,8 @@ pub enum Cap {
     /// `Config::compiler_inlining` takes a `wasmtime::Inlining` (on earlier
     /// lines a `bool`).
     InliningModes,
+    /// `wasmtime::OwnedRooted`: manual roots the host holds across calls.
+    OwnedRoots,
 }
 
 impl Cap {
@@ -91,6 +94,7 @@ impl Cap {
         Cap::GcHeapTunables,
         Cap::EngineGetters,
         Cap::InliningModes,
+        Cap::OwnedRoots,
     ];
 
     /// The `cfg` the build script emits when the line has this capability.
@@ -114,6 +118,7 @@ impl Cap {
             Cap::GcHeapTunables => "wasmtime_gc_heap_tunables",
             Cap::EngineGetters => "wasmtime_engine_getters",
             Cap::InliningModes => "wasmtime_inlining_modes",
+            Cap::OwnedRoots => "wasmtime_owned_roots",
         }
     }
 }
@@ -148,6 +153,7 @@ const NEWEST: &[Cap] = &[
     GcHeapTunables,
     EngineGetters,
     InliningModes,
+    OwnedRoots,
 ];
 
 pub const LINES: &[Line] = &[
@@ -166,6 +172,7 @@ pub const LINES: &[Line] = &[
             GcSizeHint,
             WastAsync,
             WastRunWast,
+            OwnedRoots,
         ],
     },
     Line {

@@ -462,6 +462,78 @@ fn seeded_cases_give_no_false_positives_2() {
     no_false_positives(150..300);
 }
 
+/// A plan calling `export` with `args`, a collection before each call.
+fn calls(list: &[(&str, Vec<gcfuzz::case::Arg>)]) -> Vec<gcfuzz::case::Call> {
+    list.iter()
+        .map(|(export, args)| gcfuzz::case::Call {
+            export: export.to_string(),
+            args: args.clone(),
+            collect_before: true,
+            expect: None,
+        })
+        .collect()
+}
+
+/// Objects that earlier calls returned, held by the host in both rooting
+/// forms (call 0's manually rooted, call 1's scoped) across collections and
+/// passed back, once and twice in one call: every engine gives the same
+/// answers, and a host that drops its roots is caught.
+#[test]
+fn objects_round_trip_through_the_host() {
+    use gcfuzz::case::Arg::{Earlier, I32};
+    let module = r#"(module
+      (type $s (struct (field i32)))
+      (import "host" "gc" (func $gc))
+      (func (export "make") (param i32) (result (ref $s)) (struct.new $s (local.get 0)))
+      (func (export "read") (param (ref null $s)) (result i32) (call $gc) (struct.get $s 0 (local.get 0)))
+      (func (export "same") (param anyref anyref) (result i32)
+        (call $gc)
+        (ref.eq (ref.cast (ref null eq) (local.get 0)) (ref.cast (ref null eq) (local.get 1)))))"#;
+    let mut case = TestCase::from_module_bytes(module.as_bytes()).unwrap();
+    let first = Earlier { call: 0, result: 0 };
+    let second = Earlier { call: 1, result: 0 };
+    case.plan.calls = calls(&[
+        ("make", vec![I32(41)]),
+        ("make", vec![I32(42)]),
+        ("read", vec![first.clone()]),
+        ("read", vec![second.clone()]),
+        ("same", vec![first.clone(), second.clone()]),
+        ("same", vec![second.clone(), second]),
+        ("read", vec![first]),
+    ]);
+    let case = TestCase::from_module_bytes(&case.to_module_bytes()).unwrap();
+    let mut exec = InProcess::new(planted::factory);
+    let report = check_case(&case, &names(&["null", "drc", "copying", "pulley-drc", "interp"]), &mut exec).unwrap();
+    assert!(report.findings.is_empty(), "{:#?}", report.findings);
+    let ints: Vec<String> = report.outcomes[0].calls[2..].iter().map(|c| format!("{:?}", c.status)).collect();
+    let want = |v: i32| format!("{:?}", gcfuzz::outcome::Status::Returned(vec![gcfuzz::outcome::Value::I32(v)]));
+    assert_eq!(ints, [want(41), want(42), want(0), want(1), want(41)]);
+    let found = check_case(&case, &names(&["null", "planted-drops-held-roots"]), &mut exec).unwrap().findings;
+    assert_eq!(found.len(), 1, "a dropped root must be noticed: {found:#?}");
+    assert_eq!(found[0].kind, FindingKind::Mismatch);
+}
+
+/// wasmi takes part in host round-trips of `externref`s.
+#[test]
+fn host_references_round_trip_through_wasmi_too() {
+    use gcfuzz::case::Arg::{Earlier, I32};
+    let module = r#"(module
+      (import "host" "extern_new" (func $new (param i32) (result externref)))
+      (import "host" "extern_id" (func $id (param externref) (result i32)))
+      (func (export "make") (param i32) (result externref) (call $new (local.get 0)))
+      (func (export "id") (param externref) (result i32) (call $id (local.get 0))))"#;
+    let mut case = TestCase::from_module_bytes(module.as_bytes()).unwrap();
+    case.plan.calls =
+        calls(&[("make", vec![I32(7)]), ("make", vec![I32(8)]), ("id", vec![Earlier { call: 1, result: 0 }])]);
+    let mut exec = InProcess::new(planted::factory);
+    let report = check_case(&case, &names(&["null", "drc", "wasmi", "interp"]), &mut exec).unwrap();
+    assert!(report.findings.is_empty(), "{:#?}", report.findings);
+    assert_eq!(report.outcomes.len(), 4);
+    for outcome in &report.outcomes {
+        assert_eq!(format!("{:?}", outcome.calls[2].status), "Returned([I32(8)])", "{}", outcome.config);
+    }
+}
+
 /// A bug that needs one engine setting is found with it, gone without it,
 /// and gone when the harness forgets to apply the plan's settings: the
 /// settings travel from the plan into the engine, and a reproducer needs

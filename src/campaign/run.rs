@@ -5,7 +5,7 @@
 //! does not reproduce under `unreproducible/`. `crashes/` is read as the list
 //! of known bugs and never written: `gcfuzz promote` moves a finding there.
 
-use crate::case::{AvoidRule, ConfigId, TestCase, allocates, seeded_input};
+use crate::case::{Arg, AvoidRule, ConfigId, TestCase, allocates, seeded_input};
 use crate::engine::worker::{Worker, WorkerCommand};
 use crate::generate;
 use crate::oracle::{FindingKind, check_case};
@@ -93,6 +93,9 @@ pub struct Summary {
     /// Cases whose plan changed Wasmtime settings from their defaults
     /// (`case::knobs`), and how often each knob was changed.
     pub with_knobs: u64,
+    /// Cases passing a reference an earlier call returned back to a later
+    /// call (`Arg::Earlier`).
+    pub with_round_trips: u64,
     pub knobs_drawn: BTreeMap<String, u64>,
     pub engine_runs: BTreeMap<String, u64>,
     /// Seconds inside each configuration (compile, run, walk).
@@ -140,12 +143,13 @@ impl Summary {
             n => format!(", {n} cases skipped by known bugs' avoid rules"),
         };
         format!(
-            "{} execs in {:.1}s ({:.1}/s), {:.0}% with GC allocations, {:.0}% with changed engine settings, {inconclusive} inconclusive, {} findings ({} new, {} known in {} cases ({:.3}%), {} unreproducible){avoided}; replay with --seed {}",
+            "{} execs in {:.1}s ({:.1}/s), {:.0}% with GC allocations, {:.0}% with changed engine settings, {:.0}% with host round-trips, {inconclusive} inconclusive, {} findings ({} new, {} known in {} cases ({:.3}%), {} unreproducible){avoided}; replay with --seed {}",
             self.execs,
             self.elapsed_secs,
             self.execs_per_sec,
             100.0 * self.modules_with_gc_share,
             100.0 * self.with_knobs as f64 / self.execs.max(1) as f64,
+            100.0 * self.with_round_trips as f64 / self.execs.max(1) as f64,
             self.findings.len(),
             self.count(Status::New),
             self.count(Status::Known),
@@ -422,6 +426,8 @@ fn job(
         s.execs += 1;
         s.modules_with_gc += allocating as u64;
         s.with_knobs += !case.plan.knobs.is_empty() as u64;
+        s.with_round_trips +=
+            case.plan.calls.iter().any(|c| c.args.iter().any(|a| matches!(a, Arg::Earlier { .. }))) as u64;
         for knob in case.plan.knobs.keys() {
             *s.knobs_drawn.entry(knob.name().to_string()).or_default() += 1;
         }

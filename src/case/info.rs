@@ -9,22 +9,25 @@ use wasmparser::{CompositeInnerType, ExternalKind, HeapType, Operator, Parser, P
 pub struct ModuleInfo {
     /// Exported functions in export order, with parameter types.
     pub exported_funcs: Vec<(String, Vec<ValType>)>,
+    /// Their result types, in the same order.
+    pub exported_results: Vec<Vec<ValType>>,
     /// For each type index, whether it is a function type.
     pub is_func_type: Vec<bool>,
 }
 
 impl ModuleInfo {
     pub fn parse(wasm: &[u8]) -> Result<ModuleInfo> {
-        let mut types: Vec<Option<Vec<ValType>>> = Vec::new();
+        let mut types: Vec<Option<(Vec<ValType>, Vec<ValType>)>> = Vec::new();
         let mut func_types: Vec<u32> = Vec::new();
         let mut exported_funcs = Vec::new();
+        let mut exported_results = Vec::new();
         for payload in Parser::new(0).parse_all(wasm) {
             match payload? {
                 Payload::TypeSection(reader) => {
                     for group in reader {
                         for sub in group?.into_types() {
                             types.push(match &sub.composite_type.inner {
-                                CompositeInnerType::Func(f) => Some(f.params().to_vec()),
+                                CompositeInnerType::Func(f) => Some((f.params().to_vec(), f.results().to_vec())),
                                 _ => None,
                             });
                         }
@@ -47,8 +50,10 @@ impl ModuleInfo {
                         let export = export?;
                         if export.kind == ExternalKind::Func {
                             let ty = func_types.get(export.index as usize).copied();
-                            let params = ty.and_then(|t| types.get(t as usize).cloned().flatten());
-                            exported_funcs.push((export.name.to_string(), params.unwrap_or_default()));
+                            let (params, results) =
+                                ty.and_then(|t| types.get(t as usize).cloned().flatten()).unwrap_or_default();
+                            exported_funcs.push((export.name.to_string(), params));
+                            exported_results.push(results);
                         }
                     }
                 }
@@ -56,11 +61,39 @@ impl ModuleInfo {
             }
         }
         let is_func_type = types.iter().map(Option::is_some).collect();
-        Ok(ModuleInfo { exported_funcs, is_func_type })
+        Ok(ModuleInfo { exported_funcs, exported_results, is_func_type })
     }
 }
 
 impl ModuleInfo {
+    /// Whether a value of type `result` can always be passed as an argument
+    /// of type `param`: the same type, or a reference of a subtype this
+    /// check can tell without the type section (a concrete struct or array
+    /// type for `anyref` and `eqref`, any reference of the same hierarchy
+    /// for its top type).
+    pub fn fits(&self, result: &ValType, param: &ValType) -> bool {
+        use wasmparser::AbstractHeapType as A;
+        let (ValType::Ref(r), ValType::Ref(p)) = (result, param) else { return result == param };
+        if r.is_nullable() && !p.is_nullable() {
+            return false;
+        }
+        if r.heap_type() == p.heap_type() {
+            return true;
+        }
+        let hierarchy = self.hierarchy(result);
+        match p.heap_type() {
+            HeapType::Abstract { shared: false, ty: A::Any } => hierarchy == "any",
+            HeapType::Abstract { shared: false, ty: A::Eq } => {
+                hierarchy == "any"
+                    && !matches!(r.heap_type(), HeapType::Abstract { ty: A::Any, .. })
+                    && !matches!(r.heap_type(), HeapType::Abstract { ty: A::Extern | A::NoExtern, .. })
+            }
+            HeapType::Abstract { shared: false, ty: A::Extern } => hierarchy == "extern",
+            HeapType::Abstract { shared: false, ty: A::Func } => hierarchy == "func",
+            _ => false,
+        }
+    }
+
     /// The top of a reference type's hierarchy (`any`, `func`, `extern` or
     /// `exn`), which decides what a null of it is to a host.
     pub fn hierarchy(&self, ty: &ValType) -> &'static str {
@@ -165,6 +198,34 @@ impl AvoidRule {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn results_fit_parameters_of_their_type_or_a_supertype_only() {
+        let wasm = wat::parse_str(
+            r#"(module (type $s (struct)) (type $f (func))
+                 (func (export "s") (result (ref $s)) unreachable)
+                 (func (export "sn") (result (ref null $s)) unreachable)
+                 (func (export "f") (result (ref $f)) unreachable)
+                 (func (export "e") (result externref) unreachable)
+                 (func (export "i") (result i32) unreachable))"#,
+        )
+        .unwrap();
+        let info = ModuleInfo::parse(&wasm).unwrap();
+        let result = |name: &str| {
+            let i = info.exported_funcs.iter().position(|(n, _)| n == name).unwrap();
+            info.exported_results[i][0]
+        };
+        let (s, sn, f, e, i) = (result("s"), result("sn"), result("f"), result("e"), result("i"));
+        let any = ValType::Ref(wasmparser::RefType::ANYREF);
+        let eq = ValType::Ref(wasmparser::RefType::EQREF);
+        let func = ValType::Ref(wasmparser::RefType::FUNCREF);
+        let ext = ValType::Ref(wasmparser::RefType::EXTERNREF);
+        assert!(info.fits(&s, &s) && info.fits(&s, &sn) && info.fits(&s, &any) && info.fits(&s, &eq));
+        assert!(!info.fits(&sn, &s), "a nullable result for a non-null parameter");
+        assert!(info.fits(&f, &func) && !info.fits(&f, &any) && !info.fits(&f, &eq));
+        assert!(info.fits(&e, &ext) && !info.fits(&e, &any));
+        assert!(info.fits(&i, &ValType::I32) && !info.fits(&i, &ValType::I64) && !info.fits(&any, &eq));
+    }
 
     #[test]
     fn operator_sequences_are_found_only_when_adjacent() {

@@ -223,6 +223,16 @@ impl Knob {
     }
 }
 
+/// A reservation of its own comes with a growth reservation of its own: with
+/// a small reservation (and on Pulley, or without signals-based traps)
+/// Wasmtime allocates memories and GC heaps with their growth reservation,
+/// 2 GiB by default, which a worker's memory limit refuses where `null`'s
+/// reserved-only memory succeeds.
+pub const GROWTH_PAIRS: [(Knob, Knob); 2] = [
+    (Knob::MemoryReservation, Knob::MemoryReservationForGrowth),
+    (Knob::GcHeapReservation, Knob::GcHeapReservationForGrowth),
+];
+
 /// `name=value, …`, as reports print them.
 pub fn describe(knobs: &Knobs) -> String {
     knobs.iter().map(|(k, s)| format!("{}={s}", k.name())).collect::<Vec<_>>().join(", ")
@@ -244,6 +254,16 @@ pub fn check(knobs: &Knobs) -> Result<()> {
         && knobs.get(&Knob::SpectreMitigations) == Some(&Setting::Flag(true))
     {
         bail!("knobs: Spectre mitigations need signals-based traps");
+    }
+    for (reservation, growth) in &GROWTH_PAIRS {
+        if knobs.contains_key(reservation) && !knobs.contains_key(growth) {
+            bail!(
+                "knobs: {} without {}: a memory Wasmtime allocates rather than reserves would claim the default 2 GiB \
+                 for growth, past a worker's memory limit",
+                reservation.name(),
+                growth.name()
+            );
+        }
     }
     if knobs.get(&Knob::GcHeapMayMove) == Some(&Setting::Flag(false)) && knobs.contains_key(&Knob::GcHeapReservation) {
         bail!("knobs: a pinned GC heap with a reservation of its own could run out where the reference does not");
@@ -278,6 +298,10 @@ mod tests {
                 assert!(knob.accepts(&choice), "{knob:?} {choice:?}");
                 let mut one = Knobs::new();
                 one.insert(knob, choice.clone());
+                if let Some((_, growth)) = GROWTH_PAIRS.iter().find(|(r, _)| *r == knob) {
+                    assert!(check(&one).is_err(), "{knob:?} alone");
+                    one.insert(*growth, Setting::Bytes(1 << 20));
+                }
                 if knob.on_line() {
                     check(&one).unwrap();
                 }
@@ -316,10 +340,13 @@ mod tests {
 
     #[test]
     fn combinations_that_could_change_results_are_refused() {
-        let pinned: Knobs =
-            [(Knob::GcHeapMayMove, Setting::Flag(false)), (Knob::GcHeapReservation, Setting::Bytes(64 << 10))]
-                .into_iter()
-                .collect();
+        let pinned: Knobs = [
+            (Knob::GcHeapMayMove, Setting::Flag(false)),
+            (Knob::GcHeapReservation, Setting::Bytes(64 << 10)),
+            (Knob::GcHeapReservationForGrowth, Setting::Bytes(1 << 20)),
+        ]
+        .into_iter()
+        .collect();
         if line::has(Cap::GcHeapTunables) {
             assert!(check(&pinned).unwrap_err().to_string().contains("pinned"));
         }

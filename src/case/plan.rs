@@ -19,6 +19,20 @@ pub enum Arg {
     Extern(u32),
     /// An `i31ref` (for `anyref`, `eqref` and `i31ref` parameters).
     I31(i32),
+    /// Result `result` of call `call` of this plan (an earlier one), which
+    /// the host has held since: GC objects round-tripping through the host.
+    /// If that call did not return, this call is not made
+    /// ([`Arg::NOT_RETURNED`]).
+    Earlier {
+        call: u32,
+        result: u32,
+    },
+}
+
+impl Arg {
+    /// How a call whose [`Arg::Earlier`] has no value is reported, alike by
+    /// every engine.
+    pub const NOT_RETURNED: &'static str = "not made: an argument comes from a call that did not return";
 }
 
 /// One call of an exported function.
@@ -60,6 +74,25 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// This plan without call `i`: arguments that were its results become
+    /// nulls, later calls' references to earlier ones are renumbered.
+    pub fn without_call(&self, i: usize) -> Plan {
+        let mut plan = self.clone();
+        plan.calls.remove(i);
+        for call in &mut plan.calls[i..] {
+            for arg in &mut call.args {
+                if let Arg::Earlier { call: from, .. } = arg {
+                    match (*from as usize).cmp(&i) {
+                        std::cmp::Ordering::Equal => *arg = Arg::Null,
+                        std::cmp::Ordering::Greater => *from -= 1,
+                        std::cmp::Ordering::Less => {}
+                    }
+                }
+            }
+        }
+        plan
+    }
+
     /// The plan for a module that came without one: each export once, default
     /// arguments, every configuration that can run it, a collection at every
     /// allocation.
@@ -125,5 +158,33 @@ fn default_arg(ty: &ValType) -> Arg {
             HeapType::Abstract { ty: A::Extern, .. } => Arg::Extern(0),
             _ => Arg::I31(0),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dropping_a_call_renumbers_the_results_later_calls_hold() {
+        let call = |args: Vec<Arg>| Call { export: "f".into(), args, collect_before: false, expect: None };
+        let plan = Plan {
+            profile: Profile::Gc,
+            calls: vec![
+                call(vec![]),
+                call(vec![]),
+                call(vec![Arg::Earlier { call: 0, result: 0 }, Arg::Earlier { call: 1, result: 2 }]),
+            ],
+            zeal: None,
+            gc_heap_initial: None,
+            knobs: Knobs::new(),
+            configs: vec![],
+            history: vec![],
+        };
+        let without_first = plan.without_call(0);
+        assert_eq!(without_first.calls[1].args, [Arg::Null, Arg::Earlier { call: 0, result: 2 }]);
+        let without_second = plan.without_call(1);
+        assert_eq!(without_second.calls[1].args, [Arg::Earlier { call: 0, result: 0 }, Arg::Null]);
+        assert_eq!(plan.without_call(2).calls.len(), 2);
     }
 }

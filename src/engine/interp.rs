@@ -6,7 +6,7 @@
 //! Its host functions do what Wasmtime's do, minus the collection: the
 //! interpreter's objects are never collected during a run.
 
-use super::{CALL_FUEL, Engine, Instance, MEMORY_LIMIT, TABLE_LIMIT};
+use super::{CALL_FUEL, Engine, Held, Instance, MEMORY_LIMIT, TABLE_LIMIT};
 use crate::case::Profile;
 use crate::case::host::HostFunc;
 use crate::case::{Arg, Call, TestCase};
@@ -68,7 +68,9 @@ impl Engine for InterpEngine {
             }
         }
         match store.instantiate(module, &imports) {
-            Ok(inst) => (Status::Returned(vec![]), Some(Box::new(InterpInstance { store, inst }))),
+            Ok(inst) => {
+                (Status::Returned(vec![]), Some(Box::new(InterpInstance { store, inst, held: Held::default() })))
+            }
             Err(stop) => (status(&store, stop), None),
         }
     }
@@ -96,37 +98,50 @@ fn host_import(store: &mut Store, module: &str, name: &str, kind: &ImportKind) -
 struct InterpInstance<'a> {
     store: Store<'a>,
     inst: u32,
+    /// Objects live as long as the instance, so results are held as they are.
+    held: Held<Val>,
 }
 
-impl Instance for InterpInstance<'_> {
-    fn call(&mut self, call: &Call) -> Status {
+impl InterpInstance<'_> {
+    fn make_call(&mut self, call: &Call) -> (Status, Option<Vec<Val>>) {
         let Some(Extern::Func(func)) = self.store.export(self.inst, &call.export) else {
-            return Status::Error(format!("no exported function {:?}", call.export));
+            return (Status::Error(format!("no exported function {:?}", call.export)), None);
         };
         let ty = self.store.funcs[func as usize].ty();
         let params = self.store.types.func_type(ty).0;
         if params.len() != call.args.len() {
-            return Status::Error(format!(
-                "{} takes {} arguments, plan has {}",
-                call.export,
-                params.len(),
-                call.args.len()
-            ));
+            let message = format!("{} takes {} arguments, plan has {}", call.export, params.len(), call.args.len());
+            return (Status::Error(message), None);
         }
         let mut args = Vec::with_capacity(params.len());
         for arg in &call.args {
-            match arg_val(arg) {
-                Some(v) => args.push(v),
-                None => return Status::Error(format!("argument {arg:?} out of the interpreter's scope")),
+            match arg {
+                Arg::Earlier { call, result } => match self.held.get(*call, *result) {
+                    Ok(v) => args.push(*v),
+                    Err(status) => return (status, None),
+                },
+                _ => match arg_val(arg) {
+                    Some(v) => args.push(v),
+                    None => return (Status::Error(format!("argument {arg:?} out of the interpreter's scope")), None),
+                },
             }
         }
         match self.store.invoke(func, args) {
             Ok(vals) => {
                 let mut walker = Walker::new(&self.store);
-                Status::Returned(vals.into_iter().map(|v| walker.val(v, 0)).collect())
+                let status = Status::Returned(vals.iter().map(|v| walker.val(*v, 0)).collect());
+                (status, Some(vals))
             }
-            Err(stop) => status(&self.store, stop),
+            Err(stop) => (status(&self.store, stop), None),
         }
+    }
+}
+
+impl Instance for InterpInstance<'_> {
+    fn call(&mut self, call: &Call) -> Status {
+        let (status, results) = self.make_call(call);
+        self.held.push(results);
+        status
     }
 
     /// Nothing to collect: objects live until the instance is dropped.
@@ -187,7 +202,7 @@ fn arg_val(arg: &Arg) -> Option<Val> {
         Arg::Extern(id) => Val::Ref(Ref::Extern(AnyRef::Host(*id))),
         // `I31::wrapping_i32`: the low 31 bits.
         Arg::I31(v) => Val::Ref(Ref::Any(AnyRef::I31(*v as u32 & 0x7fff_ffff))),
-        Arg::V128(_) => return None,
+        Arg::V128(_) | Arg::Earlier { .. } => return None,
     })
 }
 

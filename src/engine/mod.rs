@@ -11,7 +11,7 @@ pub mod wasmi;
 pub mod wasmtime;
 pub mod worker;
 
-use crate::case::{Call, ConfigId, TestCase};
+use crate::case::{Arg, Call, ConfigId, TestCase};
 use crate::outcome::{CallRecord, Outcome, Producers, State, Status};
 use std::time::Instant;
 
@@ -63,6 +63,40 @@ pub trait Instance {
     /// name, where the engine tracks it.
     fn global_producers(&self) -> Vec<(String, String)> {
         vec![]
+    }
+}
+
+/// The results an instance holds for later calls' [`Arg::Earlier`]
+/// arguments: one entry per call made, in order (`None`: it did not return).
+/// Each engine keeps its own value type (rooted as that engine requires).
+pub struct Held<V>(Vec<Option<Vec<V>>>);
+
+impl<V> Default for Held<V> {
+    fn default() -> Self {
+        Held(Vec::new())
+    }
+}
+
+impl<V> Held<V> {
+    /// The number of the call about to be made.
+    pub fn next_call(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn push(&mut self, results: Option<Vec<V>>) {
+        self.0.push(results);
+    }
+
+    /// The value an [`Arg::Earlier`] names, or the status of a call that
+    /// cannot be made without it (the same in every engine).
+    pub fn get(&self, call: u32, result: u32) -> Result<&V, Status> {
+        match self.0.get(call as usize) {
+            Some(Some(results)) => results
+                .get(result as usize)
+                .ok_or_else(|| Status::Error(format!("argument: call {call} has no result {result}"))),
+            Some(None) => Err(Status::Error(Arg::NOT_RETURNED.into())),
+            None => Err(Status::Error(format!("argument: call {call} is not an earlier call"))),
+        }
     }
 }
 

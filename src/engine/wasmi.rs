@@ -3,7 +3,7 @@
 //! calls, extended constants; no GC, typed function references or
 //! exceptions). Its `gc` import is a no-op: wasmi has no collector.
 
-use super::{CALL_FUEL, Engine, Instance, MEMORY_LIMIT, TABLE_LIMIT};
+use super::{CALL_FUEL, Engine, Held, Instance, MEMORY_LIMIT, TABLE_LIMIT};
 use crate::case::Profile;
 use crate::case::host::{self, HostFunc};
 use crate::case::{Arg, Call, TestCase};
@@ -85,7 +85,9 @@ impl Engine for WasmiEngine {
             return (Status::Error("fuel not enabled".into()), None);
         }
         match self.linker.instantiate_and_start(&mut store, &module) {
-            Ok(instance) => (Status::Returned(vec![]), Some(Box::new(WasmiInstance { store, instance }))),
+            Ok(instance) => {
+                (Status::Returned(vec![]), Some(Box::new(WasmiInstance { store, instance, held: Held::default() })))
+            }
             Err(e) => (classify(e), None),
         }
     }
@@ -94,31 +96,47 @@ impl Engine for WasmiEngine {
 struct WasmiInstance {
     store: Store<Host>,
     instance: wasmi::Instance,
+    /// wasmi's references are store handles: held as they are.
+    held: Held<Val>,
+}
+
+impl WasmiInstance {
+    fn make_call(&mut self, call: &Call) -> (Status, Option<Vec<Val>>) {
+        let Some(func) = self.instance.get_func(&self.store, &call.export) else {
+            return (Status::Error(format!("no exported function {:?}", call.export)), None);
+        };
+        let ty = func.ty(&self.store);
+        if ty.params().len() != call.args.len() {
+            let message =
+                format!("{} takes {} arguments, plan has {}", call.export, ty.params().len(), call.args.len());
+            return (Status::Error(message), None);
+        }
+        let mut args = Vec::with_capacity(call.args.len());
+        for (arg, ty) in call.args.iter().zip(ty.params()) {
+            match arg {
+                Arg::Earlier { call, result } => match self.held.get(*call, *result) {
+                    Ok(v) => args.push(v.clone()),
+                    Err(status) => return (status, None),
+                },
+                _ => args.push(arg_val(&mut self.store, arg, ty)),
+            }
+        }
+        let mut results: Vec<Val> = ty.results().iter().map(|t| Val::default_for_ty(*t)).collect();
+        if self.store.set_fuel(CALL_FUEL).is_err() {
+            return (Status::Error("fuel not enabled".into()), None);
+        }
+        match func.call(&mut self.store, &args, &mut results) {
+            Ok(()) => (Status::Returned(results.iter().map(|v| value(&self.store, v)).collect()), Some(results)),
+            Err(e) => (classify(e), None),
+        }
+    }
 }
 
 impl Instance for WasmiInstance {
     fn call(&mut self, call: &Call) -> Status {
-        let Some(func) = self.instance.get_func(&self.store, &call.export) else {
-            return Status::Error(format!("no exported function {:?}", call.export));
-        };
-        let ty = func.ty(&self.store);
-        if ty.params().len() != call.args.len() {
-            return Status::Error(format!(
-                "{} takes {} arguments, plan has {}",
-                call.export,
-                ty.params().len(),
-                call.args.len()
-            ));
-        }
-        let args: Vec<Val> = call.args.iter().zip(ty.params()).map(|(a, t)| arg_val(&mut self.store, a, t)).collect();
-        let mut results: Vec<Val> = ty.results().iter().map(|t| Val::default_for_ty(*t)).collect();
-        if self.store.set_fuel(CALL_FUEL).is_err() {
-            return Status::Error("fuel not enabled".into());
-        }
-        match func.call(&mut self.store, &args, &mut results) {
-            Ok(()) => Status::Returned(results.iter().map(|v| value(&self.store, v)).collect()),
-            Err(e) => classify(e),
-        }
+        let (status, results) = self.make_call(call);
+        self.held.push(results);
+        status
     }
 
     fn collect(&mut self) {}
@@ -164,7 +182,8 @@ fn arg_val(store: &mut Store<Host>, arg: &Arg, ty: &ValType) -> Val {
         Arg::Extern(id) => Val::ExternRef(Nullable::Val(ExternRef::new(&mut *store, *id))),
         // No i31 in wasmi's feature set: any reference parameter here is
         // funcref or externref, so the plan only ever has nulls for them.
-        Arg::Null | Arg::I31(_) => Val::default_for_ty(*ty),
+        // Held values are looked up by the caller.
+        Arg::Null | Arg::I31(_) | Arg::Earlier { .. } => Val::default_for_ty(*ty),
     }
 }
 

@@ -2,7 +2,7 @@
 //! arguments, host-forced collections, zeal and heap settings, and the
 //! configurations taking part.
 
-use crate::case::knobs::{self, Knob, Knobs};
+use crate::case::knobs::{self, Knob, Knobs, Setting};
 use crate::case::{Arg, Call, ConfigId, ModuleInfo, Plan, Profile, arg_possible};
 use arbitrary::Unstructured;
 use wasmparser::{HeapType, ValType};
@@ -33,6 +33,7 @@ pub fn draw(profile: Profile, info: &ModuleInfo, u: &mut Unstructured) -> arbitr
             });
         }
     }
+    hold_results(info, &mut calls, u)?;
     // A few zeal settings only: each distinct one needs its own Wasmtime
     // engine per configuration in every worker. A collection at every
     // allocation halves DRC throughput (gc_zeal scans the free list for
@@ -60,6 +61,50 @@ pub fn draw(profile: Profile, info: &ModuleInfo, u: &mut Unstructured) -> arbitr
     Ok(Plan { profile, calls, zeal, gc_heap_initial, knobs, configs, history: vec![] })
 }
 
+/// Passes references earlier calls returned back into later calls: a
+/// third of the reference arguments that some earlier result fits, and in
+/// a quarter of the calls with several such arguments the same object in
+/// each of them (GC objects round-tripping through the host, held across
+/// the collections the plan forces in between).
+fn hold_results(info: &ModuleInfo, calls: &mut [Call], u: &mut Unstructured) -> arbitrary::Result<()> {
+    let results_of = |export: &str| {
+        info.exported_funcs.iter().position(|(name, _)| name == export).map_or(&[][..], |i| &info.exported_results[i])
+    };
+    for i in 1..calls.len() {
+        let params = info.exported_funcs.iter().find(|(name, _)| *name == calls[i].export).map(|(_, p)| p.clone());
+        let Some(params) = params else { continue };
+        let same = u.ratio(1, 4)?;
+        let mut chosen: Option<(u32, u32)> = None;
+        for (j, param) in params.iter().enumerate() {
+            if !param.is_reference_type() {
+                continue;
+            }
+            let fitting: Vec<(u32, u32)> = (0..i)
+                .flat_map(|k| {
+                    results_of(&calls[k].export)
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, r)| info.fits(r, param))
+                        .map(move |(r, _)| (k as u32, r as u32))
+                })
+                .collect();
+            if fitting.is_empty() {
+                continue;
+            }
+            let pick = match chosen {
+                Some(c) if same && fitting.contains(&c) => Some(c),
+                _ if u.ratio(1, 3)? => Some(*u.choose(&fitting)?),
+                _ => None,
+            };
+            if let Some((call, result)) = pick {
+                calls[i].args[j] = Arg::Earlier { call, result };
+                chosen = Some((call, result));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Half the cases keep Wasmtime's defaults (the settings embedders run);
 /// the others change one to four knobs the line has, each to a value other
 /// than its default.
@@ -77,7 +122,13 @@ fn draw_knobs(u: &mut Unstructured) -> arbitrary::Result<Knobs> {
         let choice = u.choose(&knob.choices())?.clone();
         drawn.insert(knob, choice);
     }
-    // A pinned heap keeps the default reservation (see `case::knobs`).
+    // A reservation of its own gets a growth reservation of its own, and a
+    // pinned heap keeps the default reservation (see `case::knobs`).
+    for (reservation, growth) in knobs::GROWTH_PAIRS {
+        if drawn.contains_key(&reservation) && !drawn.contains_key(&growth) {
+            drawn.insert(growth, Setting::Bytes(1 << 20));
+        }
+    }
     if knobs::check(&drawn).is_err() {
         drawn.remove(&Knob::GcHeapMayMove);
     }

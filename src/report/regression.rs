@@ -130,7 +130,8 @@ fn arg(a: &Arg) -> Option<String> {
         // Nulls need the parameter's hierarchy: see `wast`.
         Arg::Null => return None,
         Arg::Extern(id) => format!("(ref.extern {id})"),
-        Arg::I31(_) => return None,
+        // A .wast script cannot hold a result for a later invoke.
+        Arg::I31(_) | Arg::Earlier { .. } => return None,
     })
 }
 

@@ -58,8 +58,7 @@ pub fn shrink(
     }
     // Drop calls, last first, while the finding stays.
     for i in (0..plan.calls.len()).rev() {
-        let mut fewer = plan.clone();
-        fewer.calls.remove(i);
+        let fewer = plan.without_call(i);
         if reproduces(&wasm, &fewer, exec)? {
             plan = fewer;
         }

@@ -155,7 +155,13 @@ mod tests {
         let widest = offered.iter().map(|k| k.choices().len()).max().unwrap();
         let mut sets: Vec<Knobs> = Vec::new();
         for &knob in &offered {
-            sets.extend(knob.choices().into_iter().map(|c| [(knob, c)].into()));
+            for choice in knob.choices() {
+                let mut one: Knobs = [(knob, choice)].into();
+                if let Some((_, growth)) = knobs::GROWTH_PAIRS.iter().find(|(r, _)| *r == knob) {
+                    one.insert(*growth, Setting::Bytes(1 << 20));
+                }
+                sets.push(one);
+            }
         }
         for i in 0..widest {
             let mut all: Knobs = offered.iter().map(|k| (*k, k.choices()[i % k.choices().len()].clone())).collect();

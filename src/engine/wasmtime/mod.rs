@@ -12,19 +12,21 @@
 mod compat;
 mod knobs;
 pub mod locate;
+mod walk;
 pub mod wast;
 
-use super::{CALL_FUEL, Engine, Instance, MEMORY_LIMIT, TABLE_LIMIT};
+use super::{CALL_FUEL, Engine, Held, Instance, MEMORY_LIMIT, TABLE_LIMIT};
 use crate::case::host::{self, HostFunc};
 use crate::case::{Arg, Call, ConfigId, Knobs, TestCase};
 use crate::line::{self, Cap};
-use crate::outcome::vocab::{self, ARRAY_ELEMS, HeapName, Numbering, StorageName, TABLE_ELEMS, TypeName, signature};
+use crate::outcome::vocab::TABLE_ELEMS;
 use crate::outcome::{Exhausted, MemorySummary, Ref as Shape, State, Status, TableSummary, TrapClass, Value};
 use compat as api;
 use std::collections::HashMap;
+use walk::Walker;
 use wasmtime::{
-    AnyRef, Collector, Config, ExternRef, Func, GcHeapOutOfMemory, HeapType, I31, Linker, Module, OptLevel, RefType,
-    Rooted, StorageType, Store, StoreLimits, StoreLimitsBuilder, Trap, Val, ValType,
+    AnyRef, Collector, Config, ExternRef, GcHeapOutOfMemory, I31, Linker, Module, OptLevel, Rooted, Store, StoreLimits,
+    StoreLimitsBuilder, Trap, Val, ValType,
 };
 #[cfg(wasmtime_exceptions)]
 use wasmtime::{ExnRef, ThrownException};
@@ -55,12 +57,21 @@ pub struct WasmtimeEngine {
     id: ConfigId,
     engines: HashMap<EngineKey, (wasmtime::Engine, Linker<Host>)>,
     hook: Option<LinkerHook>,
+    /// Hold results in roots that end with their call (tests only).
+    drops_held_roots: bool,
 }
 
 impl WasmtimeEngine {
     pub fn new(id: ConfigId) -> WasmtimeEngine {
         assert!(id.is_wasmtime(), "{id} is not a Wasmtime configuration");
-        WasmtimeEngine { id, engines: HashMap::new(), hook: None }
+        WasmtimeEngine { id, engines: HashMap::new(), hook: None, drops_held_roots: false }
+    }
+
+    /// This configuration with a host that drops its roots of the results it
+    /// holds when each call ends, and hands them back to later calls anyway:
+    /// what the tests' planted host round-trip bug uses.
+    pub fn dropping_held_roots(id: ConfigId) -> WasmtimeEngine {
+        WasmtimeEngine { drops_held_roots: true, ..WasmtimeEngine::new(id) }
     }
 
     /// This configuration with its host functions changed by `hook`.
@@ -189,6 +200,7 @@ impl Engine for WasmtimeEngine {
     }
 
     fn instantiate<'a>(&'a mut self, case: &TestCase) -> (Status, Option<Box<dyn Instance + 'a>>) {
+        let drops_held_roots = self.drops_held_roots;
         let (engine, linker) = match self.engine(case) {
             Ok(pair) => pair,
             Err(e) => return (Status::Error(format!("engine: {e:#}")), None),
@@ -206,7 +218,10 @@ impl Engine for WasmtimeEngine {
             return (Status::Error("fuel not enabled".into()), None);
         }
         match linker.instantiate(&mut store, &module) {
-            Ok(instance) => (Status::Returned(vec![]), Some(Box::new(WasmtimeInstance { store, instance }))),
+            Ok(instance) => (
+                Status::Returned(vec![]),
+                Some(Box::new(WasmtimeInstance { store, instance, held: Held::default(), drops_held_roots })),
+            ),
             Err(e) => (classify(&mut store, e), None),
         }
     }
@@ -215,49 +230,123 @@ impl Engine for WasmtimeEngine {
 struct WasmtimeInstance {
     store: Store<Host>,
     instance: wasmtime::Instance,
+    held: Held<Keep>,
+    drops_held_roots: bool,
+}
+
+/// A result the host holds for later calls, in one of Wasmtime's two
+/// rooting forms: results of even-numbered calls are manually rooted
+/// (owned roots, taken inside the call's `RootScope`, which ends with the
+/// call), those of odd-numbered calls are scoped roots in the store's own
+/// scope, which lasts as long as the instance. Lines without owned roots
+/// hold every result the second way.
+enum Keep {
+    Val(Val),
+    #[cfg(wasmtime_owned_roots)]
+    Any(wasmtime::OwnedRooted<AnyRef>),
+    #[cfg(wasmtime_owned_roots)]
+    Extern(wasmtime::OwnedRooted<ExternRef>),
+    #[cfg(all(wasmtime_owned_roots, wasmtime_exceptions))]
+    Exn(wasmtime::OwnedRooted<ExnRef>),
+}
+
+impl Keep {
+    fn new(store: &mut impl wasmtime::AsContextMut, v: Val, manual: bool) -> wasmtime::Result<Keep> {
+        if !manual {
+            return Ok(Keep::Val(v));
+        }
+        let _ = &store;
+        Ok(match v {
+            #[cfg(wasmtime_owned_roots)]
+            Val::AnyRef(Some(r)) => Keep::Any(r.to_owned_rooted(store)?),
+            #[cfg(wasmtime_owned_roots)]
+            Val::ExternRef(Some(r)) => Keep::Extern(r.to_owned_rooted(store)?),
+            #[cfg(all(wasmtime_owned_roots, wasmtime_exceptions))]
+            Val::ExnRef(Some(r)) => Keep::Exn(r.to_owned_rooted(store)?),
+            v => Keep::Val(v),
+        })
+    }
+
+    fn val(&self, store: &mut impl wasmtime::AsContextMut) -> Val {
+        let _ = &store;
+        match self {
+            Keep::Val(v) => *v,
+            #[cfg(wasmtime_owned_roots)]
+            Keep::Any(r) => Val::AnyRef(Some(r.to_rooted(store))),
+            #[cfg(wasmtime_owned_roots)]
+            Keep::Extern(r) => Val::ExternRef(Some(r.to_rooted(store))),
+            #[cfg(all(wasmtime_owned_roots, wasmtime_exceptions))]
+            Keep::Exn(r) => Val::ExnRef(Some(r.to_rooted(store))),
+        }
+    }
+}
+
+/// One call on `store` (a `RootScope` for manually rooted results), and its
+/// results in the form the host holds them in.
+fn make_call(
+    store: &mut impl wasmtime::AsContextMut<Data = Host>,
+    instance: wasmtime::Instance,
+    call: &Call,
+    held: &Held<Keep>,
+    manual: bool,
+) -> (Status, Option<Vec<Keep>>) {
+    let Some(func) = instance.get_func(&mut *store, &call.export) else {
+        return (Status::Error(format!("no exported function {:?}", call.export)), None);
+    };
+    if store.as_context_mut().set_fuel(CALL_FUEL).is_err() {
+        return (Status::Error("fuel not enabled".into()), None);
+    }
+    locate::call_begins();
+    let ty = func.ty(&*store);
+    if ty.params().len() != call.args.len() {
+        let message = format!("{} takes {} arguments, plan has {}", call.export, ty.params().len(), call.args.len());
+        return (Status::Error(message), None);
+    }
+    let mut args = Vec::with_capacity(call.args.len());
+    for (arg, param) in call.args.iter().zip(ty.params()) {
+        if let Arg::Earlier { call, result } = arg {
+            match held.get(*call, *result) {
+                Ok(keep) => args.push(keep.val(store)),
+                Err(status) => return (status, None),
+            }
+            continue;
+        }
+        match arg_val(store, arg, &param) {
+            Ok(v) => args.push(v),
+            // Making a host externref can find the GC heap full.
+            Err(e) if is_gc_oom(&e) => return (Status::Exhausted(Exhausted::GcHeapOutOfMemory), None),
+            Err(e) => return (Status::Error(format!("argument: {e:#}")), None),
+        }
+    }
+    let mut results = vec![Val::I32(0); ty.results().len()];
+    match func.call(&mut *store, &args, &mut results) {
+        Ok(()) => {
+            let kept: wasmtime::Result<Vec<Keep>> = results.iter().map(|v| Keep::new(store, *v, manual)).collect();
+            let mut walker = Walker::new();
+            let values: wasmtime::Result<Vec<_>> = results.into_iter().map(|v| walker.val(store, v, 0)).collect();
+            match (values, kept) {
+                (Ok(values), Ok(kept)) => (Status::Returned(values), Some(kept)),
+                (Err(e), _) | (_, Err(e)) => (Status::Error(format!("walking results: {e:#}")), None),
+            }
+        }
+        Err(e) => (classify(store, e), None),
+    }
 }
 
 impl Instance for WasmtimeInstance {
     fn call(&mut self, call: &Call) -> Status {
-        let Some(func) = self.instance.get_func(&mut self.store, &call.export) else {
-            return Status::Error(format!("no exported function {:?}", call.export));
+        let manual = line::has(Cap::OwnedRoots) && self.held.next_call().is_multiple_of(2);
+        let (status, kept) = if self.drops_held_roots {
+            let mut scope = wasmtime::RootScope::new(&mut self.store);
+            make_call(&mut scope, self.instance, call, &self.held, false)
+        } else if manual {
+            let mut scope = wasmtime::RootScope::new(&mut self.store);
+            make_call(&mut scope, self.instance, call, &self.held, true)
+        } else {
+            make_call(&mut self.store, self.instance, call, &self.held, false)
         };
-        if self.store.set_fuel(CALL_FUEL).is_err() {
-            return Status::Error("fuel not enabled".into());
-        }
-        locate::call_begins();
-        let mut scope = wasmtime::RootScope::new(&mut self.store);
-        let ty = func.ty(&scope);
-        if ty.params().len() != call.args.len() {
-            return Status::Error(format!(
-                "{} takes {} arguments, plan has {}",
-                call.export,
-                ty.params().len(),
-                call.args.len()
-            ));
-        }
-        let mut args = Vec::with_capacity(call.args.len());
-        for (arg, param) in call.args.iter().zip(ty.params()) {
-            match arg_val(&mut scope, arg, &param) {
-                Ok(v) => args.push(v),
-                // Making a host externref can find the GC heap full.
-                Err(e) if is_gc_oom(&e) => return Status::Exhausted(Exhausted::GcHeapOutOfMemory),
-                Err(e) => return Status::Error(format!("argument: {e:#}")),
-            }
-        }
-        let mut results = vec![Val::I32(0); ty.results().len()];
-        match func.call(&mut scope, &args, &mut results) {
-            Ok(()) => {
-                let mut walker = Walker::new();
-                let values: wasmtime::Result<Vec<_>> =
-                    results.into_iter().map(|v| walker.val(&mut scope, v, 0)).collect();
-                match values {
-                    Ok(values) => Status::Returned(values),
-                    Err(e) => Status::Error(format!("walking results: {e:#}")),
-                }
-            }
-            Err(e) => classify(&mut scope, e),
-        }
+        self.held.push(kept);
+        status
     }
 
     fn collect(&mut self) {
@@ -331,6 +420,7 @@ fn arg_val(store: &mut impl wasmtime::AsContextMut, arg: &Arg, ty: &ValType) -> 
         (Arg::Extern(id), _) => Val::ExternRef(Some(ExternRef::new(store, *id)?)),
         (Arg::I31(v), _) => Val::AnyRef(Some(AnyRef::from_i31(store, I31::wrapping_i32(*v)))),
         (Arg::Null, _) => return Err(wasmtime::Error::msg("null for non-reference parameter")),
+        (Arg::Earlier { .. }, _) => return Err(wasmtime::Error::msg("held results are looked up by the caller")),
     })
 }
 
@@ -389,203 +479,4 @@ fn classify(store: &mut impl wasmtime::AsContextMut, e: wasmtime::Error) -> Stat
 /// value that did not fit, so its type varies: the message is what is common.
 fn is_gc_oom(e: &wasmtime::Error) -> bool {
     e.is::<GcHeapOutOfMemory<()>>() || api::is_out_of_memory(e) || format!("{e:#}").contains("GC heap out of memory")
-}
-
-/// Walks GC references into shapes, numbering objects in first-seen order.
-struct Walker {
-    seen: Vec<Rooted<AnyRef>>,
-    #[cfg(wasmtime_exceptions)]
-    seen_exn: Vec<Rooted<ExnRef>>,
-    ids: Vec<u32>,
-    #[cfg(wasmtime_exceptions)]
-    exn_ids: Vec<u32>,
-    numbering: Numbering,
-}
-
-impl Walker {
-    fn new() -> Walker {
-        Walker {
-            seen: Vec::new(),
-            #[cfg(wasmtime_exceptions)]
-            seen_exn: Vec::new(),
-            ids: Vec::new(),
-            #[cfg(wasmtime_exceptions)]
-            exn_ids: Vec::new(),
-            numbering: Numbering::default(),
-        }
-    }
-
-    fn val(&mut self, store: &mut impl wasmtime::AsContextMut, v: Val, depth: usize) -> wasmtime::Result<Value> {
-        Ok(match v {
-            Val::I32(v) => Value::I32(v),
-            Val::I64(v) => Value::I64(v),
-            Val::F32(b) => Value::f32(b),
-            Val::F64(b) => Value::f64(b),
-            Val::V128(v) => Value::V128(v.as_u128()),
-            Val::FuncRef(f) => Value::Ref(match f {
-                None => Shape::Null,
-                Some(f) => Shape::Func(func_sig(store, &f)),
-            }),
-            Val::ExternRef(None) | Val::AnyRef(None) => Value::Ref(Shape::Null),
-            Val::ExternRef(Some(e)) => Value::Ref(self.external(store, e, depth)?),
-            Val::AnyRef(Some(a)) => Value::Ref(self.any(store, a, depth)?),
-            #[cfg(wasmtime_exceptions)]
-            Val::ExnRef(None) => Value::Ref(Shape::Null),
-            #[cfg(wasmtime_exceptions)]
-            Val::ExnRef(Some(e)) => Value::Ref(self.exn(store, e, depth)?),
-            // Reachable on lines with more value kinds than the walk knows.
-            #[allow(unreachable_patterns)]
-            other => Value::Ref(Shape::Func(format!("<unsupported value {other:?}>"))),
-        })
-    }
-
-    fn external(
-        &mut self,
-        store: &mut impl wasmtime::AsContextMut,
-        e: Rooted<ExternRef>,
-        depth: usize,
-    ) -> wasmtime::Result<Shape> {
-        let host_id = e.data(&*store)?.and_then(|d| d.downcast_ref::<u32>()).copied();
-        Ok(match host_id {
-            Some(id) => Shape::Extern(id),
-            None => {
-                let any = AnyRef::convert_extern(&mut *store, e)?;
-                Shape::Internalized(Box::new(self.any(store, any, depth)?))
-            }
-        })
-    }
-
-    fn any(
-        &mut self,
-        store: &mut impl wasmtime::AsContextMut,
-        a: Rooted<AnyRef>,
-        depth: usize,
-    ) -> wasmtime::Result<Shape> {
-        if let Some(i) = a.as_i31(&*store)? {
-            return Ok(Shape::I31(i.get_i32()));
-        }
-        if !a.is_struct(&*store)? && !a.is_array(&*store)? {
-            // A host reference seen through `any.convert_extern`: shown by
-            // its payload like an externref, without a number.
-            let e = ExternRef::convert_any(&mut *store, a)?;
-            if let Some(host_id) = e.data(&*store)?.and_then(|d| d.downcast_ref::<u32>()).copied() {
-                return Ok(Shape::Extern(host_id));
-            }
-        }
-        for (seen, id) in self.seen.iter().zip(&self.ids) {
-            if Rooted::ref_eq(&*store, seen, &a)? {
-                return Ok(Shape::Seen(*id));
-            }
-        }
-        let id = match self.numbering.admit(depth) {
-            Ok(id) => id,
-            Err(shape) => return Ok(shape),
-        };
-        self.seen.push(a);
-        self.ids.push(id);
-        if let Some(s) = a.as_struct(&*store)? {
-            let ty = s.ty(&*store)?;
-            let desc = vocab::struct_type(ty.fields().map(|f| field_desc(f.mutability(), f.element_type())));
-            let mut fields = Vec::new();
-            for i in 0..ty.fields().len() {
-                let v = s.field(&mut *store, i)?;
-                fields.push(self.val(store, v, depth + 1)?);
-            }
-            return Ok(Shape::Struct { id, ty: desc, fields });
-        }
-        if let Some(arr) = a.as_array(&*store)? {
-            let ty = arr.ty(&*store)?;
-            let f = ty.field_type();
-            let desc = vocab::array_type(field_desc(f.mutability(), f.element_type()));
-            let len = arr.len(&*store)?;
-            let mut elems = Vec::new();
-            for i in 0..len.min(ARRAY_ELEMS) {
-                let v = arr.get(&mut *store, i)?;
-                elems.push(self.val(store, v, depth + 1)?);
-            }
-            return Ok(Shape::Array { id, ty: desc, len, elems });
-        }
-        Ok(Shape::Func(format!("<anyref of type {:?}>", a.ty(&*store)?)))
-    }
-
-    #[cfg(wasmtime_exceptions)]
-    fn exn(
-        &mut self,
-        store: &mut impl wasmtime::AsContextMut,
-        e: Rooted<ExnRef>,
-        depth: usize,
-    ) -> wasmtime::Result<Shape> {
-        for (seen, id) in self.seen_exn.iter().zip(&self.exn_ids) {
-            if Rooted::ref_eq(&*store, seen, &e)? {
-                return Ok(Shape::Seen(*id));
-            }
-        }
-        let id = match self.numbering.admit(depth) {
-            Ok(id) => id,
-            Err(shape) => return Ok(shape),
-        };
-        self.seen_exn.push(e);
-        self.exn_ids.push(id);
-        let tag = e.tag(&mut *store)?;
-        let tag_ty = tag.ty(&*store);
-        let sig = signature(tag_ty.ty().params().map(|p| val_desc(&p)), []);
-        let mut fields = Vec::new();
-        for i in 0..tag_ty.ty().params().len() {
-            let v = e.field(&mut *store, i)?;
-            fields.push(self.val(store, v, depth + 1)?);
-        }
-        Ok(Shape::Exn { id, tag: sig, fields })
-    }
-}
-
-fn func_sig(store: &impl wasmtime::AsContext, f: &Func) -> String {
-    let ty = f.ty(store);
-    signature(ty.params().map(|p| val_desc(&p)), ty.results().map(|r| val_desc(&r)))
-}
-
-fn field_desc(m: wasmtime::Mutability, s: &StorageType) -> String {
-    let storage = match s {
-        StorageType::I8 => StorageName::I8,
-        StorageType::I16 => StorageName::I16,
-        StorageType::ValType(v) => StorageName::Val(val_desc(v)),
-    };
-    vocab::field(m == wasmtime::Mutability::Var, storage)
-}
-
-fn val_desc(v: &ValType) -> TypeName {
-    match v {
-        ValType::I32 => TypeName::I32,
-        ValType::I64 => TypeName::I64,
-        ValType::F32 => TypeName::F32,
-        ValType::F64 => TypeName::F64,
-        ValType::V128 => TypeName::V128,
-        ValType::Ref(r) => ref_desc(r),
-    }
-}
-
-fn ref_desc(r: &RefType) -> TypeName {
-    let heap = match r.heap_type() {
-        HeapType::Extern => HeapName::Extern,
-        HeapType::NoExtern => HeapName::NoExtern,
-        HeapType::Func => HeapName::Func,
-        HeapType::ConcreteFunc(_) => HeapName::ConcreteFunc,
-        HeapType::NoFunc => HeapName::NoFunc,
-        HeapType::Any => HeapName::Any,
-        HeapType::Eq => HeapName::Eq,
-        HeapType::I31 => HeapName::I31,
-        HeapType::Array => HeapName::Array,
-        HeapType::ConcreteArray(_) => HeapName::ConcreteArray,
-        HeapType::Struct => HeapName::Struct,
-        HeapType::ConcreteStruct(_) => HeapName::ConcreteStruct,
-        HeapType::None => HeapName::None,
-        #[cfg(wasmtime_exn_heap_types)]
-        HeapType::Exn => HeapName::Exn,
-        #[cfg(wasmtime_exn_heap_types)]
-        HeapType::ConcreteExn(_) => HeapName::ConcreteExn,
-        #[cfg(wasmtime_exn_heap_types)]
-        HeapType::NoExn => HeapName::NoExn,
-        #[allow(unreachable_patterns)]
-        _ => HeapName::Cont,
-    };
-    TypeName::Ref { nullable: r.is_nullable(), heap }
 }
