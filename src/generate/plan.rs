@@ -33,6 +33,7 @@ pub fn draw(profile: Profile, info: &ModuleInfo, u: &mut Unstructured) -> arbitr
             });
         }
     }
+    call_fed_exports(info, &mut calls, u)?;
     hold_results(info, &mut calls, u)?;
     // A few zeal settings only: each distinct one needs its own Wasmtime
     // engine per configuration in every worker. A collection at every
@@ -59,6 +60,46 @@ pub fn draw(profile: Profile, info: &ModuleInfo, u: &mut Unstructured) -> arbitr
     }
     configs.push(ConfigId::Interp);
     Ok(Plan { profile, calls, zeal, gc_heap_initial, knobs, configs, history: vec![] })
+}
+
+/// Calls, once each and in export order, the exports the host cannot make
+/// arguments for (a non-null concrete reference parameter) when an earlier
+/// call returned a value for every such parameter: only a round-trip
+/// through the host reaches them.
+fn call_fed_exports(info: &ModuleInfo, calls: &mut Vec<Call>, u: &mut Unstructured) -> arbitrary::Result<()> {
+    for (export, params) in info.exported_funcs.iter().filter(|(_, params)| !params.iter().all(arg_possible)) {
+        if calls.len() >= MAX_CALLS {
+            break;
+        }
+        let mut args = Vec::with_capacity(params.len());
+        for param in params {
+            if arg_possible(param) {
+                args.extend(draw_args(std::slice::from_ref(param), u)?);
+                continue;
+            }
+            let fitting: Vec<Arg> = calls
+                .iter()
+                .enumerate()
+                .flat_map(|(k, call)| {
+                    let results = info.exported_funcs.iter().position(|(name, _)| *name == call.export);
+                    let results = results.map_or(&[][..], |i| &info.exported_results[i]);
+                    results
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, r)| info.fits(r, param))
+                        .map(move |(r, _)| Arg::Earlier { call: k as u32, result: r as u32 })
+                })
+                .collect();
+            if fitting.is_empty() {
+                break;
+            }
+            args.push(u.choose(&fitting)?.clone());
+        }
+        if args.len() == params.len() {
+            calls.push(Call { export: export.clone(), args, collect_before: u.ratio(1, 4)?, expect: None });
+        }
+    }
+    Ok(())
 }
 
 /// Passes references earlier calls returned back into later calls: a
@@ -163,4 +204,33 @@ fn draw_args(params: &[ValType], u: &mut Unstructured) -> arbitrary::Result<Vec<
             })
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An export taking a non-null struct is called exactly when an earlier
+    /// call's result can feed it, and then with that result.
+    #[test]
+    fn exports_only_a_held_result_can_feed_are_called_with_one() {
+        let wasm = wat::parse_str(
+            r#"(module (type $s (struct (field i32)))
+                 (func (export "make") (result (ref $s)) (struct.new $s (i32.const 1)))
+                 (func (export "read") (param (ref $s)) (result i32) (struct.get $s 0 (local.get 0))))"#,
+        )
+        .unwrap();
+        let info = ModuleInfo::parse(&wasm).unwrap();
+        let mut fed = 0;
+        for seed in 0..40u8 {
+            let bytes: Vec<u8> = (0..512).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect();
+            let plan = draw(Profile::Gc, &info, &mut Unstructured::new(&bytes)).unwrap();
+            for (i, call) in plan.calls.iter().enumerate().filter(|(_, c)| c.export == "read") {
+                let Arg::Earlier { call: from, result: 0 } = call.args[0] else { panic!("{:?}", call.args) };
+                assert!((from as usize) < i && plan.calls[from as usize].export == "make");
+                fed += 1;
+            }
+        }
+        assert!(fed >= 40, "read was called {fed} times in 40 plans");
+    }
 }
