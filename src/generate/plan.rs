@@ -77,23 +77,12 @@ fn call_fed_exports(info: &ModuleInfo, calls: &mut Vec<Call>, u: &mut Unstructur
                 args.extend(draw_args(std::slice::from_ref(param), u)?);
                 continue;
             }
-            let fitting: Vec<Arg> = calls
-                .iter()
-                .enumerate()
-                .flat_map(|(k, call)| {
-                    let results = info.exported_funcs.iter().position(|(name, _)| *name == call.export);
-                    let results = results.map_or(&[][..], |i| &info.exported_results[i]);
-                    results
-                        .iter()
-                        .enumerate()
-                        .filter(|(_, r)| info.fits(r, param))
-                        .map(move |(r, _)| Arg::Earlier { call: k as u32, result: r as u32 })
-                })
-                .collect();
+            let fitting = fitting_results(info, calls, param);
             if fitting.is_empty() {
                 break;
             }
-            args.push(u.choose(&fitting)?.clone());
+            let (call, result) = *u.choose(&fitting)?;
+            args.push(Arg::Earlier { call, result });
         }
         if args.len() == params.len() {
             calls.push(Call { export: export.clone(), args, collect_before: u.ratio(1, 4)?, expect: None });
@@ -102,15 +91,30 @@ fn call_fed_exports(info: &ModuleInfo, calls: &mut Vec<Call>, u: &mut Unstructur
     Ok(())
 }
 
+/// Every (call, result) of `calls` whose result type fits `param`.
+fn fitting_results(info: &ModuleInfo, calls: &[Call], param: &ValType) -> Vec<(u32, u32)> {
+    let results_of = |export: &str| {
+        info.exported_funcs.iter().position(|(name, _)| name == export).map_or(&[][..], |i| &info.exported_results[i])
+    };
+    calls
+        .iter()
+        .enumerate()
+        .flat_map(|(k, call)| {
+            results_of(&call.export)
+                .iter()
+                .enumerate()
+                .filter(|(_, r)| info.fits(r, param))
+                .map(move |(r, _)| (k as u32, r as u32))
+        })
+        .collect()
+}
+
 /// Passes references earlier calls returned back into later calls: a
 /// third of the reference arguments that some earlier result fits, and in
 /// a quarter of the calls with several such arguments the same object in
 /// each of them (GC objects round-tripping through the host, held across
 /// the collections the plan forces in between).
 fn hold_results(info: &ModuleInfo, calls: &mut [Call], u: &mut Unstructured) -> arbitrary::Result<()> {
-    let results_of = |export: &str| {
-        info.exported_funcs.iter().position(|(name, _)| name == export).map_or(&[][..], |i| &info.exported_results[i])
-    };
     for i in 1..calls.len() {
         let params = info.exported_funcs.iter().find(|(name, _)| *name == calls[i].export).map(|(_, p)| p.clone());
         let Some(params) = params else { continue };
@@ -120,15 +124,7 @@ fn hold_results(info: &ModuleInfo, calls: &mut [Call], u: &mut Unstructured) -> 
             if !param.is_reference_type() {
                 continue;
             }
-            let fitting: Vec<(u32, u32)> = (0..i)
-                .flat_map(|k| {
-                    results_of(&calls[k].export)
-                        .iter()
-                        .enumerate()
-                        .filter(|(_, r)| info.fits(r, param))
-                        .map(move |(r, _)| (k as u32, r as u32))
-                })
-                .collect();
+            let fitting = fitting_results(info, &calls[..i], param);
             if fitting.is_empty() {
                 continue;
             }
