@@ -4,7 +4,7 @@
 //! settings that found the bug.
 
 use super::host::HostFunc;
-use super::{ModuleInfo, Plan, Profile, TestCase, fuzzed_features, line_refuses};
+use super::{ModuleInfo, Plan, Profile, TestCase, fuzzed_features, line_refuses, linked_name};
 use crate::line;
 use anyhow::{Context, Result, bail};
 
@@ -17,6 +17,7 @@ impl TestCase {
     /// arguments on every configuration that can run the module.
     pub fn from_module_bytes(bytes: &[u8]) -> Result<TestCase> {
         let wasm = wat::parse_bytes(bytes).map_err(|e| anyhow::anyhow!("{}", wat_error(&e.to_string())))?;
+        check_module(&wasm)?;
         let (wasm, plan) = split_plan(&wasm)?;
         let plan = match plan {
             Some(plan) => plan,
@@ -25,7 +26,15 @@ impl TestCase {
                 Plan::default_for(&wasm, &info)
             }
         };
-        Ok(TestCase { wasm: wasm.to_vec(), plan })
+        let case = TestCase { wasm, plan };
+        let linked = case.linked().context("plan section: linked modules")?;
+        for (i, module) in linked.iter().enumerate() {
+            check_module(module)
+                .and_then(|()| check_imports(module, i))
+                .with_context(|| format!("linked module {}", linked_name(i)))?;
+        }
+        check_imports(&case.wasm, linked.len())?;
+        Ok(case)
     }
 
     /// The module with its plan embedded, as written to reproducer files.
@@ -56,21 +65,39 @@ fn wat_error(rendered: &str) -> String {
     format!("{message}{}", at.unwrap_or_default())
 }
 
-/// The first import that is not one of the host functions, if any: every
-/// engine would fail to link it alike, which compares as agreement.
-fn foreign_import(wasm: &[u8]) -> Option<(String, String)> {
+/// The first import that is neither one of the host functions nor an export
+/// of one of the `linked` modules before it, if any: every engine would
+/// fail to link it alike, which compares as agreement.
+fn foreign_import(wasm: &[u8], linked: usize) -> Option<(String, String)> {
     wasmparser::Parser::new(0).parse_all(wasm).find_map(|payload| match payload {
         Ok(wasmparser::Payload::ImportSection(r)) => r.into_imports().flatten().find_map(|i| {
-            let ours = matches!(i.ty, wasmparser::TypeRef::Func(_)) && HostFunc::import(i.module, i.name).is_some();
-            (!ours).then(|| (i.module.to_string(), i.name.to_string()))
+            let host = matches!(i.ty, wasmparser::TypeRef::Func(_)) && HostFunc::import(i.module, i.name).is_some();
+            let earlier = (0..linked).any(|k| linked_name(k) == i.module);
+            (!host && !earlier).then(|| (i.module.to_string(), i.name.to_string()))
         }),
         _ => None,
     })
 }
 
-/// Splits the plan section off a module. Validates the module first so bad
-/// input gets a clear error here rather than a confusing one later.
-fn split_plan(wasm: &[u8]) -> Result<(Vec<u8>, Option<Plan>)> {
+/// Refuses a module that imports what neither the host nor the modules
+/// linked before it provide.
+fn check_imports(wasm: &[u8], linked: usize) -> Result<()> {
+    if let Some((module, name)) = foreign_import(wasm, linked) {
+        let earlier = match linked {
+            0 => String::new(),
+            n => format!(" and the exports of the {n} module(s) linked before it"),
+        };
+        bail!(
+            "the module imports {module}.{name}; gcfuzz provides only the `{}` functions{earlier}",
+            super::host::MODULE
+        );
+    }
+    Ok(())
+}
+
+/// Validates a module under the fuzzed features and the line's refusals, so
+/// bad input gets a clear error here rather than a confusing one later.
+fn check_module(wasm: &[u8]) -> Result<()> {
     let mut validator = wasmparser::Validator::new_with_features(Profile::Gc.features());
     if let Err(e) = validator.validate_all(wasm) {
         if wasmparser::Validator::new_with_features(fuzzed_features()).validate_all(wasm).is_ok() {
@@ -81,9 +108,11 @@ fn split_plan(wasm: &[u8]) -> Result<(Vec<u8>, Option<Plan>)> {
     if let Some(what) = line_refuses(wasm) {
         bail!("the module uses {what}, which Wasmtime {} refuses", line::wasmtime_version());
     }
-    if let Some((module, name)) = foreign_import(wasm) {
-        bail!("the module imports {module}.{name}; gcfuzz provides only the `{}` functions", super::host::MODULE);
-    }
+    Ok(())
+}
+
+/// Splits the plan section off a (valid) module.
+fn split_plan(wasm: &[u8]) -> Result<(Vec<u8>, Option<Plan>)> {
     // Walk the raw sections (id, size, body) and copy all but the plan.
     let mut stripped = wasm[..8].to_vec();
     let mut plan = None;

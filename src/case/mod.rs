@@ -18,6 +18,6 @@ pub use codec::PLAN_SECTION;
 pub use config::ConfigId;
 pub use info::{AvoidRule, ModuleInfo, allocates, contains_sequence, is_allocation, operator_name};
 pub use knobs::{Knob, Knobs, Setting};
-pub use plan::{Arg, Call, Plan, arg_possible};
+pub use plan::{Arg, Call, Plan, arg_possible, linked_name};
 pub use profile::{Profile, fuzzed_features, line_refuses};
 pub use testcase::{TestCase, seeded_input};

@@ -47,6 +47,10 @@ pub struct Call {
     /// or trapping, is a finding.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expect: Option<Vec<crate::outcome::Value>>,
+    /// Whose export: linked module `i` of the case (`Plan::linked`); absent
+    /// for the main module.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub module: Option<u32>,
 }
 
 /// How to run a module: what to call and under which engine settings.
@@ -71,6 +75,16 @@ pub struct Plan {
     /// first. Empty for almost every case.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub history: Vec<String>,
+    /// Modules instantiated before the main one, in order, each registered
+    /// under [`linked_name`] for the later ones to import from: hex-encoded
+    /// module bytes. Empty for one-module cases.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub linked: Vec<String>,
+}
+
+/// The import module name linked module `i` is registered under.
+pub fn linked_name(i: usize) -> String {
+    format!("m{i}")
 }
 
 impl Plan {
@@ -112,6 +126,7 @@ impl Plan {
                 args: params.iter().map(default_arg).collect(),
                 collect_before: false,
                 expect: None,
+                module: None,
             })
             .collect();
         let mut configs = vec![ConfigId::Null, ConfigId::Drc, ConfigId::Copying];
@@ -121,7 +136,16 @@ impl Plan {
             configs.push(ConfigId::Wasmi);
         }
         configs.push(ConfigId::Interp);
-        Plan { profile, calls, zeal: Some(1), gc_heap_initial: None, knobs: Knobs::new(), configs, history: vec![] }
+        Plan {
+            profile,
+            calls,
+            zeal: Some(1),
+            gc_heap_initial: None,
+            knobs: Knobs::new(),
+            configs,
+            history: vec![],
+            linked: vec![],
+        }
     }
 }
 
@@ -167,7 +191,8 @@ mod tests {
 
     #[test]
     fn dropping_a_call_renumbers_the_results_later_calls_hold() {
-        let call = |args: Vec<Arg>| Call { export: "f".into(), args, collect_before: false, expect: None };
+        let call =
+            |args: Vec<Arg>| Call { export: "f".into(), args, collect_before: false, expect: None, module: None };
         let plan = Plan {
             profile: Profile::Gc,
             calls: vec![
@@ -180,6 +205,7 @@ mod tests {
             knobs: Knobs::new(),
             configs: vec![],
             history: vec![],
+            linked: vec![],
         };
         let without_first = plan.without_call(0);
         assert_eq!(without_first.calls[1].args, [Arg::Null, Arg::Earlier { call: 0, result: 2 }]);

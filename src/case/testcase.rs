@@ -16,6 +16,18 @@ impl TestCase {
         self.plan.history.iter().map(|hex| TestCase::from_module_bytes(&from_hex(hex)?)).collect()
     }
 
+    /// The modules instantiated before the main one (`Plan::linked`).
+    pub fn linked(&self) -> anyhow::Result<Vec<Vec<u8>>> {
+        self.plan.linked.iter().map(|hex| from_hex(hex)).collect()
+    }
+
+    /// This case with `modules` instantiated before its main module.
+    pub fn with_linked(&self, modules: &[Vec<u8>]) -> TestCase {
+        let mut case = self.clone();
+        case.plan.linked = modules.iter().map(|m| to_hex(m)).collect();
+        case
+    }
+
     /// This case run after `earlier` (in the same engines).
     pub fn with_history(&self, earlier: &[TestCase]) -> TestCase {
         let mut case = self.clone();
@@ -29,7 +41,7 @@ fn to_hex(bytes: &[u8]) -> String {
 }
 
 fn from_hex(hex: &str) -> anyhow::Result<Vec<u8>> {
-    anyhow::ensure!(hex.len().is_multiple_of(2), "history: odd hex length");
+    anyhow::ensure!(hex.len().is_multiple_of(2), "odd hex length");
     (0..hex.len()).step_by(2).map(|i| Ok(u8::from_str_radix(&hex[i..i + 2], 16)?)).collect()
 }
 

@@ -6,10 +6,10 @@
 //! Its host functions do what Wasmtime's do, minus the collection: the
 //! interpreter's objects are never collected during a run.
 
-use super::{CALL_FUEL, Engine, Held, Instance, MEMORY_LIMIT, TABLE_LIMIT};
+use super::{CALL_FUEL, Engine, Held, Instance, MEMORY_LIMIT, TABLE_LIMIT, state_name};
 use crate::case::Profile;
 use crate::case::host::HostFunc;
-use crate::case::{Arg, Call, TestCase};
+use crate::case::{Arg, Call, TestCase, linked_name};
 use crate::interp::module::ImportKind;
 use crate::interp::types::{Composite, Field, Heap, Storage, TypeId, ValTy};
 use crate::interp::{AnyRef, Extern, Host, Limits, Ref, Stop, Store, Val};
@@ -31,13 +31,22 @@ const LIMITS: Limits = Limits {
 
 #[derive(Default)]
 pub struct InterpEngine {
-    /// The module being run: the store borrows it for the instance's life.
-    bytes: Vec<u8>,
+    /// The modules being run, linked ones first: the store borrows them for
+    /// the instance's life.
+    modules: Vec<Vec<u8>>,
+    /// A planted bug for the tests: imports are linked whatever their type.
+    accepts_any_import: bool,
 }
 
 impl InterpEngine {
     pub fn new() -> InterpEngine {
         InterpEngine::default()
+    }
+
+    /// The interpreter with a planted import matcher that links an export to
+    /// an import of any type, for the tests of the linking oracle.
+    pub fn accepting_any_import() -> InterpEngine {
+        InterpEngine { accepts_any_import: true, ..InterpEngine::default() }
     }
 }
 
@@ -47,32 +56,47 @@ impl Engine for InterpEngine {
     }
 
     fn supports(&self, case: &TestCase) -> bool {
-        Profile::Gc.validate(&case.wasm).is_ok()
+        let valid = |wasm: &[u8]| Profile::Gc.validate(wasm).is_ok();
+        valid(&case.wasm) && case.linked().is_ok_and(|linked| linked.iter().all(|m| valid(m)))
     }
 
     fn instantiate<'a>(&'a mut self, case: &TestCase) -> (Status, Option<Box<dyn Instance + 'a>>) {
-        self.bytes = case.wasm.clone();
-        let bytes: &'a [u8] = &self.bytes;
-        let mut store = Store::new(crate::interp::features(), LIMITS);
-        let module = match store.load(bytes) {
-            Ok(m) => m,
-            Err(e) => return (Status::Error(format!("compile: {e}")), None),
+        self.modules = match case.linked() {
+            Ok(linked) => linked,
+            Err(e) => return (Status::Error(format!("linked modules: {e:#}")), None),
         };
-        let mut imports = Vec::new();
-        for import in &module.imports {
-            match host_import(&mut store, import.module, import.name, &import.kind) {
-                Some(ext) => imports.push(ext),
-                None => {
-                    return (Status::Error(format!("unknown import {}.{}", import.module, import.name)), None);
+        self.modules.push(case.wasm.clone());
+        let modules: &'a [Vec<u8>] = &self.modules;
+        let mut store = Store::new(crate::interp::features(), LIMITS);
+        store.accepts_any_import = self.accepts_any_import;
+        let mut insts = Vec::with_capacity(modules.len());
+        for (i, bytes) in modules.iter().enumerate() {
+            let main = i + 1 == modules.len();
+            let module = match store.load(bytes) {
+                Ok(m) => m,
+                Err(e) if main => return (Status::Error(format!("compile: {e}")), None),
+                Err(e) => return (Status::Error(format!("compile {}: {e}", linked_name(i))), None),
+            };
+            let mut imports = Vec::new();
+            for import in &module.imports {
+                let earlier = (0..i).find(|k| linked_name(*k) == import.module);
+                let ext = match earlier {
+                    Some(k) => store.export(insts[k], import.name),
+                    None => host_import(&mut store, import.module, import.name, &import.kind),
+                };
+                match ext {
+                    Some(ext) => imports.push(ext),
+                    None => {
+                        return (Status::Error(format!("unknown import {}.{}", import.module, import.name)), None);
+                    }
                 }
             }
-        }
-        match store.instantiate(module, &imports) {
-            Ok(inst) => {
-                (Status::Returned(vec![]), Some(Box::new(InterpInstance { store, inst, held: Held::default() })))
+            match store.instantiate(module, &imports) {
+                Ok(inst) => insts.push(inst),
+                Err(stop) => return (status(&store, stop), None),
             }
-            Err(stop) => (status(&store, stop), None),
         }
+        (Status::Returned(vec![]), Some(Box::new(InterpInstance { store, insts, held: Held::default() })))
     }
 }
 
@@ -97,14 +121,21 @@ fn host_import(store: &mut Store, module: &str, name: &str, kind: &ImportKind) -
 
 struct InterpInstance<'a> {
     store: Store<'a>,
-    inst: u32,
+    /// The linked modules' instances, then the main module's.
+    insts: Vec<u32>,
     /// Objects live as long as the instance, so results are held as they are.
     held: Held<Val>,
 }
 
 impl InterpInstance<'_> {
     fn make_call(&mut self, call: &Call) -> (Status, Option<Vec<Val>>) {
-        let Some(Extern::Func(func)) = self.store.export(self.inst, &call.export) else {
+        let linked = self.insts.len() - 1;
+        let inst = match call.module {
+            None => self.insts[linked],
+            Some(i) if (i as usize) < linked => self.insts[i as usize],
+            Some(i) => return (Status::Error(format!("no linked module {i}")), None),
+        };
+        let Some(Extern::Func(func)) = self.store.export(inst, &call.export) else {
             return (Status::Error(format!("no exported function {:?}", call.export)), None);
         };
         let ty = self.store.funcs[func as usize].ty();
@@ -153,11 +184,16 @@ impl Instance for InterpInstance<'_> {
 
     fn global_producers(&self) -> Vec<(String, String)> {
         let store = &self.store;
-        let mut producers: Vec<(String, String)> = store.insts[self.inst as usize]
-            .exports
+        let count = self.insts.len();
+        let mut producers: Vec<(String, String)> = self
+            .insts
             .iter()
-            .filter_map(|(name, ext)| match *ext {
-                Extern::Global(g) => Some((name.to_string(), store.operator_at(store.globals[g as usize].origin)?)),
+            .enumerate()
+            .flat_map(|(i, inst)| store.insts[*inst as usize].exports.iter().map(move |e| (i, e)))
+            .filter_map(|(i, (name, ext))| match *ext {
+                Extern::Global(g) => {
+                    Some((state_name(i, count, name), store.operator_at(store.globals[g as usize].origin)?))
+                }
                 _ => None,
             })
             .collect();
@@ -171,8 +207,11 @@ impl Instance for InterpInstance<'_> {
         // One walker for the whole snapshot, exports in module order, as the
         // Wasmtime adapter walks them: canonical numbers then match.
         let mut walker = Walker::new(store);
-        for (name, ext) in &store.insts[self.inst as usize].exports {
-            let name = name.to_string();
+        let count = self.insts.len();
+        let exports = self.insts.iter().enumerate().flat_map(|(i, inst)| {
+            store.insts[*inst as usize].exports.iter().map(move |(name, ext)| (state_name(i, count, name), ext))
+        });
+        for (name, ext) in exports {
             match *ext {
                 Extern::Global(g) => state.globals.push((name, walker.val(store.globals[g as usize].val, 0))),
                 Extern::Memory(m) => {

@@ -100,6 +100,13 @@ impl<V> Held<V> {
     }
 }
 
+/// The name an export of module `i` of a case's `count` takes in its
+/// [`State`]: the main module's (the last) as it is, a linked module's
+/// behind the name it is registered under.
+pub fn state_name(i: usize, count: usize, name: &str) -> String {
+    if i + 1 == count { name.to_string() } else { format!("{}.{name}", crate::case::linked_name(i)) }
+}
+
 /// Builds the named real engine configuration.
 pub fn real_engine(name: &str) -> Option<Box<dyn Engine>> {
     let id = ConfigId::from_name(name)?;

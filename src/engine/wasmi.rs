@@ -3,10 +3,10 @@
 //! calls, extended constants; no GC, typed function references or
 //! exceptions). Its `gc` import is a no-op: wasmi has no collector.
 
-use super::{CALL_FUEL, Engine, Held, Instance, MEMORY_LIMIT, TABLE_LIMIT};
+use super::{CALL_FUEL, Engine, Held, Instance, MEMORY_LIMIT, TABLE_LIMIT, state_name};
 use crate::case::Profile;
 use crate::case::host::{self, HostFunc};
-use crate::case::{Arg, Call, TestCase};
+use crate::case::{Arg, Call, TestCase, linked_name};
 use crate::outcome::vocab::{HeapName, TABLE_ELEMS, TypeName, signature};
 use crate::outcome::{Exhausted, MemorySummary, Ref as Shape, State, Status, TableSummary, TrapClass, Value};
 use wasmi::{
@@ -70,39 +70,70 @@ impl Engine for WasmiEngine {
     }
 
     fn supports(&self, case: &TestCase) -> bool {
-        wasmparser::Validator::new_with_features(Profile::RefTypes.features()).validate_all(&case.wasm).is_ok()
+        let valid = |wasm: &[u8]| {
+            wasmparser::Validator::new_with_features(Profile::RefTypes.features()).validate_all(wasm).is_ok()
+        };
+        valid(&case.wasm) && case.linked().is_ok_and(|linked| linked.iter().all(|m| valid(m)))
     }
 
     fn instantiate<'a>(&'a mut self, case: &TestCase) -> (Status, Option<Box<dyn Instance + 'a>>) {
-        let module = match Module::new(&self.engine, &case.wasm) {
-            Ok(m) => m,
-            Err(e) => return (Status::Error(format!("compile: {e}")), None),
+        let linked = match case.linked() {
+            Ok(linked) => linked,
+            Err(e) => return (Status::Error(format!("linked modules: {e:#}")), None),
         };
+        let mut modules = Vec::with_capacity(linked.len() + 1);
+        for (i, wasm) in linked.iter().chain([&case.wasm]).enumerate() {
+            match Module::new(&self.engine, wasm) {
+                Ok(m) => modules.push(m),
+                Err(e) if i < linked.len() => {
+                    return (Status::Error(format!("compile {}: {e}", linked_name(i))), None);
+                }
+                Err(e) => return (Status::Error(format!("compile: {e}")), None),
+            }
+        }
         let limits = StoreLimitsBuilder::new().memory_size(MEMORY_LIMIT).table_elements(TABLE_LIMIT).build();
         let mut store = Store::new(&self.engine, Host { limits });
         store.limiter(|host| &mut host.limits);
         if store.set_fuel(CALL_FUEL).is_err() {
             return (Status::Error("fuel not enabled".into()), None);
         }
-        match self.linker.instantiate_and_start(&mut store, &module) {
-            Ok(instance) => {
-                (Status::Returned(vec![]), Some(Box::new(WasmiInstance { store, instance, held: Held::default() })))
+        // Linked modules are registered in a copy of the engine's linker.
+        let mut own_linker = (!linked.is_empty()).then(|| self.linker.clone());
+        let mut instances = Vec::with_capacity(modules.len());
+        for (i, module) in modules.iter().enumerate() {
+            match own_linker.as_ref().unwrap_or(&self.linker).instantiate_and_start(&mut store, module) {
+                Ok(instance) => instances.push(instance),
+                Err(e) => return (classify(e), None),
             }
-            Err(e) => (classify(e), None),
+            if i < linked.len() {
+                let registered =
+                    own_linker.as_mut().map(|l| l.instance(&mut store, &linked_name(i), instances[i]).err());
+                if let Some(Some(e)) = registered {
+                    return (Status::Error(format!("linking {}: {e}", linked_name(i))), None);
+                }
+            }
         }
+        (Status::Returned(vec![]), Some(Box::new(WasmiInstance { store, instances, held: Held::default() })))
     }
 }
 
 struct WasmiInstance {
     store: Store<Host>,
-    instance: wasmi::Instance,
+    /// The linked modules' instances, then the main module's.
+    instances: Vec<wasmi::Instance>,
     /// wasmi's references are store handles: held as they are.
     held: Held<Val>,
 }
 
 impl WasmiInstance {
     fn make_call(&mut self, call: &Call) -> (Status, Option<Vec<Val>>) {
-        let Some(func) = self.instance.get_func(&self.store, &call.export) else {
+        let linked = self.instances.len() - 1;
+        let instance = match call.module {
+            None => self.instances[linked],
+            Some(i) if (i as usize) < linked => self.instances[i as usize],
+            Some(i) => return (Status::Error(format!("no linked module {i}")), None),
+        };
+        let Some(func) = instance.get_func(&self.store, &call.export) else {
             return (Status::Error(format!("no exported function {:?}", call.export)), None);
         };
         let ty = func.ty(&self.store);
@@ -142,8 +173,11 @@ impl Instance for WasmiInstance {
     fn collect(&mut self) {}
 
     fn state(&mut self) -> State {
-        let exports: Vec<(String, Extern)> =
-            self.instance.exports(&self.store).map(|e| (e.name().to_string(), e.into_extern())).collect();
+        let count = self.instances.len();
+        let mut exports: Vec<(String, Extern)> = Vec::new();
+        for (i, instance) in self.instances.iter().enumerate() {
+            exports.extend(instance.exports(&self.store).map(|e| (state_name(i, count, e.name()), e.into_extern())));
+        }
         let mut state = State::default();
         for (name, ext) in exports {
             match ext {

@@ -418,6 +418,7 @@ pub fn case(u: &mut Unstructured, plan_u: &mut Unstructured) -> anyhow::Result<(
         args: vec![],
         collect_before: false,
         expect: Some(vec![Value::I64(expected)]),
+        module: None,
     }];
     plan.configs.retain(|c| c.is_wasmtime());
     Ok((wasm, plan))

@@ -20,6 +20,7 @@ pub fn draw(profile: Profile, info: &ModuleInfo, u: &mut Unstructured) -> arbitr
             args: draw_args(params, u)?,
             collect_before: u.ratio(1, 4)?,
             expect: None,
+            module: None,
         });
     }
     if !callable.is_empty() {
@@ -30,6 +31,7 @@ pub fn draw(profile: Profile, info: &ModuleInfo, u: &mut Unstructured) -> arbitr
                 args: draw_args(params, u)?,
                 collect_before: u.ratio(1, 4)?,
                 expect: None,
+                module: None,
             });
         }
     }
@@ -59,7 +61,7 @@ pub fn draw(profile: Profile, info: &ModuleInfo, u: &mut Unstructured) -> arbitr
         configs.push(ConfigId::Wasmi);
     }
     configs.push(ConfigId::Interp);
-    Ok(Plan { profile, calls, zeal, gc_heap_initial, knobs, configs, history: vec![] })
+    Ok(Plan { profile, calls, zeal, gc_heap_initial, knobs, configs, history: vec![], linked: vec![] })
 }
 
 /// Calls, once each and in export order, the exports the host cannot make
@@ -85,7 +87,13 @@ fn call_fed_exports(info: &ModuleInfo, calls: &mut Vec<Call>, u: &mut Unstructur
             args.push(Arg::Earlier { call, result });
         }
         if args.len() == params.len() {
-            calls.push(Call { export: export.clone(), args, collect_before: u.ratio(1, 4)?, expect: None });
+            calls.push(Call {
+                export: export.clone(),
+                args,
+                collect_before: u.ratio(1, 4)?,
+                expect: None,
+                module: None,
+            });
         }
     }
     Ok(())

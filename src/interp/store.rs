@@ -123,6 +123,9 @@ pub struct Store<'a> {
     pub exns: Vec<ExnObj>,
     /// Where each result of the last `invoke` came from.
     pub last_origins: Vec<Origin>,
+    /// A planted bug for the tests (`engine::interp`): imports of the right
+    /// kind link whatever their type.
+    pub accepts_any_import: bool,
     heap_slots: u64,
 }
 
@@ -142,6 +145,7 @@ impl<'a> Store<'a> {
             arrays: Vec::new(),
             exns: Vec::new(),
             last_origins: Vec::new(),
+            accepts_any_import: false,
             heap_slots: 0,
         }
     }
@@ -354,7 +358,7 @@ impl<'a> Store<'a> {
             (ImportKind::Tag(want), Extern::Tag(t)) => self.tags[t as usize] == *want,
             _ => return Err("wrong kind".into()),
         };
-        if ok { Ok(()) } else { Err("type mismatch".into()) }
+        if ok || self.accepts_any_import { Ok(()) } else { Err("type mismatch".into()) }
     }
 
     /// Evaluates a constant expression in instance `ii`.

@@ -222,6 +222,10 @@ pub fn factory(name: &str) -> Option<Box<dyn Engine>> {
     if name == "drc" && PLANT_DRC_EAGER_TABLE.load(std::sync::atomic::Ordering::Relaxed) {
         return Some(Box::new(Renamed { inner: Box::new(eager_table_bug()), name: "drc" }));
     }
+    if name == "planted-accepts-any-import" {
+        let engine = gcfuzz::engine::interp::InterpEngine::accepting_any_import();
+        return Some(Box::new(Renamed { inner: Box::new(engine), name: "planted-accepts-any-import" }));
+    }
     if name == "planted-drops-held-roots" {
         let engine = gcfuzz::engine::wasmtime::WasmtimeEngine::dropping_held_roots(ConfigId::Drc);
         return Some(Box::new(Renamed { inner: Box::new(engine), name: "planted-drops-held-roots" }));

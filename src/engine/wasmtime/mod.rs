@@ -15,9 +15,9 @@ pub mod locate;
 mod walk;
 pub mod wast;
 
-use super::{CALL_FUEL, Engine, Held, Instance, MEMORY_LIMIT, TABLE_LIMIT};
+use super::{CALL_FUEL, Engine, Held, Instance, MEMORY_LIMIT, TABLE_LIMIT, state_name};
 use crate::case::host::{self, HostFunc};
-use crate::case::{Arg, Call, ConfigId, Knobs, TestCase};
+use crate::case::{Arg, Call, ConfigId, Knobs, TestCase, linked_name};
 use crate::line::{self, Cap};
 use crate::outcome::vocab::TABLE_ELEMS;
 use crate::outcome::{Exhausted, MemorySummary, Ref as Shape, State, Status, TableSummary, TrapClass, Value};
@@ -205,31 +205,55 @@ impl Engine for WasmtimeEngine {
             Ok(pair) => pair,
             Err(e) => return (Status::Error(format!("engine: {e:#}")), None),
         };
-        let module = match Module::new(engine, &case.wasm) {
-            Ok(m) => m,
-            Err(e) => return (Status::Error(format!("compile: {e:#}")), None),
+        let linked = match case.linked() {
+            Ok(linked) => linked,
+            Err(e) => return (Status::Error(format!("linked modules: {e:#}")), None),
         };
+        let mut modules = Vec::with_capacity(linked.len() + 1);
+        for (i, wasm) in linked.iter().chain([&case.wasm]).enumerate() {
+            match Module::new(engine, wasm) {
+                Ok(m) => modules.push(m),
+                Err(e) if i < linked.len() => {
+                    return (Status::Error(format!("compile {}: {e:#}", linked_name(i))), None);
+                }
+                Err(e) => return (Status::Error(format!("compile: {e:#}")), None),
+            }
+        }
         let limits = StoreLimitsBuilder::new().memory_size(MEMORY_LIMIT).table_elements(TABLE_LIMIT).build();
         let mut store = Store::new(engine, Host { limits });
         store.limiter(|host| &mut host.limits);
         locate::watch(&mut store);
-        locate::running(&module, &case.wasm);
+        locate::running(modules.last().expect("the main module"), &case.wasm);
         if store.set_fuel(CALL_FUEL).is_err() {
             return (Status::Error("fuel not enabled".into()), None);
         }
-        match linker.instantiate(&mut store, &module) {
-            Ok(instance) => (
-                Status::Returned(vec![]),
-                Some(Box::new(WasmtimeInstance { store, instance, held: Held::default(), drops_held_roots })),
-            ),
-            Err(e) => (classify(&mut store, e), None),
+        // Linked modules are registered in a copy of the cached linker, which
+        // must not keep one case's instances for the next.
+        let mut own_linker = (!linked.is_empty()).then(|| linker.clone());
+        let mut instances = Vec::with_capacity(modules.len());
+        for (i, module) in modules.iter().enumerate() {
+            match own_linker.as_ref().unwrap_or(linker).instantiate(&mut store, module) {
+                Ok(instance) => instances.push(instance),
+                Err(e) => return (classify(&mut store, e), None),
+            }
+            if i < linked.len() {
+                let registered = own_linker.as_mut().map(|l| l.instance(&mut store, &linked_name(i), instances[i]));
+                if let Some(Err(e)) = registered {
+                    return (Status::Error(format!("linking {}: {e:#}", linked_name(i))), None);
+                }
+            }
         }
+        (
+            Status::Returned(vec![]),
+            Some(Box::new(WasmtimeInstance { store, instances, held: Held::default(), drops_held_roots })),
+        )
     }
 }
 
 struct WasmtimeInstance {
     store: Store<Host>,
-    instance: wasmtime::Instance,
+    /// The linked modules' instances, then the main module's.
+    instances: Vec<wasmtime::Instance>,
     held: Held<Keep>,
     drops_held_roots: bool,
 }
@@ -333,17 +357,36 @@ fn make_call(
     }
 }
 
+impl WasmtimeInstance {
+    /// The instance whose export `call` calls.
+    fn callee(&self, call: &Call) -> Result<wasmtime::Instance, Status> {
+        let linked = self.instances.len() - 1;
+        match call.module {
+            None => Ok(self.instances[linked]),
+            Some(i) if (i as usize) < linked => Ok(self.instances[i as usize]),
+            Some(i) => Err(Status::Error(format!("no linked module {i}"))),
+        }
+    }
+}
+
 impl Instance for WasmtimeInstance {
     fn call(&mut self, call: &Call) -> Status {
+        let instance = match self.callee(call) {
+            Ok(instance) => instance,
+            Err(status) => {
+                self.held.push(None);
+                return status;
+            }
+        };
         let manual = line::has(Cap::OwnedRoots) && self.held.next_call().is_multiple_of(2);
         let (status, kept) = if self.drops_held_roots {
             let mut scope = wasmtime::RootScope::new(&mut self.store);
-            make_call(&mut scope, self.instance, call, &self.held, false)
+            make_call(&mut scope, instance, call, &self.held, false)
         } else if manual {
             let mut scope = wasmtime::RootScope::new(&mut self.store);
-            make_call(&mut scope, self.instance, call, &self.held, true)
+            make_call(&mut scope, instance, call, &self.held, true)
         } else {
-            make_call(&mut self.store, self.instance, call, &self.held, false)
+            make_call(&mut self.store, instance, call, &self.held, false)
         };
         self.held.push(kept);
         status
@@ -363,8 +406,11 @@ impl Instance for WasmtimeInstance {
 
     fn state(&mut self) -> State {
         let mut scope = wasmtime::RootScope::new(&mut self.store);
-        let exports: Vec<(String, wasmtime::Extern)> =
-            self.instance.exports(&mut scope).map(|e| (e.name().to_string(), e.into_extern())).collect();
+        let count = self.instances.len();
+        let mut exports: Vec<(String, wasmtime::Extern)> = Vec::new();
+        for (i, instance) in self.instances.iter().enumerate() {
+            exports.extend(instance.exports(&mut scope).map(|e| (state_name(i, count, e.name()), e.into_extern())));
+        }
         let mut state = State::default();
         // One walker for the whole snapshot: aliasing between globals and
         // tables is part of the shape.

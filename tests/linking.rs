@@ -1,0 +1,115 @@
+//! Cases of several modules: later modules import the earlier ones' exports,
+//! every engine links them, and the oracle compares every instance.
+
+#[path = "support/planted.rs"]
+mod planted;
+
+use gcfuzz::case::{ModuleInfo, Plan, TestCase};
+use gcfuzz::engine::worker::InProcess;
+use gcfuzz::oracle::check_case;
+
+/// Exports a constructor, a global, a table and a reader of the global.
+const FIRST: &str = r#"(module
+  (type $s (struct (field (mut i32))))
+  (import "host" "gc" (func $gc))
+  (global (export "g") (mut anyref) (ref.null any))
+  (table (export "t") 4 anyref)
+  (func (export "make") (param i32) (result (ref $s)) (struct.new $s (local.get 0)))
+  (func (export "read") (result i32)
+    (call $gc)
+    (struct.get $s 0 (ref.cast (ref $s) (global.get 0)))))"#;
+
+/// Declares the same struct type again (canonicalized with the first
+/// module's), and stores objects the first module allocated into the first
+/// module's global and table, across a collection.
+const SECOND: &str = r#"(module
+  (type $s (struct (field (mut i32))))
+  (import "host" "gc" (func $gc))
+  (import "m0" "make" (func $make (param i32) (result (ref $s))))
+  (import "m0" "g" (global $g (mut anyref)))
+  (import "m0" "t" (table $t 4 anyref))
+  (func (export "run") (result i32)
+    (local $x (ref null $s))
+    (local.set $x (call $make (i32.const 41)))
+    (global.set $g (local.get $x))
+    (table.set $t (i32.const 1) (call $make (i32.const 7)))
+    (call $gc)
+    (struct.set $s 0 (local.get $x) (i32.add (struct.get $s 0 (local.get $x)) (i32.const 1)))
+    (i32.add (struct.get $s 0 (ref.cast (ref $s) (global.get $g)))
+             (struct.get $s 0 (ref.cast (ref $s) (table.get $t (i32.const 1)))))))"#;
+
+/// `second` linked after `FIRST`, calling `run` of the main module and then
+/// `read` of the first.
+fn linked(second: &str) -> TestCase {
+    let wasm = wat::parse_str(second).unwrap();
+    let mut plan = Plan::default_for(&wasm, &ModuleInfo::parse(&wasm).unwrap());
+    let mut read = plan.calls[0].clone();
+    read.export = "read".into();
+    read.module = Some(0);
+    plan.calls.push(read);
+    TestCase { wasm, plan }.with_linked(&[wat::parse_str(FIRST).unwrap()])
+}
+
+fn names(configs: &[&str]) -> Vec<String> {
+    configs.iter().map(|s| s.to_string()).collect()
+}
+
+#[test]
+fn every_engine_links_and_compares_every_instance() {
+    let case = linked(SECOND);
+    // The reproducer file carries both modules.
+    let replayed = TestCase::from_module_bytes(&case.to_module_bytes()).unwrap();
+    assert_eq!(replayed, case);
+    let mut exec = InProcess::new(planted::factory);
+    let configs = names(&["null", "drc", "copying", "pulley-drc", "interp"]);
+    let report = check_case(&case, &configs, &mut exec).unwrap();
+    assert!(report.findings.is_empty(), "{:#?}", report.findings);
+    assert_eq!(report.outcomes.len(), configs.len());
+    for outcome in &report.outcomes {
+        let statuses: Vec<String> = outcome.calls.iter().map(|c| c.status.to_string()).collect();
+        assert_eq!(statuses, ["ok(i32:49)", "ok(i32:42)"], "{}", outcome.config);
+        // The first module's global and table are part of the state.
+        let state = outcome.state.as_ref().expect("state");
+        let global: Vec<&str> = state.globals.iter().map(|(name, _)| name.as_str()).collect();
+        assert_eq!(global, ["m0.g"], "{}", outcome.config);
+        assert_eq!(state.tables[0].0, "m0.t");
+        assert_eq!(state.tables[0].1.size, 4);
+    }
+}
+
+#[test]
+fn an_import_matcher_that_accepts_a_non_subtype_is_found() {
+    // `make` returns `(ref $s)`, imported as returning a struct of another
+    // shape: every real engine refuses to link it.
+    let wrong = r#"(module
+      (type $other (struct (field i64)))
+      (import "m0" "make" (func $make (param i32) (result (ref $other))))
+      (func (export "run") (result i32)
+        (i32.wrap_i64 (struct.get $other 0 (call $make (i32.const 41))))))"#;
+    let case = linked(wrong);
+    let mut exec = InProcess::new(planted::factory);
+    let report = check_case(&case, &names(&["null", "drc", "interp"]), &mut exec).unwrap();
+    assert!(report.findings.is_empty(), "{:#?}", report.findings);
+    assert!(
+        report.outcomes.iter().all(|o| matches!(o.instantiate, gcfuzz::outcome::Status::Error(_))),
+        "{:#?}",
+        report.outcomes
+    );
+    let report = check_case(&case, &names(&["null", "drc", "planted-accepts-any-import"]), &mut exec).unwrap();
+    assert_eq!(report.findings.len(), 1, "{:#?}", report.findings);
+    assert_eq!(report.findings[0].configs, ["planted-accepts-any-import"]);
+}
+
+#[test]
+fn a_reproducer_importing_from_a_module_it_does_not_carry_is_refused() {
+    let wasm = wat::parse_str(SECOND).unwrap();
+    let plan = Plan::default_for(&wasm, &ModuleInfo::parse(&wasm).unwrap());
+    let alone = TestCase { wasm, plan };
+    let err = TestCase::from_module_bytes(&alone.to_module_bytes()).unwrap_err();
+    assert!(format!("{err:#}").contains("imports m0.make"), "{err:#}");
+    // A linked module may import only from the ones before it.
+    let first = wat::parse_str(FIRST.replace("(import \"host\" \"gc\"", "(import \"m0\" \"gc\"")).unwrap();
+    let case = alone.with_linked(&[first]);
+    let err = TestCase::from_module_bytes(&case.to_module_bytes()).unwrap_err();
+    assert!(format!("{err:#}").contains("linked module m0"), "{err:#}");
+}
