@@ -470,6 +470,7 @@ fn calls(list: &[(&str, Vec<gcfuzz::case::Arg>)]) -> Vec<gcfuzz::case::Call> {
             args: args.clone(),
             collect_before: true,
             expect: None,
+            module: None,
         })
         .collect()
 }
