@@ -424,13 +424,24 @@ fn the_interpreter_walks_heaps_like_wasmtime() {
 fn no_false_positives(seeds: std::ops::Range<u64>) {
     let mut exec = InProcess::new(planted::factory);
     let (mut compared, mut wasmi, mut interp, mut inconclusive, mut planted_caught) = (0, 0, 0, 0, 0);
-    let mut with_knobs = 0;
+    let (mut with_knobs, mut linked, mut linked_ran) = (0, 0, 0);
     for i in seeds.clone() {
         let case = generate::fuzz_case(&seeded_input(0xfa15e, i)).unwrap();
         let mut configs: Vec<String> = case.plan.configs.iter().map(|c| c.name().to_string()).collect();
         configs.push("planted-wrong-result".into());
         with_knobs += !case.plan.knobs.is_empty() as u32;
+        linked += !case.plan.linked.is_empty() as u32;
         let report = check_case(&case, &configs, &mut exec).unwrap();
+        // Generated modules import only what the earlier ones export, at its
+        // own type: every engine links them.
+        for outcome in &report.outcomes {
+            if let gcfuzz::outcome::Status::Error(e) = &outcome.instantiate {
+                assert!(!e.contains("import") && !e.contains("compile"), "case {i}, {}: {e}", outcome.config);
+            }
+        }
+        linked_ran += (!case.plan.linked.is_empty()
+            && report.outcomes[0].calls.iter().any(|c| matches!(c.status, gcfuzz::outcome::Status::Returned(_))))
+            as u32;
         let (planted, real): (Vec<_>, Vec<_>) =
             report.findings.iter().partition(|f| f.configs == ["planted-wrong-result"]);
         assert!(real.is_empty(), "case {i}: {real:#?}");
@@ -446,6 +457,10 @@ fn no_false_positives(seeds: std::ops::Range<u64>) {
     assert_eq!((compared, interp), (n, n));
     assert!(wasmi >= 10, "wasmi ran on only {wasmi} cases");
     assert!(with_knobs * 3 >= n, "only {with_knobs} of {n} cases changed engine settings");
+    // A quarter of the inputs link two modules, an eighth three; most of
+    // them really run.
+    assert!(linked * 4 >= n, "only {linked} of {n} cases link modules");
+    assert!(linked_ran * 2 >= linked, "only {linked_ran} of {linked} linked cases returned from a call");
     assert!(inconclusive * 10 <= n, "{inconclusive} of {n} cases inconclusive");
     // The planted configuration adds one to every i32 result: the cases
     // whose calls return an i32 show it.

@@ -107,6 +107,23 @@ impl Plan {
         plan
     }
 
+    /// This plan with `call` inserted as call `i`: later calls' references
+    /// to earlier ones are renumbered.
+    pub fn with_call_at(&self, i: usize, call: Call) -> Plan {
+        let mut plan = self.clone();
+        for later in &mut plan.calls[i..] {
+            for arg in &mut later.args {
+                if let Arg::Earlier { call: from, .. } = arg
+                    && *from as usize >= i
+                {
+                    *from += 1;
+                }
+            }
+        }
+        plan.calls.insert(i, call);
+        plan
+    }
+
     /// The plan for a module that came without one: each export once, default
     /// arguments, every configuration that can run it, a collection at every
     /// allocation.
@@ -212,5 +229,10 @@ mod tests {
         let without_second = plan.without_call(1);
         assert_eq!(without_second.calls[1].args, [Arg::Earlier { call: 0, result: 0 }, Arg::Null]);
         assert_eq!(plan.without_call(2).calls.len(), 2);
+        // Inserting a call renumbers the other way; dropping it again undoes it.
+        let with = plan.with_call_at(1, call(vec![Arg::I32(5)]));
+        assert_eq!(with.calls[1].args, [Arg::I32(5)]);
+        assert_eq!(with.calls[3].args, [Arg::Earlier { call: 0, result: 0 }, Arg::Earlier { call: 2, result: 2 }]);
+        assert_eq!(with.without_call(1), plan);
     }
 }

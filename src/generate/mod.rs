@@ -7,6 +7,7 @@
 //! [`case`].
 
 pub mod gc_stress;
+pub mod linked;
 pub mod plan;
 pub mod pressure;
 pub mod reach;
@@ -75,33 +76,74 @@ pub fn case_avoiding(generator: Generator, data: &[u8], avoid: &[AvoidRule]) -> 
     let (rest, plan_bytes) = data.split_at(data.len() - (data.len() / 8).min(256));
     let (module_bytes, pass_bytes) = rest.split_at(rest.len() - (rest.len() / 16).min(128));
     let mut u = Unstructured::new(module_bytes);
-    let (profile, wasm) = match generator {
+    let (profile, mut modules) = match generator {
         Generator::Smith | Generator::Rooted => {
+            let parts = module_parts(module_bytes, module_count(data));
+            let mut u = Unstructured::new(parts[0]);
             let profile = smith::choose_profile(&mut u)?;
-            let wasm = smith::module(profile, &mut u)?;
-            match (generator, profile) {
-                // GC modules only: the pass's observations use GC
-                // instructions, which would take a module out of wasmi's
-                // reach. A module the pass cannot handle stays as it is.
+            // GC modules only: the pass's observations use GC instructions,
+            // which would take a module out of wasmi's reach. A module the
+            // pass cannot handle stays as it is.
+            let rewrite = |wasm: Vec<u8>| match (generator, profile) {
                 (Generator::Rooted, Profile::Gc) => {
-                    let rewritten = rooted::rewrite(&wasm, &mut Unstructured::new(pass_bytes), avoid);
-                    (profile, rewritten.map_or(wasm, |(w, _)| w))
+                    rooted::rewrite(&wasm, &mut Unstructured::new(pass_bytes), avoid).map_or(wasm, |(w, _)| w)
                 }
-                _ => (profile, wasm),
+                _ => wasm,
+            };
+            let mut modules = vec![smith::module(profile, &mut u)?];
+            for part in &parts[1..] {
+                // Generated against the earlier modules as wasm-smith made
+                // them (it cannot generate code around the non-nullable
+                // types the pass adds); one that cannot be generated from
+                // its part leaves the case with the modules before it.
+                let Ok((available, funcs)) = linked::imports_from(&modules, profile) else { break };
+                match smith::module_importing(profile, &mut Unstructured::new(part), available, funcs) {
+                    Ok(wasm) => modules.push(wasm),
+                    Err(_) => break,
+                }
             }
+            // The pass keeps every export's name and type, so the imports
+            // still match.
+            let modules: Vec<Vec<u8>> = modules.into_iter().map(rewrite).collect();
+            (profile, modules)
         }
-        Generator::Plain => (Profile::Gc, smith::plain_module(&mut u)?),
+        Generator::Plain => (Profile::Gc, vec![smith::plain_module(&mut u)?]),
         Generator::GcStress => {
             let (wasm, plan) = gc_stress::case(&mut u, &mut Unstructured::new(plan_bytes))?;
             return Ok(TestCase { wasm, plan });
         }
     };
-    if let Some(what) = line_refuses(&wasm) {
-        bail!("generated module uses {what}, which Wasmtime {} refuses", line::wasmtime_version());
+    for wasm in &modules {
+        if let Some(what) = line_refuses(wasm) {
+            bail!("generated module uses {what}, which Wasmtime {} refuses", line::wasmtime_version());
+        }
     }
-    let info = ModuleInfo::parse(&wasm)?;
-    let plan = plan::draw(profile, &info, &mut Unstructured::new(plan_bytes))?;
-    Ok(TestCase { wasm, plan })
+    let wasm = modules.pop().expect("a main module");
+    let mut plan_u = Unstructured::new(plan_bytes);
+    let mut plan = plan::draw(profile, &ModuleInfo::parse(&wasm)?, &mut plan_u)?;
+    let linked: Vec<ModuleInfo> = modules.iter().map(|m| ModuleInfo::parse(m)).collect::<Result<_>>()?;
+    plan::call_linked(&mut plan, &linked, &mut plan_u)?;
+    Ok(TestCase { wasm, plan }.with_linked(&modules))
+}
+
+/// How many modules the case for `data` links: one in five eighths of the
+/// inputs, two in a quarter, three in an eighth. Drawn from the input's last
+/// byte, so an input whose case has one module gives the case it gave
+/// before linking existed.
+fn module_count(data: &[u8]) -> usize {
+    match data.last().map_or(7, |b| b % 8) {
+        0 | 1 => 2,
+        2 => 3,
+        _ => 1,
+    }
+}
+
+/// `bytes` split into `count` consecutive parts of (nearly) equal length.
+fn module_parts(bytes: &[u8], count: usize) -> Vec<&[u8]> {
+    let len = bytes.len().div_ceil(count).max(1);
+    let mut parts: Vec<&[u8]> = bytes.chunks(len).collect();
+    parts.resize(count.max(1), &[]);
+    parts
 }
 
 #[cfg(test)]
@@ -117,6 +159,32 @@ mod tests {
         let a = fuzz_case(&data).unwrap();
         let b = fuzz_case(&data).unwrap();
         assert_eq!(a, b);
+    }
+
+    #[test]
+    fn some_cases_link_modules_that_import_from_each_other() {
+        let (mut counts, mut importing, mut calls) = ([0; 4], 0, 0);
+        for i in 0..80 {
+            let Ok(case) = fuzz_case(&seeded_input(5, i)) else { continue };
+            // The codec checks every module and its imports.
+            assert_eq!(TestCase::from_module_bytes(&case.to_module_bytes()).unwrap(), case);
+            let linked = case.linked().unwrap();
+            counts[linked.len() + 1] += 1;
+            let imports_earlier = |wasm: &[u8]| {
+                wasmparser::Parser::new(0).parse_all(wasm).any(|p| match p {
+                    Ok(wasmparser::Payload::ImportSection(r)) => {
+                        r.into_imports().flatten().any(|i| i.module.starts_with('m'))
+                    }
+                    _ => false,
+                })
+            };
+            importing += (!linked.is_empty() && imports_earlier(&case.wasm)) as usize;
+            calls += case.plan.calls.iter().any(|c| c.module.is_some()) as usize;
+        }
+        // One in five eighths of the inputs keeps one module, a quarter two, an eighth three.
+        assert!(counts[1] >= 30 && counts[2] >= 10 && counts[3] >= 4, "{counts:?}");
+        assert!(importing >= (counts[2] + counts[3]) / 2, "{importing} of {counts:?} import");
+        assert!(calls >= (counts[2] + counts[3]) / 2, "{calls} of {counts:?} call a linked module");
     }
 
     #[test]

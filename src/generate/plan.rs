@@ -64,6 +64,33 @@ pub fn draw(profile: Profile, info: &ModuleInfo, u: &mut Unstructured) -> arbitr
     Ok(Plan { profile, calls, zeal, gc_heap_initial, knobs, configs, history: vec![], linked: vec![] })
 }
 
+/// Calls of the linked modules' exports (`Call::module`), one to three of
+/// each module's, at drawn places among the main module's calls: what one
+/// instance left in its globals, tables and memories is then read through
+/// the other's code.
+pub fn call_linked(plan: &mut Plan, linked: &[ModuleInfo], u: &mut Unstructured) -> arbitrary::Result<()> {
+    for (module, info) in linked.iter().enumerate() {
+        let callable: Vec<_> =
+            info.exported_funcs.iter().filter(|(_, params)| params.iter().all(arg_possible)).collect();
+        if callable.is_empty() {
+            continue;
+        }
+        for _ in 0..u.int_in_range(1..=3)? {
+            let (name, params) = u.choose(&callable)?;
+            let call = Call {
+                export: name.clone(),
+                args: draw_args(params, u)?,
+                collect_before: u.ratio(1, 4)?,
+                expect: None,
+                module: Some(module as u32),
+            };
+            let at = u.int_in_range(0..=plan.calls.len())?;
+            *plan = plan.with_call_at(at, call);
+        }
+    }
+    Ok(())
+}
+
 /// Calls, once each and in export order, the exports the host cannot make
 /// arguments for (a non-null concrete reference parameter) when an earlier
 /// call returned a value for every such parameter: only a round-trip

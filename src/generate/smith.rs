@@ -45,7 +45,7 @@ pub fn smith_config(profile: Profile, u: &mut Unstructured) -> Result<wasm_smith
         // Imported functions count against `max_funcs`: leave room for at
         // least three defined ones after all five host imports.
         min_funcs: 3,
-        max_funcs: 5 + u.int_in_range(3..=12)?,
+        max_funcs: HOST_FUNCS + u.int_in_range(3..=12)?,
         max_instructions: u.int_in_range(20..=400)?,
         max_nesting_depth: u.int_in_range(2..=10)?,
         max_globals: u.int_in_range(0..=8)?,
@@ -124,14 +124,40 @@ pub fn plain_module(u: &mut Unstructured) -> Result<Vec<u8>> {
     config.available_imports = Some(wat::parse_str(host::imports_wat(Profile::Gc)).expect("import module parses"));
     config.export_everything = true;
     config.canonicalize_nans = true;
-    let mut module = wasm_smith::Module::new(config, u)?;
-    module.ensure_termination(MODULE_FUEL).map_err(|_| arbitrary::Error::IncorrectFormat)?;
-    Ok(module.to_bytes())
+    build(config, u)
 }
 
 /// Generates one module of `profile`, with termination ensured.
 pub fn module(profile: Profile, u: &mut Unstructured) -> Result<Vec<u8>> {
     let config = smith_config(profile, u)?;
+    build(config, u)
+}
+
+/// Generates a module of `profile` that may import from `available` (an
+/// available-imports module offering `offered_funcs` functions, host ones
+/// included: `generate::linked`) instead of the host functions alone.
+pub fn module_importing(
+    profile: Profile,
+    u: &mut Unstructured,
+    available: Vec<u8>,
+    offered_funcs: usize,
+) -> Result<Vec<u8>> {
+    let mut config = smith_config(profile, u)?;
+    config.available_imports = Some(available);
+    // Imported functions count against `max_funcs`: as much room for defined
+    // ones as a module importing the host functions alone has.
+    let extra = offered_funcs.saturating_sub(HOST_FUNCS);
+    config.max_funcs += extra;
+    config.max_imports += extra + 8;
+    config.max_type_size *= 2;
+    build(config, u)
+}
+
+/// The host functions a first module may import (`max_funcs` leaves room
+/// for them).
+const HOST_FUNCS: usize = 5;
+
+fn build(config: wasm_smith::Config, u: &mut Unstructured) -> Result<Vec<u8>> {
     let mut module = wasm_smith::Module::new(config, u)?;
     module.ensure_termination(MODULE_FUEL).map_err(|_| arbitrary::Error::IncorrectFormat)?;
     Ok(module.to_bytes())
