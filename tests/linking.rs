@@ -75,6 +75,12 @@ fn every_engine_links_and_compares_every_instance() {
         assert_eq!(state.tables[0].0, "m0.t");
         assert_eq!(state.tables[0].1.size, 4);
     }
+    // The regression .wast defines and registers the first module, invokes
+    // exports of both, and passes in Wasmtime's own wast runner.
+    let wast = gcfuzz::report::regression::wast(&case, "sig", report.outcomes.first(), "linked").unwrap();
+    assert!(wast.contains("(register \"m0\" $m0)") && wast.contains("(invoke $m0 \"read\")"), "{wast}");
+    assert!(wast.contains("(assert_return (invoke $test \"run\") (i32.const 49))"), "{wast}");
+    gcfuzz::engine::wasmtime::wast::run(&wast, gcfuzz::case::ConfigId::Drc, None).unwrap();
 }
 
 #[test]

@@ -53,6 +53,44 @@ fn shrinking_a_planted_crash_keeps_its_signature() {
     assert!(text.contains("struct.new") && !text.contains("array.new") && !text.contains("i32.store"), "{text}");
 }
 
+/// Shrinking a linked case shrinks every module: here the one the main
+/// module imports its struct maker from.
+#[test]
+fn shrinking_a_linked_case_shrinks_every_module() {
+    let main = wat::parse_str(
+        r#"(module
+          (type $s (struct (field i32) (field i64)))
+          (import "m0" "make" (func $make (param i32) (result (ref null $s))))
+          (func (export "via") (result (ref null $s)) (call $make (i32.const 2)))
+          (func (export "other") (result i32) (i32.const 3)))"#,
+    )
+    .unwrap();
+    let noisy = wat::parse_str(NOISY).unwrap();
+    let mut plan = gcfuzz::case::Plan::default_for(&main, &gcfuzz::case::ModuleInfo::parse(&main).unwrap());
+    let mut noise = plan.calls[1].clone();
+    noise.export = "noise".into();
+    noise.args = vec![gcfuzz::case::Arg::I32(4)];
+    noise.module = Some(0);
+    plan.calls.insert(0, noise);
+    let case = TestCase { wasm: main, plan }.with_linked(&[noisy.clone()]);
+    let configs = vec!["planted-panic-on-struct".to_string()];
+    let mut worker = planted_worker();
+    let report = check_case(&case, &configs, &mut worker).unwrap();
+    let signature = report.findings[0].signature.clone();
+    let shrunk = gcfuzz::triage::shrink::shrink(&case, &signature, &configs, &mut worker, 200, |_| {}).unwrap();
+    assert_eq!(shrunk.case.plan.calls.len(), 1, "{:?}", shrunk.case.plan.calls);
+    let again = TestCase::from_module_bytes(&shrunk.case.to_module_bytes()).unwrap();
+    let report = check_case(&again, &configs, &mut worker).unwrap();
+    assert_eq!(report.findings.iter().map(|f| f.signature.as_str()).collect::<Vec<_>>(), [signature.as_str()]);
+    // The linked module lost what the bug does not need, and the sizes
+    // count both modules.
+    let linked = shrunk.case.linked().unwrap();
+    let kept = linked.first().map_or(0, Vec::len);
+    assert!(kept < noisy.len() / 2, "{} -> {kept}", noisy.len());
+    assert_eq!(shrunk.output_size, kept + shrunk.case.wasm.len());
+    assert_eq!(shrunk.input_size, noisy.len() + case.wasm.len());
+}
+
 /// A module exporting `f` and an empty function named `role`.
 fn exporting(role: &str) -> TestCase {
     let wat = format!(r#"(module (func (export "f") (result i32) (i32.const 1)) (func (export "{role}")))"#);

@@ -96,6 +96,9 @@ pub struct Summary {
     /// Cases passing a reference an earlier call returned back to a later
     /// call (`Arg::Earlier`).
     pub with_round_trips: u64,
+    /// Cases of two and of three modules (`Plan::linked`).
+    pub with_two_modules: u64,
+    pub with_three_modules: u64,
     pub knobs_drawn: BTreeMap<String, u64>,
     pub engine_runs: BTreeMap<String, u64>,
     /// Seconds inside each configuration (compile, run, walk).
@@ -143,13 +146,15 @@ impl Summary {
             n => format!(", {n} cases skipped by known bugs' avoid rules"),
         };
         format!(
-            "{} execs in {:.1}s ({:.1}/s), {:.0}% with GC allocations, {:.0}% with changed engine settings, {:.0}% with host round-trips, {inconclusive} inconclusive, {} findings ({} new, {} known in {} cases ({:.3}%), {} unreproducible){avoided}; replay with --seed {}",
+            "{} execs in {:.1}s ({:.1}/s), {:.0}% with GC allocations, {:.0}% with changed engine settings, {:.0}% with host round-trips, {:.0}%/{:.0}% with 2/3 modules, {inconclusive} inconclusive, {} findings ({} new, {} known in {} cases ({:.3}%), {} unreproducible){avoided}; replay with --seed {}",
             self.execs,
             self.elapsed_secs,
             self.execs_per_sec,
             100.0 * self.modules_with_gc_share,
             100.0 * self.with_knobs as f64 / self.execs.max(1) as f64,
             100.0 * self.with_round_trips as f64 / self.execs.max(1) as f64,
+            100.0 * self.with_two_modules as f64 / self.execs.max(1) as f64,
+            100.0 * self.with_three_modules as f64 / self.execs.max(1) as f64,
             self.findings.len(),
             self.count(Status::New),
             self.count(Status::Known),
@@ -428,6 +433,8 @@ fn job(
         s.with_knobs += !case.plan.knobs.is_empty() as u64;
         s.with_round_trips +=
             case.plan.calls.iter().any(|c| c.args.iter().any(|a| matches!(a, Arg::Earlier { .. }))) as u64;
+        s.with_two_modules += (case.plan.linked.len() == 1) as u64;
+        s.with_three_modules += (case.plan.linked.len() == 2) as u64;
         for knob in case.plan.knobs.keys() {
             *s.knobs_drawn.entry(knob.name().to_string()).or_default() += 1;
         }

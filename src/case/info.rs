@@ -66,6 +66,17 @@ impl ModuleInfo {
 }
 
 impl ModuleInfo {
+    /// The parameter types of exported function `export`.
+    pub fn params_of(&self, export: &str) -> Option<&[ValType]> {
+        self.exported_funcs.iter().find(|(name, _)| name == export).map(|(_, p)| p.as_slice())
+    }
+
+    /// The result types of exported function `export` (none if there is no
+    /// such export).
+    pub fn results_of(&self, export: &str) -> &[ValType] {
+        self.exported_funcs.iter().position(|(name, _)| name == export).map_or(&[], |i| &self.exported_results[i])
+    }
+
     /// Whether a value of type `result` can always be passed as an argument
     /// of type `param`: the same type, or a reference of a subtype this
     /// check can tell without the type section (a concrete struct or array

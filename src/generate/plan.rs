@@ -68,7 +68,12 @@ pub fn draw(profile: Profile, info: &ModuleInfo, u: &mut Unstructured) -> arbitr
 /// each module's, at drawn places among the main module's calls: what one
 /// instance left in its globals, tables and memories is then read through
 /// the other's code.
-pub fn call_linked(plan: &mut Plan, linked: &[ModuleInfo], u: &mut Unstructured) -> arbitrary::Result<()> {
+pub fn call_linked(
+    plan: &mut Plan,
+    linked: &[ModuleInfo],
+    main: &ModuleInfo,
+    u: &mut Unstructured,
+) -> arbitrary::Result<()> {
     for (module, info) in linked.iter().enumerate() {
         let callable: Vec<_> =
             info.exported_funcs.iter().filter(|(_, params)| params.iter().all(arg_possible)).collect();
@@ -86,6 +91,52 @@ pub fn call_linked(plan: &mut Plan, linked: &[ModuleInfo], u: &mut Unstructured)
             };
             let at = u.int_in_range(0..=plan.calls.len())?;
             *plan = plan.with_call_at(at, call);
+        }
+    }
+    pass_between_modules(plan, linked, main, u)
+}
+
+/// Passes the references one module's calls returned to another module's
+/// exports, for a third of the parameters of an abstract reference type
+/// (`anyref`, `eqref`, `externref`, `funcref`, …) that such a result fits:
+/// objects allocated in one instance, then cast, tested and stored by the
+/// other's code, where their types are the other module's declarations of
+/// the same rec groups. (A concrete parameter type is another module's
+/// index space: whether a result fits it is canonicalization's question,
+/// left to the code itself.)
+fn pass_between_modules(
+    plan: &mut Plan,
+    linked: &[ModuleInfo],
+    main: &ModuleInfo,
+    u: &mut Unstructured,
+) -> arbitrary::Result<()> {
+    let info_of = |call: &Call| call.module.and_then(|k| linked.get(k as usize)).unwrap_or(main);
+    for i in 1..plan.calls.len() {
+        let callee = info_of(&plan.calls[i]);
+        let Some(params) = callee.params_of(&plan.calls[i].export) else { continue };
+        for (j, param) in params.iter().enumerate() {
+            let ValType::Ref(r) = param else { continue };
+            if !matches!(r.heap_type(), HeapType::Abstract { .. }) || plan.calls[i].args.len() <= j {
+                continue;
+            }
+            let fitting: Vec<(u32, u32)> = plan.calls[..i]
+                .iter()
+                .enumerate()
+                .filter(|(_, c)| c.module != plan.calls[i].module)
+                .flat_map(|(k, c)| {
+                    let producer = info_of(c);
+                    producer
+                        .results_of(&c.export)
+                        .iter()
+                        .enumerate()
+                        .filter(move |(_, r)| producer.fits(r, param))
+                        .map(move |(r, _)| (k as u32, r as u32))
+                })
+                .collect();
+            if !fitting.is_empty() && u.ratio(1, 3)? {
+                let (call, result) = *u.choose(&fitting)?;
+                plan.calls[i].args[j] = Arg::Earlier { call, result };
+            }
         }
     }
     Ok(())
@@ -128,14 +179,11 @@ fn call_fed_exports(info: &ModuleInfo, calls: &mut Vec<Call>, u: &mut Unstructur
 
 /// Every (call, result) of `calls` whose result type fits `param`.
 fn fitting_results(info: &ModuleInfo, calls: &[Call], param: &ValType) -> Vec<(u32, u32)> {
-    let results_of = |export: &str| {
-        info.exported_funcs.iter().position(|(name, _)| name == export).map_or(&[][..], |i| &info.exported_results[i])
-    };
     calls
         .iter()
         .enumerate()
         .flat_map(|(k, call)| {
-            results_of(&call.export)
+            info.results_of(&call.export)
                 .iter()
                 .enumerate()
                 .filter(|(_, r)| info.fits(r, param))
@@ -151,8 +199,7 @@ fn fitting_results(info: &ModuleInfo, calls: &[Call], param: &ValType) -> Vec<(u
 /// the collections the plan forces in between).
 fn hold_results(info: &ModuleInfo, calls: &mut [Call], u: &mut Unstructured) -> arbitrary::Result<()> {
     for i in 1..calls.len() {
-        let params = info.exported_funcs.iter().find(|(name, _)| *name == calls[i].export).map(|(_, p)| p.clone());
-        let Some(params) = params else { continue };
+        let Some(params) = info.params_of(&calls[i].export).map(<[ValType]>::to_vec) else { continue };
         let same = u.ratio(1, 4)?;
         let mut chosen: Option<(u32, u32)> = None;
         for (j, param) in params.iter().enumerate() {

@@ -129,12 +129,11 @@ pub fn plain_module(u: &mut Unstructured) -> Result<Vec<u8>> {
 
 /// Generates one module of `profile`, with termination ensured.
 pub fn module(profile: Profile, u: &mut Unstructured) -> Result<Vec<u8>> {
-    let config = smith_config(profile, u)?;
-    build(config, u)
+    build(smith_config(profile, u)?, u)
 }
 
 /// Generates a module of `profile` that may import from `available` (an
-/// available-imports module offering `offered_funcs` functions, host ones
+/// available-imports module and the number of functions it offers, host ones
 /// included: `generate::linked`) instead of the host functions alone.
 pub fn module_importing(
     profile: Profile,

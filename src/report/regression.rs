@@ -12,7 +12,7 @@
 //! `host.extern_id` reads it back the same way, but code that converts such
 //! a reference back to `anyref` sees an `i31` where the fuzzing host had none.
 
-use crate::case::{Arg, ConfigId, ModuleInfo, Profile, TestCase, host};
+use crate::case::{Arg, ConfigId, ModuleInfo, Profile, TestCase, host, linked_name};
 use crate::line::{self, Cap};
 use crate::outcome::{Exhausted, Outcome, Ref, Status, TrapClass, Value};
 use anyhow::{Context, Result};
@@ -47,8 +47,17 @@ pub fn needed_features(wasm: &[u8]) -> Vec<(&'static str, WasmFeatures)> {
 /// then calls are made without assertions and the crash is the failure).
 pub fn wast(case: &TestCase, signature: &str, reference: Option<&Outcome>, summary: &str) -> Result<String> {
     let mut out = String::new();
-    let features = needed_features(&case.wasm);
-    for (key, _) in &features {
+    let linked = case.linked()?;
+    let mut keys: Vec<&str> = Vec::new();
+    for wasm in linked.iter().chain([&case.wasm]) {
+        for (key, _) in needed_features(wasm) {
+            if !keys.contains(&key) {
+                keys.push(key);
+            }
+        }
+    }
+    keys.sort_by_key(|k| FEATURE_KEYS.iter().position(|(f, _)| f == k));
+    for key in &keys {
         writeln!(out, ";;! {key} = true")?;
     }
     writeln!(out, "\n;; gcfuzz {signature}: {summary}")?;
@@ -69,13 +78,29 @@ pub fn wast(case: &TestCase, signature: &str, reference: Option<&Outcome>, summa
         reference.map_or("no configuration (all crashed)", |r| &r.config)
     )?;
     out.push_str(host::WAST_MODULE);
+    // Linked modules first, each registered under the name the later ones
+    // import it by.
+    for (k, wasm) in linked.iter().enumerate() {
+        let text = wasmprinter::print_bytes(wasm).context("printing a linked module")?;
+        let name = linked_name(k);
+        writeln!(out, "\n{}\n(register \"{name}\" ${name})", text.replacen("(module", &format!("(module ${name}"), 1))?;
+    }
     let text = wasmprinter::print_bytes(&case.wasm).context("printing module")?;
     out.push('\n');
     out.push_str(&text.replacen("(module", "(module $test", 1));
     out.push('\n');
 
-    let info = ModuleInfo::parse(&case.wasm)?;
+    let infos: Vec<ModuleInfo> = linked.iter().map(|m| ModuleInfo::parse(m)).collect::<Result<_>>()?;
+    let main_info = ModuleInfo::parse(&case.wasm)?;
     let expected = |i: usize| reference.and_then(|r| r.calls.get(i)).map(|c| &c.status);
+    if let Some(Status::Trapped(class)) = reference.map(|r| &r.instantiate)
+        && !linked.is_empty()
+    {
+        // Which module's instantiation traps is not recorded: the script
+        // fails at that module's definition.
+        writeln!(out, ";; Instantiation traps: {}", trap_message(class))?;
+        return Ok(out);
+    }
     if let Some(Status::Trapped(class)) = reference.map(|r| &r.instantiate) {
         // The module itself traps on instantiation; the text above defines it,
         // so assert on a fresh copy.
@@ -86,6 +111,10 @@ pub fn wast(case: &TestCase, signature: &str, reference: Option<&Outcome>, summa
         if call.collect_before {
             writeln!(out, "(invoke $host \"gc\")")?;
         }
+        let (info, instance) = match call.module {
+            Some(k) => (infos.get(k as usize).unwrap_or(&main_info), linked_name(k as usize)),
+            None => (&main_info, "test".to_string()),
+        };
         let params = info.exported_funcs.iter().find(|(name, _)| *name == call.export).map(|(_, p)| p.as_slice());
         let args = call.args.iter().enumerate().map(|(j, a)| match (a, params.and_then(|p| p.get(j))) {
             (Arg::Null, Some(ty)) => Some(format!("(ref.null {})", info.hierarchy(ty))),
@@ -95,7 +124,7 @@ pub fn wast(case: &TestCase, signature: &str, reference: Option<&Outcome>, summa
             writeln!(out, ";; call[{i}] {:?} skipped: its arguments have no .wast form", call.export)?;
             continue;
         };
-        let mut invoke = format!("(invoke $test {}", string_literal(&call.export));
+        let mut invoke = format!("(invoke ${instance} {}", string_literal(&call.export));
         for a in &args {
             invoke.push(' ');
             invoke.push_str(a);

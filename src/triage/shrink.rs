@@ -7,7 +7,7 @@
 //! modules), then the plan: calls the finding does not need are dropped.
 
 use super::open::{check_all, config_names, open, pick};
-use crate::case::{Plan, TestCase};
+use crate::case::TestCase;
 use crate::engine::worker::Executor;
 use crate::oracle::check_case;
 use anyhow::{Result, bail};
@@ -34,37 +34,63 @@ pub fn shrink(
     mut on_smaller: impl FnMut(usize),
 ) -> Result<Shrunk> {
     let mut runs = 0;
-    let mut reproduces = |wasm: &[u8], plan: &Plan, exec: &mut dyn Executor| -> Result<bool> {
+    let mut reproduces = |candidate: &TestCase, exec: &mut dyn Executor| -> Result<bool> {
         runs += 1;
-        let candidate = TestCase { wasm: wasm.to_vec(), plan: plan.clone() };
-        let report = check_case(&candidate, configs, exec)?;
+        let report = check_case(candidate, configs, exec)?;
         Ok(report.findings.iter().any(|f| f.signature == signature))
     };
-    let mut plan = case.plan.clone();
-    if !reproduces(&case.wasm, &plan, exec)? {
+    if !reproduces(case, exec)? {
         bail!("does not reproduce {signature}");
     }
-    let mut wasm = super::reduce::reduce(&case.wasm, |w| reproduces(w, &plan, exec), &mut on_smaller)?;
-    let info = wasm_shrink::WasmShrink::default().attempts(attempts).run(wasm.clone(), |w| {
-        // Candidates with features gcfuzz does not load are not interesting.
-        if wasmparser::Validator::new_with_features(crate::case::Profile::Gc.features()).validate_all(w).is_err() {
-            return Ok(false);
+    // Every module, the main one first, then the linked ones from the last:
+    // each candidate replaces one module and keeps the others.
+    let mut linked = case.linked()?;
+    let input_size = size(&linked, &case.wasm);
+    let mut case = case.clone();
+    for slot in std::iter::once(None).chain((0..linked.len()).rev().map(Some)) {
+        let module = slot.map_or(&case.wasm, |k| &linked[k]).clone();
+        let others = size(&linked, &case.wasm) - module.len();
+        let current = case.clone();
+        let linked_now = linked.clone();
+        let with = |wasm: &[u8]| match slot {
+            None => TestCase { wasm: wasm.to_vec(), plan: current.plan.clone() },
+            Some(k) => {
+                let mut modules = linked_now.clone();
+                modules[k] = wasm.to_vec();
+                current.with_linked(&modules)
+            }
+        };
+        let mut report = |size: usize| on_smaller(others + size);
+        let mut wasm = super::reduce::reduce(&module, |w| reproduces(&with(w), exec), &mut report)?;
+        let info = wasm_shrink::WasmShrink::default().attempts(attempts).run(wasm.clone(), |w| {
+            // Candidates with features gcfuzz does not load are not interesting.
+            if wasmparser::Validator::new_with_features(crate::case::Profile::Gc.features()).validate_all(w).is_err() {
+                return Ok(false);
+            }
+            reproduces(&with(w), exec)
+        })?;
+        if info.output.len() < wasm.len() {
+            report(info.output.len());
+            wasm = super::reduce::reduce(&info.output, |w| reproduces(&with(w), exec), &mut report)?;
         }
-        reproduces(w, &plan, exec)
-    })?;
-    if info.output.len() < wasm.len() {
-        on_smaller(info.output.len());
-        wasm = super::reduce::reduce(&info.output, |w| reproduces(w, &plan, exec), &mut on_smaller)?;
+        case = with(&wasm);
+        if let Some(k) = slot {
+            linked[k] = wasm;
+        }
     }
     // Drop calls, last first, while the finding stays.
-    for i in (0..plan.calls.len()).rev() {
-        let fewer = plan.without_call(i);
-        if reproduces(&wasm, &fewer, exec)? {
-            plan = fewer;
+    for i in (0..case.plan.calls.len()).rev() {
+        let fewer = TestCase { wasm: case.wasm.clone(), plan: case.plan.without_call(i) };
+        if reproduces(&fewer, exec)? {
+            case = fewer;
         }
     }
-    let output_size = wasm.len();
-    Ok(Shrunk { case: TestCase { wasm, plan }, input_size: case.wasm.len(), output_size, runs })
+    Ok(Shrunk { output_size: size(&linked, &case.wasm), case, input_size, runs })
+}
+
+/// The bytes of a case's modules, linked ones included.
+fn size(linked: &[Vec<u8>], wasm: &[u8]) -> usize {
+    linked.iter().map(Vec::len).sum::<usize>() + wasm.len()
 }
 
 /// `gcfuzz shrink FILE`: shrinks the finding with `signature` (the first
@@ -87,7 +113,7 @@ pub fn shrink_file(
     if finding.kind.needs_reference() {
         configs.insert(0, all[0].clone());
     }
-    on_smaller(&finding.signature, case.wasm.len());
+    on_smaller(&finding.signature, size(&case.linked()?, &case.wasm));
     let shrunk =
         shrink(&case, &finding.signature, &configs, exec, attempts, |size| on_smaller(&finding.signature, size))?;
     let stem = file.with_extension("");
@@ -97,7 +123,7 @@ pub fn shrink_file(
     std::fs::write(&wasm_out, shrunk.case.to_module_bytes())?;
     std::fs::write(&wat_out, shrunk.case.to_wat())?;
     Ok(format!(
-        "{}: {} -> {} bytes of module ({:.0}% smaller), {} -> {} calls, {} runs; wrote {} and {}",
+        "{}: {} -> {} bytes of Wasm ({:.0}% smaller), {} -> {} calls, {} runs; wrote {} and {}",
         finding.signature,
         shrunk.input_size,
         shrunk.output_size,
