@@ -72,7 +72,7 @@ fn shrinking_a_linked_case_shrinks_every_module() {
     noise.args = vec![gcfuzz::case::Arg::I32(4)];
     noise.module = Some(0);
     plan.calls.insert(0, noise);
-    let case = TestCase { wasm: main, plan }.with_linked(&[noisy.clone()]);
+    let case = TestCase { wasm: main, plan }.with_linked(std::slice::from_ref(&noisy));
     let configs = vec!["planted-panic-on-struct".to_string()];
     let mut worker = planted_worker();
     let report = check_case(&case, &configs, &mut worker).unwrap();

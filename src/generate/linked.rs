@@ -8,7 +8,8 @@
 //! copies that module's types and imports a random subset of its imports.
 //! [`imports_from`] writes such a module from the earlier modules: every
 //! type of each (shifted past the ones before it), then the host functions'
-//! types, and an import of every export at its own type.
+//! types, and an import of every export at its own type and at the wider
+//! types import matching allows (`Exports::wider`).
 
 use crate::case::host::{self, HostFunc};
 use crate::case::{Profile, linked_name};
@@ -32,6 +33,9 @@ impl Reencode for Shift {
 struct Exports<'a> {
     types: Option<wasmparser::TypeSectionReader<'a>>,
     type_count: u32,
+    /// Each type's declared supertype, and whether it is a function type.
+    supertypes: Vec<Option<u32>>,
+    is_func: Vec<bool>,
     /// (name, type) of every export, in export order.
     exports: Vec<(&'a str, TypeRef)>,
 }
@@ -39,15 +43,19 @@ struct Exports<'a> {
 impl<'a> Exports<'a> {
     fn parse(wasm: &'a [u8]) -> Result<Exports<'a>> {
         let (mut funcs, mut tables, mut memories, mut globals, mut tags) = (vec![], vec![], vec![], vec![], vec![]);
-        let mut found = Exports { types: None, type_count: 0, exports: vec![] };
+        let mut found = Exports { types: None, type_count: 0, supertypes: vec![], is_func: vec![], exports: vec![] };
         for payload in Parser::new(0).parse_all(wasm) {
             match payload? {
                 Payload::TypeSection(reader) => {
-                    found.type_count = reader
-                        .clone()
-                        .into_iter()
-                        .map(|g| g.map(|g| g.types().len() as u32))
-                        .sum::<Result<u32, _>>()?;
+                    for group in reader.clone() {
+                        for sub in group?.into_types() {
+                            found.supertypes.push(sub.supertype_idxs.first().and_then(|i| i.as_module_index()));
+                            found
+                                .is_func
+                                .push(matches!(sub.composite_type.inner, wasmparser::CompositeInnerType::Func(_)));
+                        }
+                    }
+                    found.type_count = found.supertypes.len() as u32;
                     found.types = Some(reader);
                 }
                 Payload::ImportSection(reader) => {
@@ -108,8 +116,54 @@ impl<'a> Exports<'a> {
     }
 }
 
+impl Exports<'_> {
+    /// The wider types an export of type `ty` can also be imported at
+    /// (import matching is subtyping): a function at each declared
+    /// supertype of its type, an immutable reference global at the nullable
+    /// top of its hierarchy. Tables and mutable globals match only their own
+    /// type.
+    fn wider(&self, ty: TypeRef) -> Vec<TypeRef> {
+        use wasmparser::{AbstractHeapType as A, HeapType, RefType as R, ValType as V};
+        match ty {
+            TypeRef::Func(mut t) => {
+                let mut wider = Vec::new();
+                while let Some(Some(s)) = self.supertypes.get(t as usize) {
+                    wider.push(TypeRef::Func(*s));
+                    t = *s;
+                }
+                wider
+            }
+            TypeRef::Global(g) if !g.mutable => {
+                let V::Ref(r) = g.content_type else { return vec![] };
+                let top = match r.heap_type() {
+                    HeapType::Abstract { shared: true, .. } => return vec![],
+                    HeapType::Abstract { ty: A::Func | A::NoFunc, .. } => A::Func,
+                    HeapType::Abstract { ty: A::Extern | A::NoExtern, .. } => A::Extern,
+                    HeapType::Abstract { ty: A::Exn | A::NoExn, .. } => A::Exn,
+                    HeapType::Abstract { .. } => A::Any,
+                    HeapType::Concrete(i) | HeapType::Exact(i) => {
+                        match i.as_module_index().and_then(|i| self.is_func.get(i as usize)) {
+                            Some(true) => A::Func,
+                            _ => A::Any,
+                        }
+                    }
+                };
+                let heap = HeapType::Abstract { shared: false, ty: top };
+                match R::new(true, heap) {
+                    Some(wide) if wide != r => {
+                        vec![TypeRef::Global(wasmparser::GlobalType { content_type: V::Ref(wide), ..g })]
+                    }
+                    _ => vec![],
+                }
+            }
+            _ => vec![],
+        }
+    }
+}
+
 /// The available-imports module for the module generated after `earlier`
-/// (registered as `m0`, `m1`, … in order), with `profile`'s host functions.
+/// (registered as `m0`, `m1`, … in order), with `profile`'s host functions:
+/// each export offered at its own type and at its wider ones.
 /// Also returns how many functions it offers, which count against
 /// wasm-smith's function budget.
 pub fn imports_from(earlier: &[Vec<u8>], profile: Profile) -> Result<(Vec<u8>, usize)> {
@@ -120,21 +174,23 @@ pub fn imports_from(earlier: &[Vec<u8>], profile: Profile) -> Result<(Vec<u8>, u
     for (k, wasm) in earlier.iter().enumerate() {
         let module = Exports::parse(wasm)?;
         let mut shift = Shift(offset);
-        if let Some(reader) = module.types {
+        if let Some(reader) = module.types.clone() {
             shift
                 .parse_type_section(&mut types, reader)
                 .map_err(|e| anyhow::anyhow!("types of {}: {e:?}", linked_name(k)))?;
         }
-        for (name, ty) in module.exports {
+        for &(name, ty) in &module.exports {
             let ty = match ty {
                 // Imported as a function of its type: wasm-smith does not
                 // generate exact function imports.
                 TypeRef::FuncExact(t) => TypeRef::Func(t),
                 ty => ty,
             };
-            funcs += matches!(ty, TypeRef::Func(_)) as usize;
-            let entity: EntityType = shift.entity_type(ty).map_err(|e| anyhow::anyhow!("{name}: {e:?}"))?;
-            imports.import(&linked_name(k), name, entity);
+            for ty in std::iter::once(ty).chain(module.wider(ty)) {
+                funcs += matches!(ty, TypeRef::Func(_)) as usize;
+                let entity: EntityType = shift.entity_type(ty).map_err(|e| anyhow::anyhow!("{name}: {e:?}"))?;
+                imports.import(&linked_name(k), name, entity);
+            }
         }
         offset += module.type_count;
     }
@@ -163,10 +219,13 @@ mod tests {
     #[test]
     fn every_export_of_every_earlier_module_is_offered_at_its_own_type() {
         let first = wat::parse_str(
-            r#"(module (rec (type $s (struct (field i32))) (type $f (func (param (ref $s)))))
+            r#"(module (rec (type $s (struct (field i32)))
+                           (type $base (sub (func (param (ref $s)))))
+                           (type $f (sub $base (func (param (ref $s))))))
                  (import "host" "gc" (func))
                  (func (export "take") (type $f))
                  (global (export "g") (mut (ref null $s)) (ref.null $s))
+                 (global (export "k") (ref null $s) (ref.null $s))
                  (table (export "t") 2 (ref null $f))
                  (memory (export "mem") 1)
                  (tag (export "e") (param (ref null $s))))"#,
@@ -177,17 +236,22 @@ mod tests {
                 .unwrap();
         let (wasm, funcs) = imports_from(&[first, second], Profile::Gc).unwrap();
         wasmparser::Validator::new_with_features(Profile::Gc.features()).validate_all(&wasm).unwrap();
-        assert_eq!(funcs, 2 + HostFunc::ALL.len());
+        // `take` at its own type and at its declared supertype.
+        assert_eq!(funcs, 3 + HostFunc::ALL.len());
         let text = wasmprinter::print_bytes(&wasm).unwrap();
         for import in [
-            r#"(import "m0" "take" (func (;0;) (type 1)"#,
+            r#"(import "m0" "take" (func (;0;) (type 2)"#,
+            r#"(import "m0" "take" (func (;1;) (type 1)"#,
             r#"(import "m0" "g" (global (;0;) (mut (ref null 0))))"#,
-            r#"(import "m0" "t" (table (;0;) 2 (ref null 1)))"#,
+            // An immutable global also at the top of its hierarchy.
+            r#"(import "m0" "k" (global (;1;) (ref null 0)))"#,
+            r#"(import "m0" "k" (global (;2;) anyref))"#,
+            r#"(import "m0" "t" (table (;0;) 2 (ref null 2)))"#,
             r#"(import "m0" "mem" (memory (;0;) 1))"#,
-            r#"(import "m0" "e" (tag (;0;) (type 3)"#,
+            r#"(import "m0" "e" (tag (;0;) (type 4)"#,
             // The second module's own types come after the first one's.
-            r#"(import "m1" "h" (func (;1;) (type 5)"#,
-            r#"(import "host" "gc" (func (;2;) (type"#,
+            r#"(import "m1" "h" (func (;2;) (type 6)"#,
+            r#"(import "host" "gc" (func (;3;) (type"#,
         ] {
             assert!(text.contains(import), "{import} not in\n{text}");
         }

@@ -91,14 +91,19 @@ pub fn case_avoiding(generator: Generator, data: &[u8], avoid: &[AvoidRule]) -> 
                 }
                 _ => wasm,
             };
-            let mut modules = vec![smith::module(profile, &mut u)?];
-            for part in &parts[1..] {
+            let first = match count {
+                1 => smith::module(profile, &mut u)?,
+                _ => smith::linked_module(profile, &mut u, None, true)?,
+            };
+            let mut modules = vec![first];
+            for (i, part) in parts.iter().enumerate().skip(1) {
                 // Generated against the earlier modules as wasm-smith made
                 // them (it cannot generate code around the non-nullable
                 // types the pass adds); one that cannot be generated from
                 // its part leaves the case with the modules before it.
                 let Ok((available, funcs)) = linked::imports_from(&modules, profile) else { break };
-                match smith::module_importing(profile, &mut Unstructured::new(part), available, funcs) {
+                let provider = i + 1 < count;
+                match smith::linked_module(profile, &mut Unstructured::new(part), Some((available, funcs)), provider) {
                     Ok(wasm) => modules.push(wasm),
                     Err(_) => break,
                 }

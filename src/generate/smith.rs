@@ -132,23 +132,35 @@ pub fn module(profile: Profile, u: &mut Unstructured) -> Result<Vec<u8>> {
     build(smith_config(profile, u)?, u)
 }
 
-/// Generates a module of `profile` that may import from `available` (an
-/// available-imports module and the number of functions it offers, host ones
-/// included: `generate::linked`) instead of the host functions alone.
-pub fn module_importing(
+/// Generates a module of a linked case, importing from `available` (an
+/// available-imports module and the number of functions it offers, host
+/// ones included: `generate::linked`) where given, from the host functions
+/// alone otherwise. A `provider` (a module the case's later modules import
+/// from) gets few types and defined functions: every type and function
+/// costs each configuration compilation (a trampoline per type), and the
+/// later modules copy all its types.
+pub fn linked_module(
     profile: Profile,
     u: &mut Unstructured,
-    available: Vec<u8>,
-    offered_funcs: usize,
+    available: Option<(Vec<u8>, usize)>,
+    provider: bool,
 ) -> Result<Vec<u8>> {
     let mut config = smith_config(profile, u)?;
-    config.available_imports = Some(available);
-    // Imported functions count against `max_funcs`: as much room for defined
-    // ones as a module importing the host functions alone has.
-    let extra = offered_funcs.saturating_sub(HOST_FUNCS);
-    config.max_funcs += extra;
-    config.max_imports += extra + 8;
-    config.max_type_size *= 2;
+    let mut offered = HOST_FUNCS;
+    if let Some((available, offered_funcs)) = available {
+        offered = offered_funcs;
+        config.available_imports = Some(available);
+        // Imported functions count against `max_funcs`: room for six more,
+        // so a module that imports many defines fewer, but still its three
+        // (wasm-smith fails a module whose imports leave no room for them).
+        config.max_funcs += offered_funcs.saturating_sub(HOST_FUNCS).min(6);
+        config.max_imports += offered_funcs;
+        config.max_type_size *= 2;
+    }
+    if provider {
+        config.max_types = config.max_types.min(HOST_FUNCS + 5);
+        config.max_funcs = config.max_funcs.min(offered + 4);
+    }
     build(config, u)
 }
 
