@@ -97,6 +97,25 @@ pub struct Pressure {
     pub cells: BTreeSet<Cell>,
 }
 
+impl Pressure {
+    /// Adds another module's figures: a linked case's pressure is that of
+    /// all its modules.
+    pub fn merge(&mut self, other: Pressure) {
+        self.functions += other.functions;
+        self.allocation_sites += other.allocation_sites;
+        self.safepoints += other.safepoints;
+        self.gc_calls += other.gc_calls;
+        self.live_safepoints += other.live_safepoints;
+        self.forced_live_safepoints += other.forced_live_safepoints;
+        self.on_stack += other.on_stack;
+        self.in_locals += other.in_locals;
+        self.through_block_params += other.through_block_params;
+        self.through_select += other.through_select;
+        self.inside_try_table += other.inside_try_table;
+        self.cells.extend(other.cells);
+    }
+}
+
 type FuncValidator = wasmparser::FuncValidator<wasmparser::ValidatorResources>;
 
 /// Whether values of this type can point into the GC heap (i31 and
