@@ -6,7 +6,7 @@
 //! Its host functions do what Wasmtime's do, minus the collection: the
 //! interpreter's objects are never collected during a run.
 
-use super::{CALL_FUEL, Engine, Held, Instance, MEMORY_LIMIT, TABLE_LIMIT, state_name};
+use super::{CALL_FUEL, Engine, Held, Instance, MEMORY_LIMIT, TABLE_LIMIT, callee, state_name};
 use crate::case::Profile;
 use crate::case::host::HostFunc;
 use crate::case::{Arg, Call, TestCase, linked_name};
@@ -129,11 +129,9 @@ struct InterpInstance<'a> {
 
 impl InterpInstance<'_> {
     fn make_call(&mut self, call: &Call) -> (Status, Option<Vec<Val>>) {
-        let linked = self.insts.len() - 1;
-        let inst = match call.module {
-            None => self.insts[linked],
-            Some(i) if (i as usize) < linked => self.insts[i as usize],
-            Some(i) => return (Status::Error(format!("no linked module {i}")), None),
+        let inst = match callee(call, self.insts.len()) {
+            Ok(i) => self.insts[i],
+            Err(status) => return (status, None),
         };
         let Some(Extern::Func(func)) = self.store.export(inst, &call.export) else {
             return (Status::Error(format!("no exported function {:?}", call.export)), None);

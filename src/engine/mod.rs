@@ -107,6 +107,37 @@ pub fn state_name(i: usize, count: usize, name: &str) -> String {
     if i + 1 == count { name.to_string() } else { format!("{}.{name}", crate::case::linked_name(i)) }
 }
 
+/// Which of a case's `count` instances (linked ones first, the main one
+/// last) `call` calls an export of, or how a call of a module the case
+/// lacks fails, alike in every engine.
+pub fn callee(call: &Call, count: usize) -> Result<usize, Status> {
+    match call.module {
+        None => Ok(count - 1),
+        Some(i) if (i as usize) + 1 < count => Ok(i as usize),
+        Some(i) => Err(Status::Error(format!("no linked module {i}"))),
+    }
+}
+
+/// Compiles every module of `case`, linked ones first, with `compile`; the
+/// first failure as the instantiation status, naming the linked module.
+pub fn compile_modules<M, E: std::fmt::Display>(
+    case: &TestCase,
+    mut compile: impl FnMut(&[u8]) -> Result<M, E>,
+) -> Result<Vec<M>, Status> {
+    let linked = case.linked().map_err(|e| Status::Error(format!("linked modules: {e:#}")))?;
+    let mut modules = Vec::with_capacity(linked.len() + 1);
+    for (i, wasm) in linked.iter().chain([&case.wasm]).enumerate() {
+        match compile(wasm) {
+            Ok(m) => modules.push(m),
+            Err(e) if i < linked.len() => {
+                return Err(Status::Error(format!("compile {}: {e}", crate::case::linked_name(i))));
+            }
+            Err(e) => return Err(Status::Error(format!("compile: {e}"))),
+        }
+    }
+    Ok(modules)
+}
+
 /// Builds the named real engine configuration.
 pub fn real_engine(name: &str) -> Option<Box<dyn Engine>> {
     let id = ConfigId::from_name(name)?;

@@ -3,7 +3,7 @@
 //! calls, extended constants; no GC, typed function references or
 //! exceptions). Its `gc` import is a no-op: wasmi has no collector.
 
-use super::{CALL_FUEL, Engine, Held, Instance, MEMORY_LIMIT, TABLE_LIMIT, state_name};
+use super::{CALL_FUEL, Engine, Held, Instance, MEMORY_LIMIT, TABLE_LIMIT, callee, compile_modules, state_name};
 use crate::case::Profile;
 use crate::case::host::{self, HostFunc};
 use crate::case::{Arg, Call, TestCase, linked_name};
@@ -77,20 +77,11 @@ impl Engine for WasmiEngine {
     }
 
     fn instantiate<'a>(&'a mut self, case: &TestCase) -> (Status, Option<Box<dyn Instance + 'a>>) {
-        let linked = match case.linked() {
-            Ok(linked) => linked,
-            Err(e) => return (Status::Error(format!("linked modules: {e:#}")), None),
+        let modules = match compile_modules(case, |wasm| Module::new(&self.engine, wasm)) {
+            Ok(modules) => modules,
+            Err(status) => return (status, None),
         };
-        let mut modules = Vec::with_capacity(linked.len() + 1);
-        for (i, wasm) in linked.iter().chain([&case.wasm]).enumerate() {
-            match Module::new(&self.engine, wasm) {
-                Ok(m) => modules.push(m),
-                Err(e) if i < linked.len() => {
-                    return (Status::Error(format!("compile {}: {e}", linked_name(i))), None);
-                }
-                Err(e) => return (Status::Error(format!("compile: {e}")), None),
-            }
-        }
+        let linked = modules.len() - 1;
         let limits = StoreLimitsBuilder::new().memory_size(MEMORY_LIMIT).table_elements(TABLE_LIMIT).build();
         let mut store = Store::new(&self.engine, Host { limits });
         store.limiter(|host| &mut host.limits);
@@ -98,14 +89,14 @@ impl Engine for WasmiEngine {
             return (Status::Error("fuel not enabled".into()), None);
         }
         // Linked modules are registered in a copy of the engine's linker.
-        let mut own_linker = (!linked.is_empty()).then(|| self.linker.clone());
+        let mut own_linker = (linked > 0).then(|| self.linker.clone());
         let mut instances = Vec::with_capacity(modules.len());
         for (i, module) in modules.iter().enumerate() {
             match own_linker.as_ref().unwrap_or(&self.linker).instantiate_and_start(&mut store, module) {
                 Ok(instance) => instances.push(instance),
                 Err(e) => return (classify(e), None),
             }
-            if i < linked.len() {
+            if i < linked {
                 let registered =
                     own_linker.as_mut().map(|l| l.instance(&mut store, &linked_name(i), instances[i]).err());
                 if let Some(Some(e)) = registered {
@@ -127,11 +118,9 @@ struct WasmiInstance {
 
 impl WasmiInstance {
     fn make_call(&mut self, call: &Call) -> (Status, Option<Vec<Val>>) {
-        let linked = self.instances.len() - 1;
-        let instance = match call.module {
-            None => self.instances[linked],
-            Some(i) if (i as usize) < linked => self.instances[i as usize],
-            Some(i) => return (Status::Error(format!("no linked module {i}")), None),
+        let instance = match callee(call, self.instances.len()) {
+            Ok(i) => self.instances[i],
+            Err(status) => return (status, None),
         };
         let Some(func) = instance.get_func(&self.store, &call.export) else {
             return (Status::Error(format!("no exported function {:?}", call.export)), None);

@@ -15,7 +15,7 @@ pub mod locate;
 mod walk;
 pub mod wast;
 
-use super::{CALL_FUEL, Engine, Held, Instance, MEMORY_LIMIT, TABLE_LIMIT, state_name};
+use super::{CALL_FUEL, Engine, Held, Instance, MEMORY_LIMIT, TABLE_LIMIT, callee, compile_modules, state_name};
 use crate::case::host::{self, HostFunc};
 use crate::case::{Arg, Call, ConfigId, Knobs, TestCase, linked_name};
 use crate::line::{self, Cap};
@@ -205,20 +205,11 @@ impl Engine for WasmtimeEngine {
             Ok(pair) => pair,
             Err(e) => return (Status::Error(format!("engine: {e:#}")), None),
         };
-        let linked = match case.linked() {
-            Ok(linked) => linked,
-            Err(e) => return (Status::Error(format!("linked modules: {e:#}")), None),
+        let modules = match compile_modules(case, |wasm| Module::new(engine, wasm).map_err(|e| format!("{e:#}"))) {
+            Ok(modules) => modules,
+            Err(status) => return (status, None),
         };
-        let mut modules = Vec::with_capacity(linked.len() + 1);
-        for (i, wasm) in linked.iter().chain([&case.wasm]).enumerate() {
-            match Module::new(engine, wasm) {
-                Ok(m) => modules.push(m),
-                Err(e) if i < linked.len() => {
-                    return (Status::Error(format!("compile {}: {e:#}", linked_name(i))), None);
-                }
-                Err(e) => return (Status::Error(format!("compile: {e:#}")), None),
-            }
-        }
+        let linked = modules.len() - 1;
         let limits = StoreLimitsBuilder::new().memory_size(MEMORY_LIMIT).table_elements(TABLE_LIMIT).build();
         let mut store = Store::new(engine, Host { limits });
         store.limiter(|host| &mut host.limits);
@@ -229,14 +220,14 @@ impl Engine for WasmtimeEngine {
         }
         // Linked modules are registered in a copy of the cached linker, which
         // must not keep one case's instances for the next.
-        let mut own_linker = (!linked.is_empty()).then(|| linker.clone());
+        let mut own_linker = (linked > 0).then(|| linker.clone());
         let mut instances = Vec::with_capacity(modules.len());
         for (i, module) in modules.iter().enumerate() {
             match own_linker.as_ref().unwrap_or(linker).instantiate(&mut store, module) {
                 Ok(instance) => instances.push(instance),
                 Err(e) => return (classify(&mut store, e), None),
             }
-            if i < linked.len() {
+            if i < linked {
                 let registered = own_linker.as_mut().map(|l| l.instance(&mut store, &linked_name(i), instances[i]));
                 if let Some(Err(e)) = registered {
                     return (Status::Error(format!("linking {}: {e:#}", linked_name(i))), None);
@@ -357,22 +348,10 @@ fn make_call(
     }
 }
 
-impl WasmtimeInstance {
-    /// The instance whose export `call` calls.
-    fn callee(&self, call: &Call) -> Result<wasmtime::Instance, Status> {
-        let linked = self.instances.len() - 1;
-        match call.module {
-            None => Ok(self.instances[linked]),
-            Some(i) if (i as usize) < linked => Ok(self.instances[i as usize]),
-            Some(i) => Err(Status::Error(format!("no linked module {i}"))),
-        }
-    }
-}
-
 impl Instance for WasmtimeInstance {
     fn call(&mut self, call: &Call) -> Status {
-        let instance = match self.callee(call) {
-            Ok(instance) => instance,
+        let instance = match callee(call, self.instances.len()) {
+            Ok(i) => self.instances[i],
             Err(status) => {
                 self.held.push(None);
                 return status;
