@@ -127,12 +127,8 @@ pub fn measure(generator: Generator, seed: u64, count: u64) -> GeneratorStats {
         };
         let zeal_forces = case.plan.zeal.is_some_and(|z| z <= FORCING_ZEAL);
         // Every module of a linked case counts, the linked ones first.
-        let modules = case.linked().map(|mut m| {
-            m.push(case.wasm.clone());
-            m
-        });
         let pressures: Option<Vec<_>> =
-            modules.ok().and_then(|m| m.iter().map(|w| analyze(w, zeal_forces).ok()).collect());
+            case.modules().ok().and_then(|m| m.iter().map(|w| analyze(w, zeal_forces).ok()).collect());
         let Some(p) = pressures.and_then(|ps| {
             ps.into_iter().reduce(|mut all, p| {
                 all.merge(p);

@@ -21,6 +21,25 @@ impl TestCase {
         self.plan.linked.iter().map(|hex| from_hex(hex)).collect()
     }
 
+    /// Every module of the case in instantiation order: the linked ones,
+    /// then the main one.
+    pub fn modules(&self) -> anyhow::Result<Vec<Vec<u8>>> {
+        let mut modules = self.linked()?;
+        modules.push(self.wasm.clone());
+        Ok(modules)
+    }
+
+    /// This case with one module replaced by `wasm`: linked module `k` for
+    /// `Some(k)`, the main one for `None`.
+    pub fn with_module(&self, slot: Option<usize>, wasm: &[u8]) -> TestCase {
+        let mut case = self.clone();
+        match slot {
+            None => case.wasm = wasm.to_vec(),
+            Some(k) => case.plan.linked[k] = to_hex(wasm),
+        }
+        case
+    }
+
     /// This case with `modules` instantiated before its main module.
     pub fn with_linked(&self, modules: &[Vec<u8>]) -> TestCase {
         let mut case = self.clone();

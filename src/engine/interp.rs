@@ -56,16 +56,14 @@ impl Engine for InterpEngine {
     }
 
     fn supports(&self, case: &TestCase) -> bool {
-        let valid = |wasm: &[u8]| Profile::Gc.validate(wasm).is_ok();
-        valid(&case.wasm) && case.linked().is_ok_and(|linked| linked.iter().all(|m| valid(m)))
+        case.modules().is_ok_and(|modules| modules.iter().all(|m| Profile::Gc.validate(m).is_ok()))
     }
 
     fn instantiate<'a>(&'a mut self, case: &TestCase) -> (Status, Option<Box<dyn Instance + 'a>>) {
-        self.modules = match case.linked() {
-            Ok(linked) => linked,
+        self.modules = match case.modules() {
+            Ok(modules) => modules,
             Err(e) => return (Status::Error(format!("linked modules: {e:#}")), None),
         };
-        self.modules.push(case.wasm.clone());
         let modules: &'a [Vec<u8>] = &self.modules;
         let mut store = Store::new(crate::interp::features(), LIMITS);
         store.accepts_any_import = self.accepts_any_import;

@@ -124,12 +124,12 @@ pub fn compile_modules<M, E: std::fmt::Display>(
     case: &TestCase,
     mut compile: impl FnMut(&[u8]) -> Result<M, E>,
 ) -> Result<Vec<M>, Status> {
-    let linked = case.linked().map_err(|e| Status::Error(format!("linked modules: {e:#}")))?;
-    let mut modules = Vec::with_capacity(linked.len() + 1);
-    for (i, wasm) in linked.iter().chain([&case.wasm]).enumerate() {
+    let wasms = case.modules().map_err(|e| Status::Error(format!("linked modules: {e:#}")))?;
+    let mut modules = Vec::with_capacity(wasms.len());
+    for (i, wasm) in wasms.iter().enumerate() {
         match compile(wasm) {
             Ok(m) => modules.push(m),
-            Err(e) if i < linked.len() => {
+            Err(e) if i + 1 < wasms.len() => {
                 return Err(Status::Error(format!("compile {}: {e}", crate::case::linked_name(i))));
             }
             Err(e) => return Err(Status::Error(format!("compile: {e}"))),

@@ -73,7 +73,7 @@ impl Engine for WasmiEngine {
         let valid = |wasm: &[u8]| {
             wasmparser::Validator::new_with_features(Profile::RefTypes.features()).validate_all(wasm).is_ok()
         };
-        valid(&case.wasm) && case.linked().is_ok_and(|linked| linked.iter().all(|m| valid(m)))
+        case.modules().is_ok_and(|modules| modules.iter().all(|m| valid(m)))
     }
 
     fn instantiate<'a>(&'a mut self, case: &TestCase) -> (Status, Option<Box<dyn Instance + 'a>>) {

@@ -48,16 +48,9 @@ pub fn needed_features(wasm: &[u8]) -> Vec<(&'static str, WasmFeatures)> {
 pub fn wast(case: &TestCase, signature: &str, reference: Option<&Outcome>, summary: &str) -> Result<String> {
     let mut out = String::new();
     let linked = case.linked()?;
-    let mut keys: Vec<&str> = Vec::new();
-    for wasm in linked.iter().chain([&case.wasm]) {
-        for (key, _) in needed_features(wasm) {
-            if !keys.contains(&key) {
-                keys.push(key);
-            }
-        }
-    }
-    keys.sort_by_key(|k| FEATURE_KEYS.iter().position(|(f, _)| f == k));
-    for key in &keys {
+    // The proposals any of the case's modules needs.
+    let needed: Vec<_> = case.modules()?.iter().map(|m| needed_features(m)).collect();
+    for (key, _) in FEATURE_KEYS.iter().filter(|(k, _)| needed.iter().any(|n| n.iter().any(|(f, _)| f == k))) {
         writeln!(out, ";;! {key} = true")?;
     }
     writeln!(out, "\n;; gcfuzz {signature}: {summary}")?;
@@ -115,7 +108,7 @@ pub fn wast(case: &TestCase, signature: &str, reference: Option<&Outcome>, summa
             Some(k) => (infos.get(k as usize).unwrap_or(&main_info), linked_name(k as usize)),
             None => (&main_info, "test".to_string()),
         };
-        let params = info.exported_funcs.iter().find(|(name, _)| *name == call.export).map(|(_, p)| p.as_slice());
+        let params = info.params_of(&call.export);
         let args = call.args.iter().enumerate().map(|(j, a)| match (a, params.and_then(|p| p.get(j))) {
             (Arg::Null, Some(ty)) => Some(format!("(ref.null {})", info.hierarchy(ty))),
             _ => arg(a),

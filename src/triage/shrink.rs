@@ -44,22 +44,16 @@ pub fn shrink(
     }
     // Every module, the main one first, then the linked ones from the last:
     // each candidate replaces one module and keeps the others.
-    let mut linked = case.linked()?;
-    let input_size = size(&linked, &case.wasm);
+    let input_size = size(case)?;
     let mut case = case.clone();
-    for slot in std::iter::once(None).chain((0..linked.len()).rev().map(Some)) {
-        let module = slot.map_or(&case.wasm, |k| &linked[k]).clone();
-        let others = size(&linked, &case.wasm) - module.len();
-        let current = case.clone();
-        let linked_now = linked.clone();
-        let with = |wasm: &[u8]| match slot {
-            None => TestCase { wasm: wasm.to_vec(), plan: current.plan.clone() },
-            Some(k) => {
-                let mut modules = linked_now.clone();
-                modules[k] = wasm.to_vec();
-                current.with_linked(&modules)
-            }
+    for slot in std::iter::once(None).chain((0..case.plan.linked.len()).rev().map(Some)) {
+        let module = match slot {
+            None => case.wasm.clone(),
+            Some(k) => case.linked()?.swap_remove(k),
         };
+        let others = size(&case)? - module.len();
+        let current = case.clone();
+        let with = |wasm: &[u8]| current.with_module(slot, wasm);
         let mut report = |size: usize| on_smaller(others + size);
         let mut wasm = super::reduce::reduce(&module, |w| reproduces(&with(w), exec), &mut report)?;
         let info = wasm_shrink::WasmShrink::default().attempts(attempts).run(wasm.clone(), |w| {
@@ -74,9 +68,6 @@ pub fn shrink(
             wasm = super::reduce::reduce(&info.output, |w| reproduces(&with(w), exec), &mut report)?;
         }
         case = with(&wasm);
-        if let Some(k) = slot {
-            linked[k] = wasm;
-        }
     }
     // Drop calls, last first, while the finding stays.
     for i in (0..case.plan.calls.len()).rev() {
@@ -85,12 +76,12 @@ pub fn shrink(
             case = fewer;
         }
     }
-    Ok(Shrunk { output_size: size(&linked, &case.wasm), case, input_size, runs })
+    Ok(Shrunk { output_size: size(&case)?, case, input_size, runs })
 }
 
 /// The bytes of a case's modules, linked ones included.
-fn size(linked: &[Vec<u8>], wasm: &[u8]) -> usize {
-    linked.iter().map(Vec::len).sum::<usize>() + wasm.len()
+fn size(case: &TestCase) -> Result<usize> {
+    Ok(case.modules()?.iter().map(Vec::len).sum())
 }
 
 /// `gcfuzz shrink FILE`: shrinks the finding with `signature` (the first
@@ -113,7 +104,7 @@ pub fn shrink_file(
     if finding.kind.needs_reference() {
         configs.insert(0, all[0].clone());
     }
-    on_smaller(&finding.signature, size(&case.linked()?, &case.wasm));
+    on_smaller(&finding.signature, size(&case)?);
     let shrunk =
         shrink(&case, &finding.signature, &configs, exec, attempts, |size| on_smaller(&finding.signature, size))?;
     let stem = file.with_extension("");
