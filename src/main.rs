@@ -59,6 +59,10 @@ enum Command {
         /// Stop after this many cases.
         #[arg(long)]
         max_execs: Option<u64>,
+        /// Plans run per generated module, each a case: the later ones
+        /// reuse the code each configuration compiled for the first.
+        #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+        plans: u16,
         /// Memory limit per worker process, in MiB; going past it is a
         /// finding of its own (`oom-…`).
         #[arg(long, default_value_t = 4096)]
@@ -311,6 +315,7 @@ fn dispatch(command: Command) -> Result<ExitCode> {
             known,
             timeout,
             max_execs,
+            plans,
             memory_limit_mb,
         } => {
             let seed = seed.unwrap_or_else(random_seed);
@@ -341,6 +346,7 @@ fn dispatch(command: Command) -> Result<ExitCode> {
                 timeout: Duration::from_secs(timeout),
                 worker: WorkerCommand::current_exe()?.memory_limit_mb(memory_limit_mb),
                 max_execs,
+                plans: plans as usize,
                 stop,
             };
             campaign::run::preflight(&opts)?;

@@ -5,7 +5,7 @@
 //! does not reproduce under `unreproducible/`. `crashes/` is read as the list
 //! of known bugs and never written: `gcfuzz promote` moves a finding there.
 
-use crate::case::{Arg, AvoidRule, ConfigId, TestCase, allocates, seeded_input};
+use crate::case::{Arg, AvoidRule, ConfigId, TestCase, allocates, plan_input, seeded_input};
 use crate::engine::worker::{Worker, WorkerCommand};
 use crate::generate;
 use crate::oracle::{FindingKind, check_case};
@@ -41,6 +41,8 @@ pub struct Options {
     pub worker: WorkerCommand,
     /// Stop after this many cases (for tests and benchmarks).
     pub max_execs: Option<u64>,
+    /// Plans run per generated module (`generate::replan`), each a case.
+    pub plans: usize,
     pub stop: Arc<AtomicBool>,
 }
 
@@ -65,6 +67,9 @@ pub struct FindingReport {
     pub status: Status,
     pub seed: u64,
     pub index: u64,
+    /// Which of the module's plans (absent: the first, its input's).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plan: Option<u32>,
 }
 
 /// Where the time went, summed over all jobs.
@@ -85,8 +90,11 @@ pub struct Summary {
     pub generator: String,
     pub seed: u64,
     pub elapsed_secs: f64,
+    /// Cases run: (module, plan) executions.
     pub execs: u64,
     pub execs_per_sec: f64,
+    /// Generated modules run (each with up to `Options::plans` plans).
+    pub modules: u64,
     /// Modules with at least one struct or array allocation.
     pub modules_with_gc: u64,
     pub modules_with_gc_share: f64,
@@ -146,8 +154,9 @@ impl Summary {
             n => format!(", {n} cases skipped by known bugs' avoid rules"),
         };
         format!(
-            "{} execs in {:.1}s ({:.1}/s), {:.0}% with GC allocations, {:.0}% with changed engine settings, {:.0}% with host round-trips, {:.0}%/{:.0}% with 2/3 modules, {inconclusive} inconclusive, {} findings ({} new, {} known in {} cases ({:.3}%), {} unreproducible){avoided}; replay with --seed {}",
+            "{} execs ({} modules) in {:.1}s ({:.1}/s), {:.0}% with GC allocations, {:.0}% with changed engine settings, {:.0}% with host round-trips, {:.0}%/{:.0}% with 2/3 modules, {inconclusive} inconclusive, {} findings ({} new, {} known in {} cases ({:.3}%), {} unreproducible){avoided}; replay with --seed {}",
             self.execs,
+            self.modules,
             self.elapsed_secs,
             self.execs_per_sec,
             100.0 * self.modules_with_gc_share,
@@ -276,7 +285,10 @@ fn needs_history_search(f: &crate::oracle::Finding) -> bool {
 }
 
 /// `confirmed`: the new signatures a fresh worker has reproduced in this
-/// campaign, shared by the jobs (a signature is confirmed once).
+/// campaign, shared by the jobs (a signature is confirmed once). Each
+/// generated module runs `opts.plans` plans, the first from its input, the
+/// others drawn by `generate::replan`, one after the other in the same
+/// worker, which keeps the code it compiled for the first.
 fn job(
     opts: &Options,
     deadline: Instant,
@@ -284,18 +296,24 @@ fn job(
     totals: &Mutex<Totals>,
     confirmed: &Mutex<BTreeSet<String>>,
 ) {
-    let mut worker = Worker::new(opts.worker.clone(), opts.timeout);
-    let mut errors = 0;
-    // The cases the live worker process ran, oldest first (the history a
-    // crash may need), and the signatures whose history was searched.
-    let mut recent: VecDeque<TestCase> = VecDeque::new();
-    let mut searched: BTreeSet<String> = BTreeSet::new();
+    let mut job = Job {
+        opts,
+        totals,
+        confirmed,
+        worker: Worker::new(opts.worker.clone(), opts.timeout),
+        errors: 0,
+        recent: VecDeque::new(),
+        searched: BTreeSet::new(),
+    };
+    let plans = opts.plans.max(1) as u64;
+    let over = |index: u64, plan: u64| {
+        opts.stop.load(Ordering::Relaxed)
+            || Instant::now() >= deadline
+            || opts.max_execs.is_some_and(|max| index * plans + plan >= max)
+    };
     loop {
-        if opts.stop.load(Ordering::Relaxed) || Instant::now() >= deadline {
-            break;
-        }
         let index = next.fetch_add(1, Ordering::Relaxed);
-        if opts.max_execs.is_some_and(|max| index >= max) {
+        if over(index, 0) {
             break;
         }
         let case_start = Instant::now();
@@ -308,23 +326,71 @@ fn job(
             }
         };
         if let Some(rule) = opts.avoid.iter().find(|r| r.matches(&case.wasm)) {
-            *totals.lock().unwrap().summary.avoided.entry(rule.signature.clone()).or_default() += 1;
+            *totals.lock().unwrap().summary.avoided.entry(rule.signature.clone()).or_default() += plans;
             continue;
         }
+        totals.lock().unwrap().summary.modules += 1;
+        job.case(
+            &case,
+            Some(&input),
+            Origin { seed: Some(opts.seed), index: Some(index), plan: None, file: None },
+            case_start,
+        );
+        for plan in 1..plans {
+            if over(index, plan) {
+                break;
+            }
+            let start = Instant::now();
+            let again = match generate::replan(opts.generator, &case, &plan_input(opts.seed, index, plan)) {
+                Ok(Some(again)) => again,
+                Ok(None) => break,
+                Err(_) => {
+                    totals.lock().unwrap().summary.generation_failures += 1;
+                    continue;
+                }
+            };
+            let origin = Origin { seed: Some(opts.seed), index: Some(index), plan: Some(plan as u32), file: None };
+            job.case(&again, None, origin, start);
+        }
+    }
+}
+
+/// A job's worker and what it remembers between cases.
+struct Job<'a> {
+    opts: &'a Options,
+    totals: &'a Mutex<Totals>,
+    confirmed: &'a Mutex<BTreeSet<String>>,
+    worker: Worker,
+    /// Harness errors so far (ten stop the campaign).
+    errors: usize,
+    /// The cases the live worker process ran, oldest first (the history a
+    /// crash may need), and the signatures whose history was searched.
+    recent: VecDeque<TestCase>,
+    searched: BTreeSet<String>,
+}
+
+impl Job<'_> {
+    /// Runs, judges, stores and counts one case; `input` is the fuzz input
+    /// it was generated from (a first plan's), `case_start` when its
+    /// generation began.
+    fn case(&mut self, case: &TestCase, input: Option<&[u8]>, origin: Origin, case_start: Instant) {
+        let Job { opts, totals, confirmed, .. } = *self;
+        let (worker, recent, searched) = (&mut self.worker, &mut self.recent, &mut self.searched);
+        let index = origin.index.unwrap_or_default();
         let allocating = allocates(&case.wasm);
         let generate_micros = case_start.elapsed().as_micros() as u64;
         let configs = config_names(&case, &opts.configs);
         let (pid_before, spawned_before) = (worker.pid(), worker.spawned);
-        let report = match check_case(&case, &configs, &mut worker) {
+        let report = match check_case(case, &configs, worker) {
             Ok(report) => report,
             Err(e) => {
-                errors += 1;
+                self.errors += 1;
                 let mut t = totals.lock().unwrap();
                 t.summary.errors.push(format!("case {index}: {e:#}"));
-                if errors >= 10 {
+                if self.errors >= 10 {
                     opts.stop.store(true, Ordering::Relaxed);
                 }
-                continue;
+                return;
             }
         };
         // A finding's signature and files are written before the case counts.
@@ -396,17 +462,17 @@ fn job(
                 status,
                 seed: opts.seed,
                 index,
+                plan: origin.plan,
             };
             if !as_reproducer && record::stored_size(&dir, &f.signature).is_none() {
                 // Nothing confirmed is stored under this signature (a known
                 // bug this case does not repeat, or another job is storing
                 // it): counted, not stored.
                 stored.push(report_of(dir.join(&f.signature)));
-                continue;
+                return;
             }
-            let origin = Origin { seed: Some(opts.seed), index: Some(index), file: None };
             let stored_case = reproducer.as_ref().unwrap_or(&case);
-            match record::store_wasm(&dir, f, stored_case, Some(&input), origin, &report.outcomes, as_reproducer) {
+            match record::store_wasm(&dir, f, stored_case, input, origin.clone(), &report.outcomes, as_reproducer) {
                 Ok((path, _)) => stored.push(report_of(path)),
                 Err(e) => totals.lock().unwrap().summary.errors.push(format!("storing {}: {e:#}", f.signature)),
             }
@@ -462,7 +528,6 @@ fn job(
         }
         t.compare_micros += report.compare_micros;
         t.wall_micros += case_start.elapsed().as_micros() as u64;
-        t.summary.findings.extend(stored);
     }
 }
 
@@ -539,6 +604,7 @@ mod tests {
             status,
             seed: 0,
             index: 0,
+            plan: None,
         }
     }
 

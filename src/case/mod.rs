@@ -20,4 +20,4 @@ pub use info::{AvoidRule, ModuleInfo, allocates, contains_sequence, is_allocatio
 pub use knobs::{Knob, Knobs, Setting};
 pub use plan::{Arg, Call, Plan, arg_possible, linked_name};
 pub use profile::{Profile, fuzzed_features, line_refuses};
-pub use testcase::{TestCase, seeded_input};
+pub use testcase::{TestCase, plan_input, seeded_input};

@@ -66,11 +66,22 @@ fn from_hex(hex: &str) -> anyhow::Result<Vec<u8>> {
 
 /// Deterministic pseudo-random fuzz input number `index` of campaign `seed`.
 pub fn seeded_input(seed: u64, index: u64) -> Vec<u8> {
+    seeded(seed, index, 0, None)
+}
+
+/// The bytes a campaign draws its module `index`'s plan number `plan`
+/// (from 1; plan 0 is drawn from the module's input) from.
+pub fn plan_input(seed: u64, index: u64, plan: u64) -> Vec<u8> {
+    seeded(seed, index, plan, Some(512))
+}
+
+fn seeded(seed: u64, index: u64, plan: u64, len: Option<usize>) -> Vec<u8> {
     let mut key = [0u8; 32];
     key[..8].copy_from_slice(&seed.to_le_bytes());
     key[8..16].copy_from_slice(&index.to_le_bytes());
+    key[16..24].copy_from_slice(&plan.to_le_bytes());
     let mut rng = rand_chacha::ChaCha8Rng::from_seed(key);
-    let len = 2048 + (rng.next_u32() as usize % (14 * 1024));
+    let len = len.unwrap_or_else(|| 2048 + (rng.next_u32() as usize % (14 * 1024)));
     let mut data = vec![0u8; len];
     rng.fill_bytes(&mut data);
     data

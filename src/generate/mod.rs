@@ -135,6 +135,31 @@ pub fn case_avoiding(generator: Generator, data: &[u8], avoid: &[AvoidRule]) -> 
     Ok(TestCase { wasm, plan }.with_linked(&modules))
 }
 
+/// Another plan for `case`'s modules, drawn from `data`: other calls,
+/// arguments, host-forced collections and zeal counter, with the first
+/// plan's configurations, knobs and GC heap size, the settings compiled
+/// code depends on, so every configuration runs it on the code it compiled
+/// for the first (a worker keeps it, `engine::wasmtime`). `None` for the
+/// `gc-stress` generator, whose plan belongs to its model.
+pub fn replan(generator: Generator, case: &TestCase, data: &[u8]) -> Result<Option<TestCase>> {
+    if generator == Generator::GcStress {
+        return Ok(None);
+    }
+    let first = &case.plan;
+    let mut u = Unstructured::new(data);
+    let main = ModuleInfo::parse(&case.wasm)?;
+    let mut plan = plan::draw(first.profile, &main, &mut u)?;
+    let linked: Vec<ModuleInfo> = case.linked()?.iter().map(|m| ModuleInfo::parse(m)).collect::<Result<_>>()?;
+    if !linked.is_empty() {
+        plan::call_linked(&mut plan, &linked, &main, &mut u)?;
+    }
+    plan.configs.clone_from(&first.configs);
+    plan.knobs.clone_from(&first.knobs);
+    plan.gc_heap_initial = first.gc_heap_initial;
+    plan.linked.clone_from(&first.linked);
+    Ok(Some(TestCase { wasm: case.wasm.clone(), plan }))
+}
+
 /// How many modules the case for `data` links: two in an eighth of the
 /// inputs, three in a sixteenth, one in the rest. Every module costs a
 /// compilation on each configuration, and linked cases (three eighths of

@@ -77,6 +77,10 @@ pub struct ClifBody {
 pub struct Origin {
     pub seed: Option<u64>,
     pub index: Option<u64>,
+    /// Which of the module's plans a campaign drew (absent: the first, the
+    /// one its input gives; `generate::replan`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan: Option<u32>,
     /// The file it was triaged from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub file: Option<String>,

@@ -53,9 +53,18 @@ struct EngineKey {
 /// without bound.
 const KEPT_ENGINES: usize = 16;
 
+/// Compiled modules a worker keeps per configuration: enough for the plans
+/// of one module and its linked ones, and for the re-runs of confirmation,
+/// shrinking candidates that differ only in the plan, and narrowing.
+const KEPT_MODULES: usize = 32;
+
 pub struct WasmtimeEngine {
     id: ConfigId,
     engines: HashMap<EngineKey, (wasmtime::Engine, Linker<Host>)>,
+    /// Compiled modules by engine settings and exact bytes.
+    modules: HashMap<(EngineKey, Vec<u8>), Module>,
+    /// How each module this engine ran was obtained (`Compiles`).
+    pub compiles: Compiles,
     hook: Option<LinkerHook>,
     /// Hold results in roots that end with their call (tests only).
     drops_held_roots: bool,
@@ -64,7 +73,14 @@ pub struct WasmtimeEngine {
 impl WasmtimeEngine {
     pub fn new(id: ConfigId) -> WasmtimeEngine {
         assert!(id.is_wasmtime(), "{id} is not a Wasmtime configuration");
-        WasmtimeEngine { id, engines: HashMap::new(), hook: None, drops_held_roots: false }
+        WasmtimeEngine {
+            id,
+            engines: HashMap::new(),
+            modules: HashMap::new(),
+            compiles: Compiles::default(),
+            hook: None,
+            drops_held_roots: false,
+        }
     }
 
     /// This configuration with a host that drops its roots of the results it
@@ -112,7 +128,7 @@ impl WasmtimeEngine {
         Ok(c)
     }
 
-    fn engine(&mut self, case: &TestCase) -> wasmtime::Result<&(wasmtime::Engine, Linker<Host>)> {
+    fn engine(&mut self, case: &TestCase) -> wasmtime::Result<EngineKey> {
         let knobs = crate::case::knobs::for_config(&case.plan.knobs, self.id);
         let key = match line::has(Cap::Zeal) {
             true => EngineKey {
@@ -125,6 +141,8 @@ impl WasmtimeEngine {
         if !self.engines.contains_key(&key) {
             if self.engines.len() >= KEPT_ENGINES {
                 self.engines.retain(|k, _| k.knobs.is_empty());
+                // A module belongs to the engine that compiled it.
+                self.modules.retain(|(k, _), _| k.knobs.is_empty());
             }
             let engine = wasmtime::Engine::new(&Self::config(self.id, key.zeal, key.gc_heap_initial, &key.knobs)?)?;
             knobs::verify(&engine, &key.knobs).map_err(wasmtime::Error::msg)?;
@@ -135,7 +153,56 @@ impl WasmtimeEngine {
             }
             self.engines.insert(key.clone(), (engine, linker));
         }
-        Ok(&self.engines[&key])
+        Ok(key)
+    }
+
+    /// `wasm` compiled for the engine of `key`: kept from an earlier case,
+    /// moved from an engine that differs only in its zeal counter (a runtime
+    /// setting: Wasmtime loads code compiled with one counter into an engine
+    /// with another, `Module::serialize` / `deserialize`), or compiled.
+    fn module(&mut self, key: &EngineKey, wasm: &[u8]) -> Result<Module, String> {
+        let entry = (key.clone(), wasm.to_vec());
+        if let Some(module) = self.modules.get(&entry) {
+            self.compiles.kept += 1;
+            return Ok(module.clone());
+        }
+        let engine = &self.engines[key].0;
+        let sibling = self.modules.iter().find(|((k, bytes), _)| bytes == wasm && k.zeal_aside() == key.zeal_aside());
+        let module = match sibling.map(|(_, m)| m.serialize()) {
+            Some(Ok(code)) => {
+                self.compiles.moved += 1;
+                // SAFETY: `code` is what `Module::serialize` of this process's
+                // Wasmtime wrote a moment ago; `deserialize` checks that the
+                // engine's compilation settings match it.
+                unsafe { Module::deserialize(engine, &code) }
+            }
+            _ => {
+                self.compiles.compiled += 1;
+                Module::new(engine, wasm)
+            }
+        }
+        .map_err(|e| format!("{e:#}"))?;
+        if self.modules.len() >= KEPT_MODULES {
+            self.modules.clear();
+        }
+        self.modules.insert(entry, module.clone());
+        Ok(module)
+    }
+}
+
+/// How the modules a configuration ran were obtained: compiled, moved from
+/// another engine's compiled code, or kept from an earlier case.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Compiles {
+    pub compiled: u64,
+    pub moved: u64,
+    pub kept: u64,
+}
+
+impl EngineKey {
+    /// The settings compiled code depends on: all but the zeal counter.
+    fn zeal_aside(&self) -> EngineKey {
+        EngineKey { zeal: None, ..self.clone() }
     }
 }
 
@@ -201,14 +268,15 @@ impl Engine for WasmtimeEngine {
 
     fn instantiate<'a>(&'a mut self, case: &TestCase) -> (Status, Option<Box<dyn Instance + 'a>>) {
         let drops_held_roots = self.drops_held_roots;
-        let (engine, linker) = match self.engine(case) {
-            Ok(pair) => pair,
+        let key = match self.engine(case) {
+            Ok(key) => key,
             Err(e) => return (Status::Error(format!("engine: {e:#}")), None),
         };
-        let modules = match compile_modules(case, |wasm| Module::new(engine, wasm).map_err(|e| format!("{e:#}"))) {
+        let modules = match compile_modules(case, |wasm| self.module(&key, wasm)) {
             Ok(modules) => modules,
             Err(status) => return (status, None),
         };
+        let (engine, linker) = &self.engines[&key];
         let linked = modules.len() - 1;
         let limits = StoreLimitsBuilder::new().memory_size(MEMORY_LIMIT).table_elements(TABLE_LIMIT).build();
         let mut store = Store::new(engine, Host { limits });
