@@ -45,7 +45,8 @@ fn repro_bad_input_is_one_line_and_exit_two() {
 
 fn run_json(dir: &std::path::Path, seed: &str) -> serde_json::Value {
     let out = gcfuzz()
-        .args(["run", "--time", "120", "--max-execs", "12", "--jobs", "2", "--json", "--seed", seed, "--out"])
+        .args(["run", "--time", "120", "--max-execs", "12", "--plans", "3", "--jobs", "2", "--json", "--seed", seed])
+        .arg("--out")
         .arg(dir)
         .output()
         .unwrap();
@@ -72,6 +73,8 @@ fn run_json_reports_the_campaign_and_replays_from_its_seed() {
     // Twelve cases, less any a known bug's avoid rule skipped.
     let skipped: u64 = a["avoided"].as_object().unwrap().values().map(|v| v.as_u64().unwrap()).sum();
     assert_eq!(a["execs"].as_u64().unwrap() + skipped, 12);
+    // Four modules, three plans each.
+    assert_eq!(a["modules"].as_u64().unwrap() * 3, a["execs"].as_u64().unwrap(), "{a}");
     assert_eq!(a["engine_runs"]["null"], a["execs"]);
     assert_eq!(a["findings"].as_array().unwrap().len(), 0);
     // Same seed, same cases: the same configurations run the same number of times.

@@ -379,7 +379,7 @@ impl Job<'_> {
         let index = origin.index.unwrap_or_default();
         let allocating = allocates(&case.wasm);
         let generate_micros = case_start.elapsed().as_micros() as u64;
-        let configs = config_names(&case, &opts.configs);
+        let configs = config_names(case, &opts.configs);
         let (pid_before, spawned_before) = (worker.pid(), worker.spawned);
         let report = match check_case(case, &configs, worker) {
             Ok(report) => report,
@@ -406,7 +406,7 @@ impl Job<'_> {
             // case is a hit of a reproducer that was confirmed when stored.
             let wanted = record::stored_size(&opts.out, &f.signature).is_none_or(|stored| size < stored);
             let (reproduces, gives_known) = if wanted {
-                let fresh = || confirm::rerun(&case, &configs, &mut Worker::new(opts.worker.clone(), opts.timeout));
+                let fresh = || confirm::rerun(case, &configs, &mut Worker::new(opts.worker.clone(), opts.timeout));
                 match again.get_or_insert_with(fresh) {
                     Ok(signatures) => {
                         (signatures.contains(&f.signature), signatures.iter().any(|s| opts.known.contains(s)))
@@ -439,7 +439,7 @@ impl Job<'_> {
             if status == Status::Unreproducible && needs_history_search(f) && searched.insert(f.signature.clone()) {
                 let mut fresh = Worker::new(opts.worker.clone(), opts.timeout);
                 let earlier: Vec<TestCase> = recent.iter().cloned().collect();
-                match history::shortest(&case, &earlier, &configs, &f.signature, &mut fresh) {
+                match history::shortest(case, &earlier, &configs, &f.signature, &mut fresh) {
                     Ok(Some(with_history)) => {
                         confirmed.lock().unwrap().insert(f.signature.clone());
                         status = Status::New;
@@ -471,7 +471,7 @@ impl Job<'_> {
                 stored.push(report_of(dir.join(&f.signature)));
                 return;
             }
-            let stored_case = reproducer.as_ref().unwrap_or(&case);
+            let stored_case = reproducer.as_ref().unwrap_or(case);
             match record::store_wasm(&dir, f, stored_case, input, origin.clone(), &report.outcomes, as_reproducer) {
                 Ok((path, _)) => stored.push(report_of(path)),
                 Err(e) => totals.lock().unwrap().summary.errors.push(format!("storing {}: {e:#}", f.signature)),

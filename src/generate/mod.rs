@@ -197,6 +197,32 @@ mod tests {
         assert_eq!(a, b);
     }
 
+    /// A module's later plans keep what compiled code depends on and draw
+    /// the rest again: they call other exports with other arguments, under
+    /// other zeal counters.
+    #[test]
+    fn later_plans_keep_the_compile_settings_and_draw_the_rest() {
+        let (mut other_calls, mut other_zeal, mut cases) = (0, 0, 0);
+        for i in 0..40 {
+            let Ok(case) = fuzz_case(&seeded_input(9, i)) else { continue };
+            cases += 1;
+            for k in 1..4 {
+                let again = replan(Generator::Rooted, &case, &crate::case::plan_input(9, i, k)).unwrap().unwrap();
+                assert_eq!((&again.wasm, &again.plan.linked), (&case.wasm, &case.plan.linked));
+                assert_eq!((&again.plan.configs, &again.plan.knobs), (&case.plan.configs, &case.plan.knobs));
+                assert_eq!(again.plan.gc_heap_initial, case.plan.gc_heap_initial);
+                assert_eq!(TestCase::from_module_bytes(&again.to_module_bytes()).unwrap(), again);
+                other_calls += (again.plan.calls != case.plan.calls) as usize;
+                other_zeal += (again.plan.zeal != case.plan.zeal) as usize;
+            }
+        }
+        assert!(cases >= 35, "{cases}");
+        assert!(other_calls >= cases * 3 * 3 / 4, "{other_calls} of {cases}x3 plans call otherwise");
+        assert!(other_zeal >= cases, "{other_zeal} of {cases}x3 plans change the zeal counter");
+        let stress = case(Generator::GcStress, &seeded_input(9, 0)).unwrap();
+        assert!(replan(Generator::GcStress, &stress, &[1; 64]).unwrap().is_none());
+    }
+
     #[test]
     fn some_cases_link_modules_that_import_from_each_other() {
         let (mut counts, mut importing, mut calls) = ([0; 4], 0, 0);

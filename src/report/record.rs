@@ -48,7 +48,7 @@ pub struct Record {
 pub enum Body {
     /// `module.wasm` / `module.wat` (plan embedded), `regression.wast`, and
     /// the raw fuzz input `input.bin` when there was one.
-    Wasm(WasmBody),
+    Wasm(Box<WasmBody>),
     /// `program.json` and its CLIF, `program.clif`.
     Clif(ClifBody),
 }
@@ -211,7 +211,7 @@ pub fn store_wasm(
     );
     let files = wasm_files(finding, case, input, outcomes)?;
     let size = files[0].1.len();
-    let body = Body::Wasm(WasmBody { finding: finding.clone(), origin, size, outcomes: outcomes.to_vec() });
+    let body = Body::Wasm(Box::new(WasmBody { finding: finding.clone(), origin, size, outcomes: outcomes.to_vec() }));
     let better = |r: &Record| reproducer && r.wasm().is_some_and(|w| size < w.size);
     store(dir, &finding.signature, fresh(line::wasmtime(), body), &files, better)
 }

@@ -10,6 +10,7 @@
 //! between lines are in `compat`).
 
 mod compat;
+mod compiled;
 mod knobs;
 pub mod locate;
 mod walk;
@@ -22,10 +23,11 @@ use crate::line::{self, Cap};
 use crate::outcome::vocab::TABLE_ELEMS;
 use crate::outcome::{Exhausted, MemorySummary, Ref as Shape, State, Status, TableSummary, TrapClass, Value};
 use compat as api;
+pub use compiled::{Compiled, Compiles};
 use std::collections::HashMap;
 use walk::Walker;
 use wasmtime::{
-    AnyRef, Collector, Config, ExternRef, GcHeapOutOfMemory, I31, Linker, Module, OptLevel, Rooted, Store, StoreLimits,
+    AnyRef, Collector, Config, ExternRef, GcHeapOutOfMemory, I31, Linker, OptLevel, Rooted, Store, StoreLimits,
     StoreLimitsBuilder, Trap, Val, ValType,
 };
 #[cfg(wasmtime_exceptions)]
@@ -42,7 +44,7 @@ pub type LinkerHook = fn(&mut Linker<Host>) -> wasmtime::Result<()>;
 
 /// Settings that need a separate `wasmtime::Engine`.
 #[derive(Clone, PartialEq, Eq, Hash)]
-struct EngineKey {
+pub(crate) struct EngineKey {
     zeal: Option<u32>,
     gc_heap_initial: Option<u64>,
     knobs: Knobs,
@@ -53,18 +55,11 @@ struct EngineKey {
 /// without bound.
 const KEPT_ENGINES: usize = 16;
 
-/// Compiled modules a worker keeps per configuration: enough for the plans
-/// of one module and its linked ones, and for the re-runs of confirmation,
-/// shrinking candidates that differ only in the plan, and narrowing.
-const KEPT_MODULES: usize = 32;
-
 pub struct WasmtimeEngine {
     id: ConfigId,
     engines: HashMap<EngineKey, (wasmtime::Engine, Linker<Host>)>,
-    /// Compiled modules by engine settings and exact bytes.
-    modules: HashMap<(EngineKey, Vec<u8>), Module>,
-    /// How each module this engine ran was obtained (`Compiles`).
-    pub compiles: Compiles,
+    /// The code compiled for earlier cases.
+    pub compiled: Compiled,
     hook: Option<LinkerHook>,
     /// Hold results in roots that end with their call (tests only).
     drops_held_roots: bool,
@@ -76,8 +71,7 @@ impl WasmtimeEngine {
         WasmtimeEngine {
             id,
             engines: HashMap::new(),
-            modules: HashMap::new(),
-            compiles: Compiles::default(),
+            compiled: Compiled::default(),
             hook: None,
             drops_held_roots: false,
         }
@@ -141,8 +135,7 @@ impl WasmtimeEngine {
         if !self.engines.contains_key(&key) {
             if self.engines.len() >= KEPT_ENGINES {
                 self.engines.retain(|k, _| k.knobs.is_empty());
-                // A module belongs to the engine that compiled it.
-                self.modules.retain(|(k, _), _| k.knobs.is_empty());
+                self.compiled.retain_engines(|k| k.knobs.is_empty());
             }
             let engine = wasmtime::Engine::new(&Self::config(self.id, key.zeal, key.gc_heap_initial, &key.knobs)?)?;
             knobs::verify(&engine, &key.knobs).map_err(wasmtime::Error::msg)?;
@@ -154,55 +147,6 @@ impl WasmtimeEngine {
             self.engines.insert(key.clone(), (engine, linker));
         }
         Ok(key)
-    }
-
-    /// `wasm` compiled for the engine of `key`: kept from an earlier case,
-    /// moved from an engine that differs only in its zeal counter (a runtime
-    /// setting: Wasmtime loads code compiled with one counter into an engine
-    /// with another, `Module::serialize` / `deserialize`), or compiled.
-    fn module(&mut self, key: &EngineKey, wasm: &[u8]) -> Result<Module, String> {
-        let entry = (key.clone(), wasm.to_vec());
-        if let Some(module) = self.modules.get(&entry) {
-            self.compiles.kept += 1;
-            return Ok(module.clone());
-        }
-        let engine = &self.engines[key].0;
-        let sibling = self.modules.iter().find(|((k, bytes), _)| bytes == wasm && k.zeal_aside() == key.zeal_aside());
-        let module = match sibling.map(|(_, m)| m.serialize()) {
-            Some(Ok(code)) => {
-                self.compiles.moved += 1;
-                // SAFETY: `code` is what `Module::serialize` of this process's
-                // Wasmtime wrote a moment ago; `deserialize` checks that the
-                // engine's compilation settings match it.
-                unsafe { Module::deserialize(engine, &code) }
-            }
-            _ => {
-                self.compiles.compiled += 1;
-                Module::new(engine, wasm)
-            }
-        }
-        .map_err(|e| format!("{e:#}"))?;
-        if self.modules.len() >= KEPT_MODULES {
-            self.modules.clear();
-        }
-        self.modules.insert(entry, module.clone());
-        Ok(module)
-    }
-}
-
-/// How the modules a configuration ran were obtained: compiled, moved from
-/// another engine's compiled code, or kept from an earlier case.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Compiles {
-    pub compiled: u64,
-    pub moved: u64,
-    pub kept: u64,
-}
-
-impl EngineKey {
-    /// The settings compiled code depends on: all but the zeal counter.
-    fn zeal_aside(&self) -> EngineKey {
-        EngineKey { zeal: None, ..self.clone() }
     }
 }
 
@@ -272,7 +216,7 @@ impl Engine for WasmtimeEngine {
             Ok(key) => key,
             Err(e) => return (Status::Error(format!("engine: {e:#}")), None),
         };
-        let modules = match compile_modules(case, |wasm| self.module(&key, wasm)) {
+        let modules = match compile_modules(case, |wasm| self.compiled.module(&key, &self.engines[&key].0, wasm)) {
             Ok(modules) => modules,
             Err(status) => return (status, None),
         };
