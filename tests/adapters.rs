@@ -2,11 +2,15 @@
 //! the same outcome (values, traps, heap shapes, exported state, in the one
 //! vocabulary of `outcome::vocab`) for the same hand-written modules. An
 //! adapter that words a type, numbers an object or bounds a walk its own
-//! way fails here before it can cause a false mismatch in a campaign.
+//! way fails here before it can cause a false mismatch in a campaign. The
+//! last test checks that the code an adapter keeps across cases runs them
+//! as fresh code would.
 
-use gcfuzz::case::{ConfigId, TestCase};
+use gcfuzz::case::{Arg, ConfigId, TestCase};
+use gcfuzz::engine::wasmtime::{Compiles, WasmtimeEngine};
 use gcfuzz::engine::{execute, real_engine};
-use gcfuzz::outcome::Outcome;
+use gcfuzz::line::{self, Cap};
+use gcfuzz::outcome::{Outcome, Status, Value};
 
 /// GC heaps: aliasing, packed and mutable fields, i31, host externrefs seen
 /// through `any.convert_extern`, a long array (walk bound), exceptions,
@@ -131,4 +135,50 @@ fn every_engine_renders_reference_types_alike() {
     assert_all_render_alike(&outcomes);
     let calls: Vec<String> = outcomes[0].calls.iter().map(|c| c.status.to_string()).collect();
     assert_eq!(calls, ["ok(i32:0 extern:0 func(i64)->(f32))", "trap MemoryOutOfBounds"]);
+}
+
+const REUSED_MODULE: &str = r#"(module
+  (type $s (struct (field (mut i32)) (field (mut (ref null $s)))))
+  (global (export "g") (mut (ref null $s)) (ref.null $s))
+  (func (export "f") (param i32) (result i32)
+    (local $x (ref $s))
+    (local.set $x (struct.new $s (local.get 0) (ref.null $s)))
+    (struct.set $s 1 (local.get $x) (struct.new $s (i32.const 5) (local.get $x)))
+    (struct.get $s 0 (struct.get $s 1 (local.get $x)))))"#;
+
+fn reused_plan(arg: i32, zeal: Option<u32>, heap: Option<u64>) -> TestCase {
+    let mut case = TestCase::from_module_bytes(REUSED_MODULE.as_bytes()).unwrap();
+    case.plan.calls.truncate(1);
+    case.plan.calls[0].args = vec![Arg::I32(arg)];
+    case.plan.zeal = zeal;
+    case.plan.gc_heap_initial = heap;
+    case
+}
+
+/// Plans of one module compile it once per set of compilation settings,
+/// and each runs as it does on a configuration that never saw the others.
+#[test]
+fn plans_of_one_module_reuse_its_code_and_run_as_on_a_fresh_engine() {
+    let mut kept = WasmtimeEngine::new(ConfigId::Drc);
+    let plans = [
+        reused_plan(1, Some(1), None),
+        reused_plan(2, Some(3), None),
+        reused_plan(3, None, None),
+        reused_plan(4, Some(1), None),
+        reused_plan(5, Some(1), Some(64 << 10)),
+    ];
+    for case in &plans {
+        let mut again = execute(&mut kept, case).unwrap();
+        let mut fresh = execute(&mut WasmtimeEngine::new(ConfigId::Drc), case).unwrap();
+        (again.micros, fresh.micros) = (0, 0);
+        assert_eq!(again, fresh);
+        assert_eq!(again.calls[0].status, Status::Returned(vec![Value::I32(5)]));
+    }
+    let expected = match line::has(Cap::Zeal) {
+        // The zeal counter is a runtime setting; the heap size is not.
+        true => Compiles { compiled: 2, moved: 2, kept: 1 },
+        // Lines without zeal take neither setting: one engine.
+        false => Compiles { compiled: 1, moved: 0, kept: 4 },
+    };
+    assert_eq!(kept.compiled.counts, expected);
 }

@@ -5,5 +5,6 @@
 
 pub mod fuzz;
 pub mod nightly;
+mod progress;
 pub mod run;
 pub mod stats;

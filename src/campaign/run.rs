@@ -5,6 +5,7 @@
 //! does not reproduce under `unreproducible/`. `crashes/` is read as the list
 //! of known bugs and never written: `gcfuzz promote` moves a finding there.
 
+use super::progress::Progress;
 use crate::case::{Arg, AvoidRule, ConfigId, TestCase, allocates, plan_input, seeded_input};
 use crate::engine::worker::{Worker, WorkerCommand};
 use crate::generate;
@@ -14,7 +15,6 @@ use crate::triage::open::config_names;
 use crate::triage::{confirm, history};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
-use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -174,6 +174,21 @@ impl Summary {
         )
     }
 
+    /// The live progress line's text.
+    fn progress_line(&self, start: Instant) -> String {
+        let s = self;
+        let secs = start.elapsed().as_secs_f64().max(1e-9);
+        let findings = s.findings.len();
+        format!(
+            "execs {} ({:.1}/s)  gc modules {:.0}%  inconclusive {:.1}%  findings {}",
+            s.execs,
+            s.execs as f64 / secs,
+            100.0 * s.modules_with_gc as f64 / s.execs.max(1) as f64,
+            100.0 * s.inconclusive as f64 / s.execs.max(1) as f64,
+            findings
+        )
+    }
+
     /// Findings with `status`.
     pub fn count(&self, status: Status) -> usize {
         self.findings.iter().filter(|f| f.status == status).count()
@@ -250,7 +265,7 @@ pub fn run(opts: &Options) -> Summary {
                 progress.println(&format!("{status} finding {}: {}", f.path.display(), f.summary));
             }
             announced = t.summary.findings.len();
-            progress.update(&t.summary, start);
+            progress.update(start, || t.summary.progress_line(start));
         }
     });
     progress.finish();
@@ -528,66 +543,6 @@ impl Job<'_> {
         }
         t.compare_micros += report.compare_micros;
         t.wall_micros += case_start.elapsed().as_micros() as u64;
-    }
-}
-
-/// The live progress line: an indicatif spinner on a terminal, a plain line
-/// every ten seconds otherwise (logs of nightly jobs).
-struct Progress {
-    bar: Option<indicatif::ProgressBar>,
-    last_plain: Mutex<Instant>,
-}
-
-impl Progress {
-    fn new() -> Progress {
-        let bar = std::io::stderr().is_terminal().then(|| {
-            let bar = indicatif::ProgressBar::new_spinner();
-            bar.set_style(
-                indicatif::ProgressStyle::with_template("{spinner} [{elapsed_precise}] {msg}").expect("valid template"),
-            );
-            bar
-        });
-        Progress { bar, last_plain: Mutex::new(Instant::now()) }
-    }
-
-    fn line(s: &Summary, start: Instant) -> String {
-        let secs = start.elapsed().as_secs_f64().max(1e-9);
-        let findings = s.findings.len();
-        format!(
-            "execs {} ({:.1}/s)  gc modules {:.0}%  inconclusive {:.1}%  findings {}",
-            s.execs,
-            s.execs as f64 / secs,
-            100.0 * s.modules_with_gc as f64 / s.execs.max(1) as f64,
-            100.0 * s.inconclusive as f64 / s.execs.max(1) as f64,
-            findings
-        )
-    }
-
-    fn update(&self, s: &Summary, start: Instant) {
-        match &self.bar {
-            Some(bar) => bar.set_message(Self::line(s, start)),
-            None => {
-                let mut last = self.last_plain.lock().unwrap();
-                if last.elapsed() >= Duration::from_secs(10) {
-                    *last = Instant::now();
-                    eprintln!("[{:>6.0}s] {}", start.elapsed().as_secs_f64(), Self::line(s, start));
-                }
-            }
-        }
-    }
-
-    /// Prints a line above the progress line.
-    fn println(&self, line: &str) {
-        match &self.bar {
-            Some(bar) => bar.println(line),
-            None => eprintln!("{line}"),
-        }
-    }
-
-    fn finish(&self) {
-        if let Some(bar) = &self.bar {
-            bar.finish_and_clear();
-        }
     }
 }
 

@@ -23,6 +23,7 @@ use crate::line::{self, Cap};
 use crate::outcome::vocab::TABLE_ELEMS;
 use crate::outcome::{Exhausted, MemorySummary, Ref as Shape, State, Status, TableSummary, TrapClass, Value};
 use compat as api;
+use compiled::EngineKey;
 pub use compiled::{Compiled, Compiles};
 use std::collections::HashMap;
 use walk::Walker;
@@ -41,14 +42,6 @@ pub struct Host {
 /// Changes the host functions after they are defined: what the tests'
 /// planted configurations use to misbehave inside a real engine.
 pub type LinkerHook = fn(&mut Linker<Host>) -> wasmtime::Result<()>;
-
-/// Settings that need a separate `wasmtime::Engine`.
-#[derive(Clone, PartialEq, Eq, Hash)]
-pub(crate) struct EngineKey {
-    zeal: Option<u32>,
-    gc_heap_initial: Option<u64>,
-    knobs: Knobs,
-}
 
 /// Engines a worker keeps per configuration: those of the default knobs
 /// are few and reused by most cases; one per drawn knob set would grow
