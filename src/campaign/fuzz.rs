@@ -3,7 +3,7 @@
 //! stable replay binaries and in `cargo test`. [`seed_corpus`] writes their
 //! seed corpora.
 
-use crate::case::{AvoidRule, Profile, allocates, seeded_input};
+use crate::case::{AvoidRule, ConfigId, Profile, TestCase, allocates, seeded_input};
 use crate::engine::real_engine;
 use crate::engine::worker::InProcess;
 use crate::generate::{self, Generator};
@@ -37,7 +37,7 @@ pub fn gc_stress(data: &[u8]) {
 }
 
 fn run(generator: Generator, data: &[u8]) {
-    let Ok(case) = input_case(generator, data) else {
+    let Ok((case, reproducer)) = input_case(generator, data) else {
         return;
     };
     if let Some(rule) = known_avoid_rules().iter().find(|r| r.matches(&case.wasm)) {
@@ -48,7 +48,9 @@ fn run(generator: Generator, data: &[u8]) {
         }
         return;
     }
-    let configs: Vec<String> = case.plan.configs.iter().map(|c| c.name().to_string()).collect();
+    let all = reproducer || std::env::var_os("GCFUZZ_ALL_CONFIGS").is_some();
+    let configs: Vec<String> =
+        fuzz_configs(&case.plan.configs, data, all).iter().map(|c| c.name().to_string()).collect();
     let report = ENGINES.with(|e| check_case(&case, &configs, &mut *e.borrow_mut())).expect("real engines exist");
     for f in &report.findings {
         if known().contains(&f.signature) {
@@ -71,18 +73,41 @@ fn run(generator: Generator, data: &[u8]) {
     }
 }
 
-/// The case for one input. A binary module (a stored `module.wasm`, plan
-/// embedded) runs as it is: a fuzz input (`input.bin`) makes the case the
-/// generators of its day made from it, and a change to them makes it
-/// another, while the module stays the reproducer. Anything else is
-/// generated from.
-fn input_case(generator: Generator, data: &[u8]) -> Result<crate::case::TestCase> {
+/// The case for one input, and whether it is a reproducer. A binary module
+/// (a stored `module.wasm`, plan embedded) runs as it is: a fuzz input
+/// (`input.bin`) makes the case the generators of its day made from it, and
+/// a change to them makes it another, while the module stays the
+/// reproducer. Anything else is generated from.
+fn input_case(generator: Generator, data: &[u8]) -> Result<(TestCase, bool)> {
     if data.starts_with(b"\0asm")
-        && let Ok(case) = crate::case::TestCase::from_module_bytes(data)
+        && let Ok(case) = TestCase::from_module_bytes(data)
     {
-        return Ok(case);
+        return Ok((case, true));
     }
-    generate::case_avoiding(generator, data, known_avoid_rules())
+    Ok((generate::case_avoiding(generator, data, known_avoid_rules())?, false))
+}
+
+/// The configurations one generated input runs on in process: the plan's
+/// reference (its first), the oracles that compile nothing (the
+/// interpreter, wasmi), and one or two of its other Wasmtime
+/// configurations, drawn from the input's hash. Every configuration costs a
+/// compilation under the sanitizer; over many inputs each one runs. `all`
+/// (a reproducer, or `GCFUZZ_ALL_CONFIGS` set) keeps every one.
+fn fuzz_configs(configs: &[ConfigId], data: &[u8], all: bool) -> Vec<ConfigId> {
+    let compiles = |c: &ConfigId| c.is_wasmtime();
+    if all || configs.len() < 2 {
+        return configs.to_vec();
+    }
+    // FNV-1a: stable across builds and machines, so a crash input replays
+    // on the configurations it ran on.
+    let hash = data.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, &b| (h ^ b as u64).wrapping_mul(0x0100_0000_01b3));
+    let drawable: Vec<ConfigId> = configs[1..].iter().copied().filter(compiles).collect();
+    let count = 1 + (hash & 1) as usize;
+    let first = (hash >> 1) as usize % drawable.len().max(1);
+    let drawn: Vec<ConfigId> = (0..count.min(drawable.len())).map(|i| drawable[(first + i) % drawable.len()]).collect();
+    let mut kept = vec![configs[0]];
+    kept.extend(configs[1..].iter().filter(|c| !compiles(c) || drawn.contains(c)));
+    kept
 }
 
 /// Findings of known bugs the targets went past in this process.
@@ -130,6 +155,31 @@ fn check_stackmaps(data: &[u8]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Each input keeps the reference and the oracles that compile nothing
+    /// and draws one or two of the other configurations; over inputs every
+    /// one runs, in about equal shares.
+    #[test]
+    fn inputs_draw_their_compiled_configurations_and_cover_them_all() {
+        use ConfigId::*;
+        let plan = [Null, Drc, Copying, PulleyDrc, Wasmi, Interp];
+        let mut runs = std::collections::BTreeMap::new();
+        for i in 0..300 {
+            let data = seeded_input(4, i);
+            let kept = fuzz_configs(&plan, &data, false);
+            assert_eq!(kept, fuzz_configs(&plan, &data, false));
+            assert_eq!(kept[0], Null);
+            assert!(kept.ends_with(&[Wasmi, Interp]), "{kept:?}");
+            assert!((4..=5).contains(&kept.len()), "{kept:?}");
+            for c in kept {
+                *runs.entry(c).or_insert(0) += 1;
+            }
+        }
+        for c in [Drc, Copying, PulleyDrc] {
+            assert!((100..=200).contains(&runs[&c]), "{runs:?}");
+        }
+        assert_eq!(fuzz_configs(&plan, b"any", true), plan);
+    }
 
     #[test]
     fn an_escaping_panic_leaves_a_report_named_by_the_input() {

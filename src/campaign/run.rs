@@ -9,7 +9,7 @@ use super::progress::Progress;
 use crate::case::{Arg, AvoidRule, ConfigId, TestCase, allocates, plan_input, seeded_input};
 use crate::engine::worker::{Worker, WorkerCommand};
 use crate::generate;
-use crate::oracle::{FindingKind, check_case};
+use crate::oracle::{CaseReport, FindingKind, check_case};
 use crate::report::record::{self, Origin};
 use crate::triage::open::config_names;
 use crate::triage::{confirm, history};
@@ -241,6 +241,58 @@ struct Totals {
     compare_micros: u64,
 }
 
+impl Totals {
+    /// Counts one case: its report, the findings stored (or counted) for
+    /// it, the job's worker restarts so far, and where its time went.
+    fn count(
+        &mut self,
+        case: &TestCase,
+        report: &CaseReport,
+        stored: Vec<FindingReport>,
+        restarts: u64,
+        generate_micros: u64,
+        wall_micros: u64,
+    ) {
+        let t = self;
+        let s = &mut t.summary;
+        s.execs += 1;
+        s.modules_with_gc += allocates(&case.wasm) as u64;
+        s.with_knobs += !case.plan.knobs.is_empty() as u64;
+        s.with_round_trips +=
+            case.plan.calls.iter().any(|c| c.args.iter().any(|a| matches!(a, Arg::Earlier { .. }))) as u64;
+        s.with_two_modules += (case.plan.linked.len() == 1) as u64;
+        s.with_three_modules += (case.plan.linked.len() == 2) as u64;
+        for knob in case.plan.knobs.keys() {
+            *s.knobs_drawn.entry(knob.name().to_string()).or_default() += 1;
+        }
+        if let Some(why) = &report.inconclusive {
+            s.inconclusive += 1;
+            *s.inconclusive_by_reason.entry(why.clone()).or_default() += 1;
+        }
+        s.known_hits += stored.iter().any(|f| f.status == Status::Known) as u64;
+        s.unreproducible += stored.iter().filter(|f| f.status == Status::Unreproducible).count() as u64;
+        for config in &report.ran {
+            *s.engine_runs.entry(config.clone()).or_default() += 1;
+        }
+        let has = |k: FindingKind| report.findings.iter().any(|f| f.kind == k) as u64;
+        s.mismatches += has(FindingKind::Mismatch);
+        s.crashes += has(FindingKind::Crash);
+        s.engine_bugs += has(FindingKind::EngineBug);
+        s.timeouts += has(FindingKind::Timeout);
+        s.out_of_memory += has(FindingKind::OutOfMemory);
+        s.leaks += has(FindingKind::Leak);
+        s.worker_restarts = s.worker_restarts.max(restarts);
+        t.generate_micros += generate_micros;
+        for o in &report.outcomes {
+            t.engine_micros += o.micros;
+            *t.summary.engine_secs.entry(o.config.clone()).or_default() += o.micros as f64 / 1e6;
+        }
+        t.compare_micros += report.compare_micros;
+        t.wall_micros += wall_micros;
+        t.summary.findings.extend(stored);
+    }
+}
+
 /// Runs the campaign. Each stored finding is announced on stderr as it comes.
 pub fn run(opts: &Options) -> Summary {
     let start = Instant::now();
@@ -392,7 +444,6 @@ impl Job<'_> {
         let Job { opts, totals, confirmed, .. } = *self;
         let (worker, recent, searched) = (&mut self.worker, &mut self.recent, &mut self.searched);
         let index = origin.index.unwrap_or_default();
-        let allocating = allocates(&case.wasm);
         let generate_micros = case_start.elapsed().as_micros() as u64;
         let configs = config_names(case, &opts.configs);
         let (pid_before, spawned_before) = (worker.pid(), worker.spawned);
@@ -419,7 +470,12 @@ impl Job<'_> {
             // the stored reproducer, so a fresh run is spent on a signature's
             // first case and on cases smaller than the stored one; any other
             // case is a hit of a reproducer that was confirmed when stored.
-            let wanted = record::stored_size(&opts.out, &f.signature).is_none_or(|stored| size < stored);
+            // A known bug has its reproducer in `crashes/`: once one of its
+            // cases is stored here, later hits are counted without a re-run
+            // on every configuration (on a line with many known crashes
+            // those re-runs were most of the harness's time).
+            let known = opts.known.contains(&f.signature);
+            let wanted = record::stored_size(&opts.out, &f.signature).is_none_or(|stored| !known && size < stored);
             let (reproduces, gives_known) = if wanted {
                 let fresh = || confirm::rerun(case, &configs, &mut Worker::new(opts.worker.clone(), opts.timeout));
                 match again.get_or_insert_with(fresh) {
@@ -507,42 +563,9 @@ impl Job<'_> {
                 recent.pop_front();
             }
         }
-        let mut t = totals.lock().unwrap();
-        let s = &mut t.summary;
-        s.execs += 1;
-        s.modules_with_gc += allocating as u64;
-        s.with_knobs += !case.plan.knobs.is_empty() as u64;
-        s.with_round_trips +=
-            case.plan.calls.iter().any(|c| c.args.iter().any(|a| matches!(a, Arg::Earlier { .. }))) as u64;
-        s.with_two_modules += (case.plan.linked.len() == 1) as u64;
-        s.with_three_modules += (case.plan.linked.len() == 2) as u64;
-        for knob in case.plan.knobs.keys() {
-            *s.knobs_drawn.entry(knob.name().to_string()).or_default() += 1;
-        }
-        if let Some(why) = &report.inconclusive {
-            s.inconclusive += 1;
-            *s.inconclusive_by_reason.entry(why.clone()).or_default() += 1;
-        }
-        s.known_hits += stored.iter().any(|f| f.status == Status::Known) as u64;
-        s.unreproducible += stored.iter().filter(|f| f.status == Status::Unreproducible).count() as u64;
-        for config in &report.ran {
-            *s.engine_runs.entry(config.clone()).or_default() += 1;
-        }
-        let has = |k: FindingKind| report.findings.iter().any(|f| f.kind == k) as u64;
-        s.mismatches += has(FindingKind::Mismatch);
-        s.crashes += has(FindingKind::Crash);
-        s.engine_bugs += has(FindingKind::EngineBug);
-        s.timeouts += has(FindingKind::Timeout);
-        s.out_of_memory += has(FindingKind::OutOfMemory);
-        s.leaks += has(FindingKind::Leak);
-        s.worker_restarts = s.worker_restarts.max(worker.spawned.saturating_sub(1));
-        t.generate_micros += generate_micros;
-        for o in &report.outcomes {
-            t.engine_micros += o.micros;
-            *t.summary.engine_secs.entry(o.config.clone()).or_default() += o.micros as f64 / 1e6;
-        }
-        t.compare_micros += report.compare_micros;
-        t.wall_micros += case_start.elapsed().as_micros() as u64;
+        let restarts = worker.spawned.saturating_sub(1);
+        let wall_micros = case_start.elapsed().as_micros() as u64;
+        totals.lock().unwrap().count(case, &report, stored, restarts, generate_micros, wall_micros);
     }
 }
 
@@ -561,6 +584,26 @@ mod tests {
             index: 0,
             plan: None,
         }
+    }
+
+    /// Every finding a case stored or counted reaches the summary, with the
+    /// case's counts and time.
+    #[test]
+    fn a_counted_case_brings_its_findings_and_figures_to_the_summary() {
+        let case = TestCase::from_module_bytes(b"(module (func (export \"f\")))").unwrap();
+        let report = CaseReport {
+            ran: vec!["null".into(), "drc".into()],
+            inconclusive: Some("OutOfFuel".into()),
+            ..Default::default()
+        };
+        let mut t = Totals::default();
+        t.count(&case, &report, vec![finding(Status::Known), finding(Status::New)], 2, 10, 100);
+        t.count(&case, &report, vec![], 3, 10, 100);
+        let s = &t.summary;
+        assert_eq!((s.execs, s.findings.len(), s.known_hits, s.worker_restarts), (2, 2, 1, 3));
+        assert_eq!((s.inconclusive, s.engine_runs["drc"]), (2, 2));
+        assert_eq!((t.generate_micros, t.wall_micros), (20, 200));
+        assert_eq!(s.exit_code(), 1);
     }
 
     #[test]
