@@ -136,11 +136,18 @@ fn planted_rooting_panic_is_a_crash_with_its_message() {
     assert!(f.summary.starts_with("panic on planted-panic: every on-stack gc_ref"), "{}", f.summary);
     // The configurations after the crash still ran, in a fresh worker.
     assert_eq!(report.outcomes.iter().map(|o| o.config.as_str()).collect::<Vec<_>>(), ["null", "drc"]);
-    assert_eq!(worker.spawned, 2);
+    // ...by the spare started when the first one died.
+    assert_eq!((worker.spawned, worker.warm_starts), (2, 1));
 
     // The same bug found again has the same signature.
     let again = check_case(&case(), &names(&["null", "planted-panic"]), &mut worker).unwrap();
     assert_eq!(again.findings[0].signature, f.signature);
+    // Each death from now on is taken over by a spare, and what a spare runs
+    // is what a cold worker runs.
+    let third = check_case(&case(), &names(&["planted-panic", "null"]), &mut worker).unwrap();
+    assert_eq!(third.findings[0].signature, f.signature);
+    assert_eq!((worker.spawned, worker.warm_starts), (4, 3));
+    assert_eq!(third.outcomes[0].calls, report.outcomes[0].calls);
 }
 
 /// A panic in process is the same crash as in a worker (message, location,

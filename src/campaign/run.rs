@@ -147,6 +147,7 @@ fn job(
         totals,
         confirmed,
         worker: Worker::new(opts.worker.clone(), opts.timeout),
+        fresh: Worker::new(opts.worker.clone(), opts.timeout),
         errors: 0,
         recent: VecDeque::new(),
         searched: BTreeSet::new(),
@@ -207,6 +208,9 @@ struct Job<'a> {
     totals: &'a Mutex<Totals>,
     confirmed: &'a Mutex<BTreeSet<String>>,
     worker: Worker,
+    /// Runs confirmations and history searches, restarted for each (kept
+    /// between cases so that its spare process is ready).
+    fresh: Worker,
     /// Harness errors so far (ten stop the campaign).
     errors: usize,
     /// The cases the live worker process ran, oldest first (the history a
@@ -221,11 +225,12 @@ impl Job<'_> {
     /// generation began.
     fn case(&mut self, case: &TestCase, input: Option<&[u8]>, origin: Origin, case_start: Instant) {
         let Job { opts, totals, confirmed, .. } = *self;
-        let (worker, recent, searched) = (&mut self.worker, &mut self.recent, &mut self.searched);
+        let (worker, fresh, recent, searched) =
+            (&mut self.worker, &mut self.fresh, &mut self.recent, &mut self.searched);
         let index = origin.index.unwrap_or_default();
         let generate_micros = case_start.elapsed().as_micros() as u64;
         let configs = config_names(case, &opts.configs);
-        let (pid_before, spawned_before) = (worker.pid(), worker.spawned);
+        let (pid_before, spawned_before, warm_before) = (worker.pid(), worker.spawned, worker.warm_starts);
         let report = match check_case(case, &configs, worker) {
             Ok(report) => report,
             Err(e) => {
@@ -256,8 +261,7 @@ impl Job<'_> {
             let known = opts.known.contains(&f.signature);
             let wanted = record::stored_size(&opts.out, &f.signature).is_none_or(|stored| !known && size < stored);
             let (reproduces, gives_known) = if wanted {
-                let fresh = || confirm::rerun(case, &configs, &mut Worker::new(opts.worker.clone(), opts.timeout));
-                match again.get_or_insert_with(fresh) {
+                match again.get_or_insert_with(|| confirm::rerun(case, &configs, fresh)) {
                     Ok(signatures) => {
                         (signatures.contains(&f.signature), signatures.iter().any(|s| opts.known.contains(s)))
                     }
@@ -287,9 +291,8 @@ impl Job<'_> {
             // engines: the shortest such history makes it reproducible.
             let mut reproducer = None;
             if status == Status::Unreproducible && needs_history_search(f) && searched.insert(f.signature.clone()) {
-                let mut fresh = Worker::new(opts.worker.clone(), opts.timeout);
                 let earlier: Vec<TestCase> = recent.iter().cloned().collect();
-                match history::shortest(case, &earlier, &configs, &f.signature, &mut fresh) {
+                match history::shortest(case, &earlier, &configs, &f.signature, fresh) {
                     Ok(Some(with_history)) => {
                         confirmed.lock().unwrap().insert(f.signature.clone());
                         status = Status::New;
@@ -342,7 +345,9 @@ impl Job<'_> {
                 recent.pop_front();
             }
         }
-        let restarts = worker.spawned.saturating_sub(1);
+        // This case's restarts of the job's worker (its first start is none).
+        let started = worker.spawned - spawned_before - (spawned_before == 0 && worker.spawned > 0) as u64;
+        let restarts = (started, worker.warm_starts - warm_before);
         let wall_micros = case_start.elapsed().as_micros() as u64;
         totals.lock().unwrap().count(case, &report, stored, restarts, generate_micros, wall_micros);
     }

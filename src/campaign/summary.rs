@@ -98,6 +98,8 @@ pub struct Summary {
     /// Inputs that did not produce a case (should be 0).
     pub generation_failures: u64,
     pub worker_restarts: u64,
+    /// Of those, restarts a spare started ahead took over (`engine::worker`).
+    pub warm_restarts: u64,
     pub errors: Vec<String>,
     pub findings: Vec<FindingReport>,
     pub time: TimeSplit,
@@ -116,8 +118,12 @@ impl Summary {
             0 => String::new(),
             n => format!(", {n} cases skipped by known bugs' avoid rules"),
         };
+        let restarts = match self.worker_restarts {
+            0 => String::new(),
+            n => format!(", {n} worker restarts ({} by a warm spare)", self.warm_restarts),
+        };
         format!(
-            "{} execs ({} modules) in {:.1}s ({:.1}/s), {:.0}% with GC allocations, {:.0}% with changed engine settings, {:.0}% with host round-trips, {:.0}%/{:.0}% with 2/3 modules, {inconclusive} inconclusive, {} findings ({} new, {} known in {} cases ({:.3}%), {} unreproducible){avoided}; replay with --seed {}",
+            "{} execs ({} modules) in {:.1}s ({:.1}/s), {:.0}% with GC allocations, {:.0}% with changed engine settings, {:.0}% with host round-trips, {:.0}%/{:.0}% with 2/3 modules, {inconclusive} inconclusive, {} findings ({} new, {} known in {} cases ({:.3}%), {} unreproducible){avoided}{restarts}; replay with --seed {}",
             self.execs,
             self.modules,
             self.elapsed_secs,
@@ -181,13 +187,14 @@ pub(super) struct Totals {
 
 impl Totals {
     /// Counts one case: its report, the findings stored (or counted) for
-    /// it, the job's worker restarts so far, and where its time went.
+    /// it, the restarts of its job's worker during it (all, and those a
+    /// spare took over), and where its time went.
     pub(super) fn count(
         &mut self,
         case: &TestCase,
         report: &CaseReport,
         stored: Vec<FindingReport>,
-        restarts: u64,
+        (restarts, warm): (u64, u64),
         generate_micros: u64,
         wall_micros: u64,
     ) {
@@ -219,7 +226,8 @@ impl Totals {
         s.timeouts += has(FindingKind::Timeout);
         s.out_of_memory += has(FindingKind::OutOfMemory);
         s.leaks += has(FindingKind::Leak);
-        s.worker_restarts = s.worker_restarts.max(restarts);
+        s.worker_restarts += restarts;
+        s.warm_restarts += warm;
         t.generate_micros += generate_micros;
         for o in &report.outcomes {
             t.engine_micros += o.micros;
@@ -259,10 +267,10 @@ mod tests {
             ..Default::default()
         };
         let mut t = Totals::default();
-        t.count(&case, &report, vec![finding(Status::Known), finding(Status::New)], 2, 10, 100);
-        t.count(&case, &report, vec![], 3, 10, 100);
+        t.count(&case, &report, vec![finding(Status::Known), finding(Status::New)], (2, 1), 10, 100);
+        t.count(&case, &report, vec![], (3, 2), 10, 100);
         let s = &t.summary;
-        assert_eq!((s.execs, s.findings.len(), s.known_hits, s.worker_restarts), (2, 2, 1, 3));
+        assert_eq!((s.execs, s.findings.len(), s.known_hits, s.worker_restarts, s.warm_restarts), (2, 2, 1, 5, 3));
         assert_eq!((s.inconclusive, s.engine_runs["drc"]), (2, 2));
         assert_eq!((t.generate_micros, t.wall_micros), (20, 200));
         assert_eq!(s.exit_code(), 1);
