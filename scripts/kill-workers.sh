@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Kill test: runs a campaign and, while it runs, kills its worker process
-# from outside with each of SIGKILL, SIGSEGV, SIGILL, SIGABRT and SIGTERM (as
-# an OOM killer or an operator would). A trustworthy campaign finishes and
+# Kill test: runs a campaign and, while it runs, kills its worker processes
+# (the live one, a spare started ahead, the one confirming findings) from
+# outside with each of SIGKILL, SIGSEGV, SIGILL, SIGABRT and SIGTERM (as an
+# OOM killer or an operator would). A trustworthy campaign finishes and
 # files none of those deaths as a new finding: they do not reproduce in a
 # fresh worker, so they are counted as unreproducible.
 #
@@ -16,9 +17,10 @@ target/debug/gcfuzz run --jobs 1 --time "$seconds" --seed "$seed" --out "$out" -
 campaign=$!
 sleep 5
 for sig in KILL SEGV ILL ABRT TERM; do
-    worker=$(pgrep -P "$campaign" -f 'gcfuzz worker' | head -n 1 || true)
-    if [ -n "$worker" ]; then
-        kill -s "$sig" "$worker" && echo "sent SIG$sig to worker $worker"
+    workers=$(pgrep -P "$campaign" -f 'gcfuzz worker' | tr '\n' ' ' || true)
+    if [ -n "$workers" ]; then
+        # shellcheck disable=SC2086 # one argument per process id
+        kill -s "$sig" $workers && echo "sent SIG$sig to workers $workers"
     fi
     sleep $((seconds / 8))
 done
