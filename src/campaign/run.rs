@@ -230,7 +230,8 @@ impl Job<'_> {
         let index = origin.index.unwrap_or_default();
         let generate_micros = case_start.elapsed().as_micros() as u64;
         let configs = config_names(case, &opts.configs);
-        let (pid_before, spawned_before, warm_before) = (worker.pid(), worker.spawned, worker.warm_starts);
+        let (pid_before, spawned_before, restarts_before, warm_before) =
+            (worker.pid(), worker.spawned, worker.restarts(), worker.warm_starts);
         let report = match check_case(case, &configs, worker) {
             Ok(report) => report,
             Err(e) => {
@@ -345,9 +346,8 @@ impl Job<'_> {
                 recent.pop_front();
             }
         }
-        // This case's restarts of the job's worker (its first start is none).
-        let started = worker.spawned - spawned_before - (spawned_before == 0 && worker.spawned > 0) as u64;
-        let restarts = (started, worker.warm_starts - warm_before);
+        // This case's restarts of the job's worker.
+        let restarts = (worker.restarts() - restarts_before, worker.warm_starts - warm_before);
         let wall_micros = case_start.elapsed().as_micros() as u64;
         totals.lock().unwrap().count(case, &report, stored, restarts, generate_micros, wall_micros);
     }

@@ -174,6 +174,11 @@ impl Worker {
         self.spare = Some(spare);
     }
 
+    /// Starts after the first: the restarts so far.
+    pub fn restarts(&self) -> u64 {
+        self.spawned.saturating_sub(1)
+    }
+
     /// The live worker process, if there is one: cases run by the same
     /// process share its engines' history.
     pub fn pid(&self) -> Option<u32> {
@@ -223,7 +228,6 @@ impl Worker {
             Some(Response::UnknownConfig) => bail!("worker does not know configuration {config:?}"),
             Some(Response::Panic { message, location, frames, wasm }) => {
                 let status = self.wait_for_exit();
-                self.start_spare();
                 Ok(RunResult::Crashed(CrashInfo {
                     config: config.into(),
                     message,
@@ -237,7 +241,6 @@ impl Worker {
             None => {
                 let tail = self.process.as_ref().expect("spawned above").stderr_tail.clone();
                 let status = self.wait_for_exit();
-                self.start_spare();
                 let stderr = String::from_utf8_lossy(tail.lock().unwrap().make_contiguous()).into_owned();
                 Ok(RunResult::Crashed(self.died(config, case, &stderr, status)))
             }
@@ -283,8 +286,8 @@ impl Worker {
         crash
     }
 
-    /// Waits briefly for a dying worker to exit, reaps it, and lets its
-    /// stderr reader drain what it wrote last.
+    /// Waits briefly for a dying worker to exit, reaps it, lets its stderr
+    /// reader drain what it wrote last, and starts a spare to replace it.
     fn wait_for_exit(&mut self) -> Option<std::process::ExitStatus> {
         let mut process = self.process.take()?;
         let mut status = None;
@@ -301,6 +304,7 @@ impl Worker {
         }
         drop(process.stdin);
         let _ = process.stderr_reader.join();
+        self.start_spare();
         status
     }
 }
