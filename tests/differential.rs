@@ -4,6 +4,7 @@
 #[path = "support/planted.rs"]
 mod planted;
 
+use gcfuzz::campaign::{self, run::Status, run::Summary};
 use gcfuzz::case::{ConfigId, TestCase, seeded_input};
 use gcfuzz::engine::worker::{InProcess, Worker, WorkerCommand};
 use gcfuzz::generate;
@@ -204,6 +205,53 @@ fn findings_are_confirmed_in_a_fresh_worker() {
     assert!(
         !confirm::reproduces(&case(), &configs, "crash-something-else-00000000", &planted_worker(), timeout).unwrap()
     );
+}
+
+/// A campaign over `drc` that panics once (the first call of the first
+/// case), then never again: known or not, such a finding is counted and the
+/// case with it still counts as run.
+fn campaign_with_a_crash_once(marker: &std::path::Path, out: &std::path::Path, known: &[String]) -> Summary {
+    let worker = WorkerCommand {
+        program: env!("CARGO_BIN_EXE_planted-worker").into(),
+        args: vec!["--plant-drc-panic-once".into(), "--panic-once-marker".into(), marker.display().to_string()],
+    };
+    campaign::run::run(&campaign::run::Options {
+        generator: generate::Generator::GcStress,
+        time: Duration::from_secs(600),
+        seed: 5,
+        jobs: 1,
+        configs: vec![ConfigId::Null, ConfigId::Drc],
+        out: out.to_path_buf(),
+        known: known.iter().cloned().collect(),
+        avoid: vec![],
+        timeout: Duration::from_secs(60),
+        worker,
+        max_execs: Some(6),
+        plans: 1,
+        stop: Default::default(),
+    })
+}
+
+/// A crash a fresh worker does not repeat is unreproducible in a campaign;
+/// once its signature is known, a hit that does not repeat is counted as
+/// known, and neither the case nor its other findings are lost (a known,
+/// unrepeated finding once ended the case's bookkeeping early).
+#[test]
+fn a_campaign_counts_every_case_whatever_its_findings_turn_out_to_be() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = campaign_with_a_crash_once(&dir.path().join("marker-1"), &dir.path().join("out-1"), &[]);
+    assert_eq!(first.execs + first.generation_failures, 6, "{first:?}");
+    let crash = first.findings.iter().find(|f| f.kind == FindingKind::Crash).expect("the planted crash");
+    assert_eq!(crash.status, Status::Unreproducible, "{first:?}");
+    assert_eq!(first.unreproducible, 1);
+    let signature = crash.signature.clone();
+    let second =
+        campaign_with_a_crash_once(&dir.path().join("marker-2"), &dir.path().join("out-2"), &[signature.clone()]);
+    assert_eq!(second.execs, first.execs, "{second:?}");
+    assert_eq!(second.known_hits, 1, "{second:?}");
+    let known = second.findings.iter().find(|f| f.signature == signature).expect("the known crash counted");
+    assert_eq!(known.status, Status::Known);
+    assert_eq!(second.exit_code(), 0);
 }
 
 /// A module exporting `f` returning `value`, and an empty function named

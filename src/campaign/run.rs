@@ -321,9 +321,10 @@ impl Job<'_> {
             if !as_reproducer && record::stored_size(&dir, &f.signature).is_none() {
                 // Nothing confirmed is stored under this signature (a known
                 // bug this case does not repeat, or another job is storing
-                // it): counted, not stored.
+                // it): counted, not stored. The case's other findings and
+                // its own count still follow.
                 stored.push(report_of(dir.join(&f.signature)));
-                return;
+                continue;
             }
             let stored_case = reproducer.as_ref().unwrap_or(case);
             match record::store_wasm(&dir, f, stored_case, input, origin.clone(), &report.outcomes, as_reproducer) {

@@ -53,6 +53,11 @@ pub static PLANT_COPYING: std::sync::atomic::AtomicBool = std::sync::atomic::Ato
 /// `planted-eager-table-bug` (the worker's `--plant-drc-eager-table` flag),
 /// so that narrowing meets a bug that needs one engine setting.
 pub static PLANT_DRC_EAGER_TABLE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+/// When set, the real `drc` configuration is replaced by a
+/// `planted-panic-once` (the worker's `--plant-drc-panic-once` flag), so
+/// that a campaign, which runs only real configuration names, meets a crash
+/// a fresh worker does not repeat.
+pub static PLANT_DRC_PANIC_ONCE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 /// The marker file of `planted-panic-once` (set by the planted worker's
 /// `--panic-once-marker PATH`).
 pub static PANIC_ONCE_MARKER: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
@@ -252,6 +257,7 @@ pub fn factory(name: &str) -> Option<Box<dyn Engine>> {
         "planted-panic-on-struct" => Misbehaviour::PanicOnStruct,
         "planted-leak" => Misbehaviour::Leak,
         "planted-panic-after-poison" => Misbehaviour::PanicAfterPoison,
+        "drc" if PLANT_DRC_PANIC_ONCE.load(std::sync::atomic::Ordering::Relaxed) => Misbehaviour::PanicOnce,
         "copying" if PLANT_COPYING.load(std::sync::atomic::Ordering::Relaxed) => {
             return Some(Box::new(Planted {
                 inner: real_engine("copying")?,

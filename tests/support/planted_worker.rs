@@ -14,6 +14,9 @@ fn main() {
     if args.iter().any(|a| a == "--plant-drc-eager-table") {
         planted::PLANT_DRC_EAGER_TABLE.store(true, std::sync::atomic::Ordering::Relaxed);
     }
+    if args.iter().any(|a| a == "--plant-drc-panic-once") {
+        planted::PLANT_DRC_PANIC_ONCE.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
     if let Some(path) = args.iter().position(|a| a == "--panic-once-marker").and_then(|i| args.get(i + 1)) {
         planted::PANIC_ONCE_MARKER.set(path.into()).unwrap();
     }
