@@ -43,6 +43,37 @@ fn repro_bad_input_is_one_line_and_exit_two() {
     }
 }
 
+/// What a user can get wrong is refused with one line and exit 2, before
+/// anything runs: a zero timeout, a memory limit no worker starts under, a
+/// configuration outside the plan, a module importing from anything but
+/// `host`, and WAT errors that say where (line and column).
+#[test]
+fn nonsense_settings_and_inputs_are_refused_with_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    // A GC module: wasmi, which has no GC, is not in its plan.
+    let gc = write(&dir, "gc.wat", br#"(module (type $s (struct)) (func (export "f") (result anyref) struct.new $s))"#);
+    let env = write(&dir, "env.wat", br#"(module (import "env" "f" (func)) (func (export "g")))"#);
+    let wat = write(&dir, "bad.wat", b"(module\n  (func (export \"f\") (result i32)\n    i32.const))");
+    let out_dir = dir.path().join("out");
+    let out = out_dir.to_str().unwrap();
+    let refusals: Vec<(Vec<&str>, &str)> = vec![
+        (vec!["run", "--timeout", "0", "--time", "5", "--out", out], "timeout"),
+        (vec!["run", "--memory-limit-mb", "1", "--time", "5", "--out", out], "memory-limit-mb"),
+        (vec!["repro", gc.to_str().unwrap(), "--configs", "wasmi"], "wasmi is not in the plan"),
+        (vec!["repro", env.to_str().unwrap()], "env"),
+        (vec!["repro", wat.to_str().unwrap()], "line 3, column"),
+    ];
+    for (args, says) in refusals {
+        let out = gcfuzz().args(&args).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert_eq!(stderr.trim().lines().count(), 1, "{args:?}: {stderr}");
+        assert!(stderr.starts_with("gcfuzz: error: ") && stderr.contains(says), "{args:?}: {stderr}");
+    }
+    // Nothing was stored by the refused campaigns.
+    assert!(!out_dir.exists() || std::fs::read_dir(&out_dir).unwrap().count() == 0);
+}
+
 fn run_json(dir: &std::path::Path, seed: &str) -> serde_json::Value {
     let out = gcfuzz()
         .args(["run", "--time", "120", "--max-execs", "12", "--plans", "3", "--jobs", "2", "--json", "--seed", seed])
@@ -89,8 +120,8 @@ fn run_json_reports_the_campaign_and_replays_from_its_seed() {
 fn a_known_bugs_avoid_rule_skips_the_cases_that_contain_its_trigger() {
     // A known bug of this build whose trigger is every `i32.const`.
     let known = tempfile::tempdir().unwrap();
-    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("crashes/mismatch-global-wasmi-7e40401d");
-    let bug = known.path().join("mismatch-global-wasmi-7e40401d");
+    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("crashes/mismatch-global-wasmi-781896a2");
+    let bug = known.path().join("mismatch-global-wasmi-781896a2");
     std::fs::create_dir(&bug).unwrap();
     let mut record: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(src.join("finding.json")).unwrap()).unwrap();
@@ -107,7 +138,7 @@ fn a_known_bugs_avoid_rule_skips_the_cases_that_contain_its_trigger() {
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let avoided = summary["avoided"]["mismatch-global-wasmi-7e40401d"].as_u64().unwrap_or(0);
+    let avoided = summary["avoided"]["mismatch-global-wasmi-781896a2"].as_u64().unwrap_or(0);
     let execs = summary["execs"].as_u64().unwrap();
     // Every case is an index: run or skipped, and nearly all are skipped.
     assert_eq!(avoided + execs + summary["generation_failures"].as_u64().unwrap(), 20, "{summary}");

@@ -245,8 +245,11 @@ fn a_campaign_counts_every_case_whatever_its_findings_turn_out_to_be() {
     assert_eq!(crash.status, Status::Unreproducible, "{first:?}");
     assert_eq!(first.unreproducible, 1);
     let signature = crash.signature.clone();
-    let second =
-        campaign_with_a_crash_once(&dir.path().join("marker-2"), &dir.path().join("out-2"), &[signature.clone()]);
+    let second = campaign_with_a_crash_once(
+        &dir.path().join("marker-2"),
+        &dir.path().join("out-2"),
+        std::slice::from_ref(&signature),
+    );
     assert_eq!(second.execs, first.execs, "{second:?}");
     assert_eq!(second.known_hits, 1, "{second:?}");
     let known = second.findings.iter().find(|f| f.signature == signature).expect("the known crash counted");

@@ -16,25 +16,20 @@ fn names(c: &[&str]) -> Vec<String> {
     c.iter().map(|s| s.to_string()).collect()
 }
 
+/// Every seeded case agrees with its model on every configuration, and in
+/// the same sweep a planted lost root (a host that hands back a copy of the
+/// reference it was to hold) is caught, by the model too.
 #[test]
-fn the_model_agrees_with_wasmtime_on_seeded_gc_stress_cases() {
+fn the_model_agrees_with_wasmtime_on_seeded_gc_stress_cases_and_catches_a_forgotten_root() {
     let mut exec = InProcess::new(planted::factory);
-    for i in 0..120 {
+    let (mut cases, mut caught, mut by_model) = (0, 0, 0);
+    for i in 0..150 {
         let case = generate::case(Generator::GcStress, &seeded_input(77, i)).unwrap();
         let configs: Vec<String> = case.plan.configs.iter().map(|c| c.name().to_string()).collect();
         let report = check_case(&case, &configs, &mut exec).unwrap();
         assert!(report.findings.is_empty(), "case {i}: {:#?}", report.findings);
         // The expectation was really checked: the run returned a value.
         assert!(matches!(report.outcomes[0].calls[0].status, Status::Returned(_)), "case {i}");
-    }
-}
-
-#[test]
-fn a_forgotten_root_is_caught_by_the_model() {
-    let mut exec = InProcess::new(planted::factory);
-    let (mut cases, mut caught, mut by_model) = (0, 0, 0);
-    for i in 0..150 {
-        let case = generate::case(Generator::GcStress, &seeded_input(78, i)).unwrap();
         if !case.to_wat().contains("call $gc_any") && !case.to_wat().contains("call 1 ") {
             continue;
         }
@@ -43,10 +38,11 @@ fn a_forgotten_root_is_caught_by_the_model() {
         caught += !report.findings.is_empty() as u32;
         by_model += report.findings.iter().any(|f| f.mismatches.iter().any(|m| m.reference == "model")) as u32;
     }
+    eprintln!("planted lost root caught in {caught} of {cases} cases");
     assert!(cases >= 20, "only {cases} cases pass a reference through the host");
     // The copy only shows when the reference passed was not null and the
     // checksum still reaches it at the end; a fifth of the cases at least
-    // (seeded: 22 of 69), and each of them against the model too.
+    // (seeded: 21 of 68), and each of them against the model too.
     assert!(caught * 5 >= cases, "caught {caught} of {cases}");
     assert_eq!(by_model, caught);
 }

@@ -40,7 +40,7 @@ fn run(generator: Generator, data: &[u8]) {
     let Ok((case, reproducer)) = input_case(generator, data) else {
         return;
     };
-    if let Some(rule) = known_avoid_rules().iter().find(|r| r.matches(&case.wasm)) {
+    if let Some(rule) = known_avoid_rules().iter().find(|r| case.hits(r)) {
         // A known bug's trigger: not run, so it cannot crowd out new ones.
         let avoided = AVOIDED.fetch_add(1, Ordering::Relaxed) + 1;
         if avoided.is_power_of_two() {
@@ -78,7 +78,7 @@ fn run(generator: Generator, data: &[u8]) {
 /// (`input.bin`) makes the case the generators of its day made from it, and
 /// a change to them makes it another, while the module stays the
 /// reproducer. Anything else is generated from.
-fn input_case(generator: Generator, data: &[u8]) -> Result<(TestCase, bool)> {
+pub(crate) fn input_case(generator: Generator, data: &[u8]) -> Result<(TestCase, bool)> {
     if data.starts_with(b"\0asm")
         && let Ok(case) = TestCase::from_module_bytes(data)
     {
@@ -89,10 +89,11 @@ fn input_case(generator: Generator, data: &[u8]) -> Result<(TestCase, bool)> {
 
 /// The configurations one generated input runs on in process: the plan's
 /// reference (its first), the oracles that compile nothing (the
-/// interpreter, wasmi), and one or two of its other Wasmtime
-/// configurations, drawn from the input's hash. Every configuration costs a
-/// compilation under the sanitizer; over many inputs each one runs. `all`
-/// (a reproducer, or `GCFUZZ_ALL_CONFIGS` set) keeps every one.
+/// interpreter, wasmi), and one of its other Wasmtime configurations, drawn
+/// from the input's hash. Every configuration costs a compilation, most of
+/// an input's time: a second drawn one cost a fifth of the executions
+/// (README, "The libFuzzer targets"), and over many inputs each one runs
+/// anyway. `all` (a reproducer, or `GCFUZZ_ALL_CONFIGS` set) keeps every one.
 fn fuzz_configs(configs: &[ConfigId], data: &[u8], all: bool) -> Vec<ConfigId> {
     let compiles = |c: &ConfigId| c.is_wasmtime();
     if all || configs.len() < 2 {
@@ -102,11 +103,9 @@ fn fuzz_configs(configs: &[ConfigId], data: &[u8], all: bool) -> Vec<ConfigId> {
     // on the configurations it ran on.
     let hash = data.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, &b| (h ^ b as u64).wrapping_mul(0x0100_0000_01b3));
     let drawable: Vec<ConfigId> = configs[1..].iter().copied().filter(compiles).collect();
-    let count = 1 + (hash & 1) as usize;
-    let first = (hash >> 1) as usize % drawable.len().max(1);
-    let drawn: Vec<ConfigId> = (0..count.min(drawable.len())).map(|i| drawable[(first + i) % drawable.len()]).collect();
+    let drawn = drawable.get(hash as usize % drawable.len().max(1));
     let mut kept = vec![configs[0]];
-    kept.extend(configs[1..].iter().filter(|c| !compiles(c) || drawn.contains(c)));
+    kept.extend(configs[1..].iter().filter(|c| !compiles(c) || drawn == Some(c)));
     kept
 }
 
@@ -157,8 +156,8 @@ mod tests {
     use super::*;
 
     /// Each input keeps the reference and the oracles that compile nothing
-    /// and draws one or two of the other configurations; over inputs every
-    /// one runs, in about equal shares.
+    /// and draws one of the other configurations; over inputs every one
+    /// runs, in about equal shares.
     #[test]
     fn inputs_draw_their_compiled_configurations_and_cover_them_all() {
         use ConfigId::*;
@@ -170,13 +169,13 @@ mod tests {
             assert_eq!(kept, fuzz_configs(&plan, &data, false));
             assert_eq!(kept[0], Null);
             assert!(kept.ends_with(&[Wasmi, Interp]), "{kept:?}");
-            assert!((4..=5).contains(&kept.len()), "{kept:?}");
+            assert_eq!(kept.len(), 4, "{kept:?}");
             for c in kept {
                 *runs.entry(c).or_insert(0) += 1;
             }
         }
         for c in [Drc, Copying, PulleyDrc] {
-            assert!((100..=200).contains(&runs[&c]), "{runs:?}");
+            assert!((70..=130).contains(&runs[&c]), "{runs:?}");
         }
         assert_eq!(fuzz_configs(&plan, b"any", true), plan);
     }

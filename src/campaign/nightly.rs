@@ -54,6 +54,8 @@ pub struct Options {
     pub seeds: PathBuf,
     /// Skip the cargo-fuzz build (binaries already built).
     pub no_build: bool,
+    /// cargo-fuzz's `--sanitizer` (`none` or `address`).
+    pub sanitizer: String,
     /// Per-input limits passed to libFuzzer.
     pub input_timeout_secs: u64,
     pub rss_limit_mb: u64,
@@ -85,15 +87,18 @@ fn count_files(dir: &Path) -> usize {
     std::fs::read_dir(dir).map(|d| d.filter_map(|e| e.ok()).filter(|e| e.path().is_file()).count()).unwrap_or(0)
 }
 
-/// Builds the fuzz targets: optimized, debug assertions on, ASan, and
-/// `--cfg fuzzing` (which turns Wasmtime's `gc_zeal` on), against the
-/// Wasmtime line this gcfuzz was built for, so that triage judges the
-/// artifacts on the same engine. Compare tracing is off: it makes
-/// `gc_zeal`'s byte-wise heap poison checks dominate (README).
-pub fn build(root: &Path) -> Result<()> {
+/// Builds the fuzz targets: optimized, debug assertions on, `sanitizer`
+/// (`none` by default: ASan costs 8x the executions and sees only the
+/// Rust code, not the JIT code, README), and `--cfg fuzzing` (which turns
+/// Wasmtime's `gc_zeal` on), against the Wasmtime line this gcfuzz was
+/// built for, so that triage judges the artifacts on the same engine.
+/// Compare tracing is off: it makes `gc_zeal`'s byte-wise heap poison
+/// checks dominate (README).
+pub fn build(root: &Path, sanitizer: &str) -> Result<()> {
     let status = Command::new("cargo")
         .current_dir(root)
         .args(["+nightly", "fuzz", "build", "-O", "--debug-assertions", "--no-trace-compares"])
+        .args(["--sanitizer", sanitizer])
         .args(["--no-default-features", "--features", crate::line::current().feature])
         .status()
         .context("running cargo +nightly fuzz build (is cargo-fuzz installed?)")?;
@@ -129,6 +134,9 @@ fn fuzz_target(root: &Path, opts: &Options, target: &str, budget: Duration) -> R
         .arg(format!("-artifact_prefix={}/", artifacts.display()))
         .env(crate::campaign::fuzz::CRASH_REPORTS_ENV, reports_dir(&opts.work, target))
         .args(["-ignore_crashes=1", "-ignore_timeouts=1", "-ignore_ooms=1", "-print_final_stats=1"])
+        // Entropic's per-feature bookkeeping was most of an input's time
+        // here (an input touches ~270,000 features); README.
+        .arg("-entropic=0")
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
     let started = Instant::now();
@@ -213,8 +221,11 @@ pub fn run(root: &Path, opts: &Options) -> Result<Report> {
     }
     let mut infrastructure_failed = false;
     if !opts.no_build {
-        eprintln!("building fuzz targets (cargo +nightly fuzz build -O --debug-assertions)");
-        if let Err(e) = build(root) {
+        eprintln!(
+            "building fuzz targets (cargo +nightly fuzz build -O --debug-assertions --sanitizer {})",
+            opts.sanitizer
+        );
+        if let Err(e) = build(root, &opts.sanitizer) {
             eprintln!("gcfuzz: error: {e:#}");
             report.exit_code = 2;
             write_reports(&opts.work, &report)?;
@@ -261,6 +272,7 @@ pub fn run(root: &Path, opts: &Options) -> Result<Report> {
                 };
                 let t = triage::bulk::triage(&artifacts, &triage_opts, &mut worker, |l| eprintln!("  {l}"))?;
                 report.triage_failures.extend(t.failures.iter().map(|(p, why)| format!("{}: {why}", p.display())));
+                report.unreproducible += t.unreproducible;
                 t.buckets
                     .into_iter()
                     .map(|(signature, b)| {
@@ -294,12 +306,14 @@ pub fn run(root: &Path, opts: &Options) -> Result<Report> {
             let report_file = reports_dir(&opts.work, target).join(crate::campaign::fuzz::report_name(&input));
             let name = entry.file_name().to_string_lossy().into_owned();
             if let Ok(text) = std::fs::read_to_string(&report_file) {
-                let wasm = match kind {
-                    Kind::Wasm(generator) => crate::generate::case(*generator, &input).map(|c| c.wasm).ok(),
-                    Kind::Stackmaps => None,
+                let modules = match kind {
+                    Kind::Wasm(generator) => crate::campaign::fuzz::input_case(*generator, &input)
+                        .and_then(|(case, _)| case.modules())
+                        .unwrap_or_default(),
+                    Kind::Stackmaps => vec![],
                 };
                 let symbols = symbols.get_or_init(|| fatal::Symbols::read(&binary(root, target)));
-                let text = readable(&text, symbols, wasm.as_deref().unwrap_or_default());
+                let text = readable(&text, symbols, &modules);
                 let first = text.lines().next().unwrap_or_default();
                 for failure in report.triage_failures.iter_mut().filter(|f| f.contains(&name)) {
                     failure.push_str(&format!("; when it crashed: {first} (report in done/)"));
@@ -325,11 +339,11 @@ pub fn run(root: &Path, opts: &Options) -> Result<Report> {
 /// A crash report as kept beside its artifact: a target's fatal-signal
 /// report (raw addresses) gains a first line naming the signal and its
 /// frames, from the target binary's symbols and, for Wasm code, the
-/// artifact's module; a panic's report is kept as it is.
-pub fn readable(text: &str, symbols: &fatal::Symbols, wasm: &[u8]) -> String {
+/// artifact's modules; a panic's report is kept as it is.
+pub fn readable(text: &str, symbols: &fatal::Symbols, modules: &[Vec<u8>]) -> String {
     match fatal::parse(text).0 {
         Some(r) => {
-            let frames = fatal::frame_names(&r.from_fault(), symbols, wasm);
+            let frames = fatal::frame_names(&r.from_fault(), symbols, modules);
             format!("fatal signal {} at {}\n{text}", fatal::signal_name(r.signal), frames.join(" < "))
         }
         None => text.to_string(),

@@ -172,7 +172,7 @@ fn job(
                 continue;
             }
         };
-        if let Some(rule) = opts.avoid.iter().find(|r| r.matches(&case.wasm)) {
+        if let Some(rule) = opts.avoid.iter().find(|r| case.hits(r)) {
             *totals.lock().unwrap().summary.avoided.entry(rule.signature.clone()).or_default() += plans;
             continue;
         }

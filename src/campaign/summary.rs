@@ -74,11 +74,10 @@ pub struct Summary {
     pub engine_runs: BTreeMap<String, u64>,
     /// Seconds inside each configuration (compile, run, walk).
     pub engine_secs: BTreeMap<String, f64>,
-    /// Cases with at least one mismatch / crash / engine-reported bug /
-    /// timeout / worker past its memory limit.
+    /// Cases with at least one mismatch / crash / timeout / worker past its
+    /// memory limit.
     pub mismatches: u64,
     pub crashes: u64,
-    pub engine_bugs: u64,
     pub timeouts: u64,
     pub out_of_memory: u64,
     /// Cases where a collector ran out of GC heap and Null did not come near
@@ -222,7 +221,6 @@ impl Totals {
         let has = |k: FindingKind| report.findings.iter().any(|f| f.kind == k) as u64;
         s.mismatches += has(FindingKind::Mismatch);
         s.crashes += has(FindingKind::Crash);
-        s.engine_bugs += has(FindingKind::EngineBug);
         s.timeouts += has(FindingKind::Timeout);
         s.out_of_memory += has(FindingKind::OutOfMemory);
         s.leaks += has(FindingKind::Leak);

@@ -257,5 +257,11 @@ mod tests {
         let rule = AvoidRule { signature: "s".into(), sequence: seq("AnyConvertExtern RefTestNonNull") };
         assert!(rule.matches(&wasm) && rule.forbids(&["LocalGet", "AnyConvertExtern", "RefTestNonNull"]));
         assert!(!rule.forbids(&["AnyConvertExtern", "LocalGet", "RefTestNonNull"]));
+        // In a linked module of a case, too.
+        let main = super::super::TestCase::from_module_bytes(b"(module)").unwrap();
+        let mut case = main.clone();
+        case.plan.linked.push(wasm.iter().map(|b| format!("{b:02x}")).collect());
+        assert!(!rule.matches(&case.wasm) && case.hits(&rule));
+        assert!(!main.hits(&rule));
     }
 }

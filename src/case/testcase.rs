@@ -29,6 +29,12 @@ impl TestCase {
         Ok(modules)
     }
 
+    /// Whether any module of the case (linked ones included) contains the
+    /// trigger of a known bug's avoid rule.
+    pub fn hits(&self, rule: &super::AvoidRule) -> bool {
+        self.modules().unwrap_or_else(|_| vec![self.wasm.clone()]).iter().any(|wasm| rule.matches(wasm))
+    }
+
     /// This case with one module replaced by `wasm`: linked module `k` for
     /// `Some(k)`, the main one for `None`.
     pub fn with_module(&self, slot: Option<usize>, wasm: &[u8]) -> TestCase {

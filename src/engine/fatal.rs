@@ -163,8 +163,8 @@ impl Line {
     /// An address, classified: `exe+0x…`, `wasm 0x…` or `0x…`.
     fn addr(&mut self, pc: usize) -> &mut Line {
         let (base, end) = (EXE_BASE.load(Ordering::Relaxed), EXE_END.load(Ordering::Relaxed));
-        if let Some(offset) = super::wasmtime::locate::wasm_offset_at(pc) {
-            self.str("wasm ").num(offset as u64, 16)
+        if let Some(at) = super::wasmtime::locate::wasm_offset_at(pc) {
+            self.str("wasm m").num(at.module as u64, 10).str(" ").num(at.offset as u64, 16)
         } else if (base..end).contains(&pc) {
             self.str("exe+").num((pc - base) as u64, 16)
         } else {
@@ -304,8 +304,12 @@ pub fn signal_name(signal: i32) -> String {
 pub enum Addr {
     /// An offset into the worker executable's image.
     Exe(u64),
-    /// A Wasm byte offset in the running module.
-    Wasm(u64),
+    /// A Wasm byte offset in one of the running case's modules (index in
+    /// `TestCase::modules` order: linked ones first, the main one last).
+    Wasm {
+        module: u32,
+        offset: u64,
+    },
     Other(u64),
 }
 
@@ -337,7 +341,9 @@ impl Report {
 fn parse_addr(words: &[&str]) -> Option<Addr> {
     let hex = |s: &str| u64::from_str_radix(s.trim_start_matches("0x"), 16).ok();
     match words {
-        ["wasm", off, ..] => Some(Addr::Wasm(hex(off)?)),
+        ["wasm", module, off, ..] => {
+            Some(Addr::Wasm { module: module.strip_prefix('m')?.parse().ok()?, offset: hex(off)? })
+        }
         [w, ..] => match w.strip_prefix("exe+") {
             Some(off) => Some(Addr::Exe(hex(off)?)),
             None => Some(Addr::Other(hex(w)?)),
@@ -420,14 +426,17 @@ impl Symbols {
 }
 
 /// Names for `frames`: symbols for the executable's, `wasm <Operator>` for
-/// Wasm code (decoded from `wasm`, the module that ran), `<unknown>`
-/// otherwise.
-pub fn frame_names(frames: &[Addr], symbols: &Symbols, wasm: &[u8]) -> Vec<String> {
+/// Wasm code (decoded from `modules`, the case's modules in
+/// `TestCase::modules` order), `<unknown>` otherwise.
+pub fn frame_names(frames: &[Addr], symbols: &Symbols, modules: &[Vec<u8>]) -> Vec<String> {
     frames
         .iter()
         .map(|f| match f {
             Addr::Exe(off) => symbols.name(*off).unwrap_or("<unknown>").to_string(),
-            Addr::Wasm(off) => match super::wasmtime::locate::operator_at(wasm, *off as usize) {
+            Addr::Wasm { module, offset } => match modules
+                .get(*module as usize)
+                .and_then(|wasm| super::wasmtime::locate::operator_at(wasm, *offset as usize))
+            {
                 Some(op) => format!("wasm {op}"),
                 None => "<unknown>".into(),
             },
@@ -447,11 +456,11 @@ mod tests {
             gcfuzz-fatal: frame exe+0x900\n\
             gcfuzz-fatal: frame 0x7f0000001000\n\
             gcfuzz-fatal: frame exe+0x40\n\
-            gcfuzz-fatal: frame wasm 0x1c\n";
+            gcfuzz-fatal: frame wasm m1 0x1c\n";
         let (report, rest) = parse(stderr);
         let report = report.unwrap();
         assert_eq!((report.signal, report.sent_by, report.addr), (11, None, Some(8)));
-        assert_eq!(report.from_fault(), [Addr::Exe(0x40), Addr::Wasm(0x1c)]);
+        assert_eq!(report.from_fault(), [Addr::Exe(0x40), Addr::Wasm { module: 1, offset: 0x1c }]);
         assert_eq!(rest, "some output\n");
         let (sent, _) = parse("gcfuzz-fatal: signal 11 code 0 sent-by 4242 pc exe+0x10\n");
         assert_eq!(sent.unwrap().sent_by, Some(4242));

@@ -170,7 +170,7 @@ pub fn execute(engine: &mut dyn Engine, case: &TestCase) -> Option<Outcome> {
             }
             let status = instance.call(call);
             producers.results.push(instance.result_producers());
-            let stop = status.is_exhausted() || matches!(status, Status::EngineBug(_));
+            let stop = status.is_exhausted();
             calls.push(CallRecord { export: call.export.clone(), status, fuel: instance.fuel_used() });
             if stop {
                 complete = false;

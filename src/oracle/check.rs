@@ -1,11 +1,11 @@
 //! One differential check: run a case on its configurations, turn crashes,
-//! engine-reported bugs, timeouts, disagreements and leaks into findings.
+//! timeouts, disagreements and leaks into findings.
 
 use super::compare::{check_expected, compare_all, name_producers};
-use super::finding::{Finding, FindingKind, normalize_message, significant_frames};
+use super::finding::{Finding, FindingKind, family, normalize_message, significant_frames};
 use crate::case::TestCase;
 use crate::engine::worker::{Executor, RunResult};
-use crate::outcome::{CrashInfo, Outcome, Status};
+use crate::outcome::{CrashInfo, Outcome};
 use anyhow::Result;
 use std::time::Instant;
 
@@ -43,23 +43,7 @@ pub fn check_case(case: &TestCase, configs: &[String], exec: &mut dyn Executor) 
         }
         match result {
             RunResult::Unsupported => continue,
-            RunResult::Outcome(outcome) => {
-                if let Some(msg) = engine_bug(&outcome) {
-                    report.findings.push(Finding::crash(
-                        FindingKind::EngineBug,
-                        CrashInfo {
-                            config: config.clone(),
-                            message: msg.to_string(),
-                            location: None,
-                            signal: None,
-                            exit_code: None,
-                            frames: vec![],
-                            wasm: None,
-                        },
-                    ));
-                }
-                report.outcomes.push(outcome);
-            }
+            RunResult::Outcome(outcome) => report.outcomes.push(outcome),
             RunResult::Crashed(crash) => {
                 // Rust's allocation-failure message: the memory limit was hit.
                 let oom = crash.message.contains("memory allocation of");
@@ -133,29 +117,89 @@ pub fn check_case(case: &TestCase, configs: &[String], exec: &mut dyn Executor) 
     Ok(report)
 }
 
-/// Pulley's frames are not on the native stack, so its panics name no Wasm
-/// operator (`CrashInfo::wasm`). Where native code panicked the same way in
-/// this case (message and frames), Pulley's panic is that bug at that place.
+/// Pulley's frames are not on the native stack, so its crashes name no Wasm
+/// operator (`CrashInfo::wasm`), and every fault inside its interpreter loop
+/// is at the same place. Where native code panicked the same way in this
+/// case (message and frames), Pulley's panic is that bug at that place.
+/// Where, instead, native code of the same collector failed at a Wasm
+/// operator in some other way, Pulley's crash joins that finding: Pulley has
+/// no inline GC checks, so where native code stops at a corrupted object,
+/// Pulley runs on with it and crashes later, one bug seen twice. A Pulley
+/// crash with neither keeps no location.
 fn located_like_native(findings: &mut [Finding]) {
     let place =
         |c: &CrashInfo| format!("{}|{}", normalize_message(&c.message), significant_frames(&c.frames).join("|"));
-    let located: Vec<(String, String)> =
-        findings.iter().filter_map(|f| f.crash.as_ref()).filter_map(|c| Some((place(c), c.wasm.clone()?))).collect();
+    // Located crashes: (place, collector family, finding).
+    let located: Vec<(String, String, Finding)> = findings
+        .iter()
+        .filter_map(|f| {
+            let c = f.crash.as_ref().filter(|c| c.wasm.is_some())?;
+            Some((place(c), family(&c.config).to_string(), f.clone()))
+        })
+        .collect();
     for f in findings.iter_mut() {
         let Some(crash) = f.crash.as_ref().filter(|c| c.wasm.is_none() && c.config.starts_with("pulley")) else {
             continue;
         };
         let here = place(crash);
-        if let Some((_, op)) = located.iter().find(|(p, _)| *p == here) {
-            let crash = CrashInfo { wasm: Some(op.clone()), ..crash.clone() };
-            *f = Finding::crash(f.kind, crash);
+        if let Some((_, _, twin)) = located.iter().find(|(p, _, _)| *p == here) {
+            let op = twin.crash.as_ref().and_then(|c| c.wasm.clone());
+            *f = Finding::crash(f.kind, CrashInfo { wasm: op, ..crash.clone() });
+        } else if let Some((_, _, twin)) = located.iter().find(|(_, fam, _)| fam == family(&crash.config)) {
+            let how = crash.message.lines().next().unwrap_or_default();
+            *f = Finding {
+                configs: f.configs.clone(),
+                summary: format!("{} (on {}: {how})", twin.summary, crash.config),
+                ..twin.clone()
+            };
         }
     }
 }
 
-fn engine_bug(outcome: &Outcome) -> Option<&str> {
-    std::iter::once(&outcome.instantiate).chain(outcome.calls.iter().map(|c| &c.status)).find_map(|s| match s {
-        Status::EngineBug(msg) => Some(msg.as_str()),
-        _ => None,
-    })
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn crash(config: &str, message: &str, frames: &[&str], wasm: Option<&str>, signal: Option<i32>) -> Finding {
+        Finding::crash(
+            FindingKind::Crash,
+            CrashInfo {
+                config: config.into(),
+                message: message.into(),
+                location: None,
+                signal,
+                exit_code: None,
+                frames: frames.iter().map(|f| f.to_string()).collect(),
+                wasm: wasm.map(Into::into),
+            },
+        )
+    }
+
+    /// A Pulley crash joins the located native crash of its collector in the
+    /// same case; alone, or beside another collector's, it stays itself.
+    #[test]
+    fn pulley_crashes_join_their_collectors_located_native_crash() {
+        let corruption =
+            || crash("drc", "BUG: gc heap corruption detected", &["wasmtime::bug"], Some("StructGet"), None);
+        let fault = || crash("pulley-drc", "fatal signal SIGSEGV", &["pulley_interpreter::run"], None, Some(11));
+        let mut findings = vec![corruption(), fault()];
+        located_like_native(&mut findings);
+        assert_eq!(findings[1].signature, corruption().signature);
+        assert_eq!(findings[1].configs, ["pulley-drc"]);
+        let mut alone = vec![fault()];
+        located_like_native(&mut alone);
+        assert_eq!(alone[0].signature, fault().signature);
+        let other_collector =
+            || crash("copying", "BUG: gc heap corruption detected", &["wasmtime::bug"], Some("StructGet"), None);
+        let mut beside = vec![other_collector(), fault()];
+        located_like_native(&mut beside);
+        assert_eq!(beside[1].signature, fault().signature);
+        // The same panic on Pulley takes the native place but stays a panic.
+        let panic =
+            |config: &str, wasm| crash(config, "assertion failed: x", &["wasmtime::gc::is_subtype"], wasm, None);
+        let mut same = vec![panic("drc", Some("RefTestNonNull")), panic("pulley-drc", None)];
+        located_like_native(&mut same);
+        assert_eq!(same[1].signature, same[0].signature);
+        assert_ne!(same[1].signature, panic("pulley-drc", None).signature);
+    }
 }

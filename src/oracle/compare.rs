@@ -212,7 +212,6 @@ fn status_kind(s: &Status) -> String {
         Status::Trapped(class) => format!("trap {class:?}"),
         Status::Uncaught(_) => "uncaught exception".into(),
         Status::Exhausted(e) => format!("exhausted {e:?}"),
-        Status::EngineBug(_) => "engine bug".into(),
         Status::Error(msg) => format!("{} error", error_class(msg)),
     }
 }
@@ -237,8 +236,6 @@ fn error_class(msg: &str) -> &'static str {
 fn status_verdict(r: &Status, o: &Status, at: String, further: Option<std::cmp::Ordering>) -> Option<StatusDiff> {
     match (r, o) {
         (Status::Exhausted(e), _) | (_, Status::Exhausted(e)) => Some(StatusDiff::Inconclusive(format!("{e:?}"))),
-        // Reported separately as a finding of its own.
-        (Status::EngineBug(_), _) | (_, Status::EngineBug(_)) => Some(StatusDiff::Inconclusive("engine bug".into())),
         (Status::Returned(a), Status::Returned(b)) => {
             if a.len() != b.len() {
                 let shape = "result arity".into();

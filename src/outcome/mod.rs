@@ -107,10 +107,6 @@ pub enum Status {
     /// An exception escaped to the host: its payload shape.
     Uncaught(Ref),
     Exhausted(Exhausted),
-    /// The engine reported one of its own bugs instead of panicking (Wasmtime's
-    /// `WasmtimeBug`: internal asserts in compiled code, detected heap
-    /// corruption). Always a finding.
-    EngineBug(String),
     /// The engine rejected or failed on the module for another reason (compile
     /// error, link error). A mismatch when another configuration accepts it.
     Error(String),
@@ -280,7 +276,6 @@ impl fmt::Display for Status {
             Status::Trapped(class) => write!(f, "trap {class:?}"),
             Status::Uncaught(exn) => write!(f, "uncaught {exn}"),
             Status::Exhausted(what) => write!(f, "inconclusive ({what:?})"),
-            Status::EngineBug(msg) => write!(f, "engine bug: {msg}"),
             Status::Error(msg) => write!(f, "error: {msg}"),
         }
     }

@@ -50,6 +50,10 @@ pub struct Report {
     pub signatures: Vec<SignatureRow>,
     /// Artifacts that could not be bucketed (do not reproduce, corrupt).
     pub triage_failures: Vec<String>,
+    /// Findings of the artifacts that a fresh worker did not give again
+    /// (not stored; their artifacts are among the failures when nothing
+    /// of theirs was stored).
+    pub unreproducible: usize,
     /// 0 nothing new, 1 new signatures, 2 infrastructure failure.
     pub exit_code: u8,
 }
@@ -104,6 +108,7 @@ pub fn markdown(r: &Report) -> String {
             );
         }
     }
+    let _ = writeln!(s, "\nUnreproducible findings (not stored): {}", r.unreproducible);
     if !r.triage_failures.is_empty() {
         let _ = writeln!(s, "\n## Artifacts that did not triage\n");
         for f in &r.triage_failures {
@@ -219,6 +224,7 @@ table{{border-collapse:collapse;margin:1em 0}} td,th{{border:1px solid #ccc;padd
         }
         s.push_str("</table>");
     }
+    let _ = write!(s, "<p>Unreproducible findings (not stored): {}</p>", r.unreproducible);
     if !r.triage_failures.is_empty() {
         s.push_str("<h2>Artifacts that did not triage</h2><ul>");
         for f in &r.triage_failures {
@@ -257,6 +263,7 @@ mod tests {
                 path: "crashes/crash-x-1".into(),
             }],
             triage_failures: vec![],
+            unreproducible: 3,
             exit_code: 1,
         }
     }
@@ -276,5 +283,6 @@ mod tests {
         assert!(m.starts_with("# gcfuzz nightly — NEW SIGNATURES"));
         assert!(m.contains("| differential | 0 | 1200 |"));
         assert!(m.contains("[crash-<x>-1](crashes/crash-x-1) | crash | 2 | new |"));
+        assert!(m.contains("Unreproducible findings (not stored): 3"));
     }
 }

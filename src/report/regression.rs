@@ -133,7 +133,7 @@ pub fn wast(case: &TestCase, signature: &str, reference: Option<&Outcome>, summa
                 format!("(assert_exhaustion {invoke} \"call stack exhausted\")")
             }
             // Beyond this call the reference has no verdict: stop here.
-            Some(Status::Exhausted(_)) | Some(Status::EngineBug(_)) | Some(Status::Error(_)) => break,
+            Some(Status::Exhausted(_)) | Some(Status::Error(_)) => break,
             None if reference.is_some() => break,
             None => invoke,
         };

@@ -65,27 +65,26 @@ mod tests {
         }
     }
 
+    /// Random programs pass on every configuration, and in the same sweep
+    /// a planted missing stack-map declaration is caught as an unregistered
+    /// root: the sweep's checks are live.
     #[test]
-    fn random_programs_pass_on_every_configuration() {
+    fn random_programs_pass_on_every_configuration_and_a_planted_bug_does_not() {
+        let plant = Plant { undeclared_var: Some(2) };
+        let mut caught = 0;
         for i in 0..500 {
             let p = program(1, i);
             for config in CONFIGS {
                 let problems = check(&p, *config, Plant::default()).unwrap();
                 assert!(problems.is_empty(), "program {i} on {config}: {problems:#?}\n{p:#?}");
             }
-        }
-    }
-
-    #[test]
-    fn a_missing_stack_map_declaration_is_an_unregistered_root() {
-        let plant = Plant { undeclared_var: Some(2) };
-        let mut caught = 0;
-        for i in 0..100 {
-            let p = program(2, i);
             let problems = check(&p, CONFIGS[1], plant).unwrap();
             caught += problems.iter().any(|x| x.kind == "unregistered-root") as usize;
         }
-        assert!(caught >= 20, "caught {caught} of 100");
+        eprintln!("planted missing declaration caught in {caught} of 500 programs");
+        // Seeded: 137 of 500 (a program without a live reference across a
+        // safepoint has nothing to lose).
+        assert!(caught >= 100, "caught {caught} of 500");
     }
 
     #[test]

@@ -54,11 +54,12 @@ impl Report {
         }
         let _ = writeln!(
             s,
-            "{} files: {} bucketed into {} signatures, {} failed",
+            "{} files: {} bucketed into {} signatures, {} failed; {} findings unreproducible in a fresh worker",
             self.files,
             self.files - self.failures.len(),
             self.buckets.len(),
-            self.failures.len()
+            self.failures.len(),
+            self.unreproducible
         );
         s
     }

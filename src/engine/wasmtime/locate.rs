@@ -8,7 +8,9 @@
 //! handler (run by Wasmtime before its own trap handling, declining to handle
 //! anything) that records the faulting program counter; a panic hook then maps
 //! it through the running module's address map to the Wasm operator at the
-//! fault, which becomes part of the crash's identity. Native code only:
+//! fault, which becomes part of the crash's identity. Every module of a
+//! case is mapped (a linked module's code faults as well as the main
+//! module's), and an offset names its module. Native code only:
 //! Pulley raises no signal, and reports no location, so the same failure on
 //! Pulley has a signature without the operator.
 //!
@@ -28,12 +30,16 @@ use wasmtime::{Module, Store};
 /// store in this process; 0 when none since the last call began.
 static LAST_PC: AtomicUsize = AtomicUsize::new(0);
 
-/// The running module's compiled code: where its text is, which Wasm byte
-/// each instruction came from, and the Wasm bytes. Published per thread (a
-/// signal is handled on the thread that faulted, and threads running cases
-/// side by side, as tests do, never free each other's map) through a
-/// thread-local pointer, so a fatal-signal handler can read it
-/// (`engine::fatal`) without locks or allocation.
+/// The running case's compiled modules, in `TestCase::modules` order
+/// (linked ones first, the main one last). Published per thread (a signal
+/// is handled on the thread that faulted, and threads running cases side by
+/// side, as tests do, never free each other's map) through a thread-local
+/// pointer, so a fatal-signal handler can read it (`engine::fatal`) without
+/// locks or allocation.
+struct CodeMaps(Vec<CodeMap>);
+
+/// One module's compiled code: where its text is, which Wasm byte each
+/// instruction came from, and the Wasm bytes.
 struct CodeMap {
     text_start: usize,
     text_len: usize,
@@ -46,11 +52,11 @@ struct CodeMap {
 }
 
 thread_local! {
-    static RUNNING: Cell<*mut CodeMap> = const { Cell::new(std::ptr::null_mut()) };
+    static RUNNING: Cell<*mut CodeMaps> = const { Cell::new(std::ptr::null_mut()) };
 }
 
-/// This thread's published map.
-fn published() -> Option<&'static CodeMap> {
+/// This thread's published maps.
+fn published() -> Option<&'static CodeMaps> {
     // SAFETY: a published map stays valid until this thread's next
     // `running`, which no caller outlives.
     unsafe { RUNNING.with(Cell::get).as_ref() }
@@ -79,9 +85,20 @@ pub fn watch<T>(store: &mut Store<T>) {
     let _ = store;
 }
 
-/// `module` (compiled from `wasm`) runs from now on.
-pub fn running(module: &Module, wasm: &[u8]) {
+/// `modules` (each compiled from its Wasm bytes, in `TestCase::modules`
+/// order) run from now on.
+pub fn running(modules: &[(&Module, &[u8])]) {
     LAST_PC.store(0, Ordering::Relaxed);
+    let maps = CodeMaps(modules.iter().map(|(module, wasm)| code_map(module, wasm)).collect());
+    let old = RUNNING.with(|r| r.replace(Box::into_raw(Box::new(maps))));
+    if !old.is_null() {
+        // SAFETY: `old` came from `Box::into_raw` and is no longer published;
+        // only this thread could read it, and it is here.
+        drop(unsafe { Box::from_raw(old) });
+    }
+}
+
+fn code_map(module: &Module, wasm: &[u8]) -> CodeMap {
     let text = module.text();
     let entries = module
         .address_map()
@@ -93,13 +110,15 @@ pub fn running(module: &Module, wasm: &[u8]) {
         .collect();
     functions.sort_unstable();
     let (text_start, text_len) = (text.as_ptr() as usize, text.len());
-    let map = Box::new(CodeMap { text_start, text_len, entries, functions, wasm: wasm.to_vec() });
-    let old = RUNNING.with(|r| r.replace(Box::into_raw(map)));
-    if !old.is_null() {
-        // SAFETY: `old` came from `Box::into_raw` and is no longer published;
-        // only this thread could read it, and it is here.
-        drop(unsafe { Box::from_raw(old) });
-    }
+    CodeMap { text_start, text_len, entries, functions, wasm: wasm.to_vec() }
+}
+
+/// A position in a case's Wasm code: which module (`TestCase::modules`
+/// order) and the byte offset in it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WasmAt {
+    pub module: u32,
+    pub offset: u32,
 }
 
 /// A call begins: a fault recorded before it is not this call's.
@@ -107,11 +126,12 @@ pub fn call_begins() {
     LAST_PC.store(0, Ordering::Relaxed);
 }
 
-/// The Wasm byte offset of the instruction at `pc`, when `pc` is in the
-/// running module's code. Async-signal-safe: one thread-local load and a binary
-/// search.
-pub fn wasm_offset_at(pc: usize) -> Option<u32> {
-    position(published()?, pc)
+/// The Wasm position of the instruction at `pc`, when `pc` is in the
+/// running case's code. Async-signal-safe: one thread-local load and binary
+/// searches.
+pub fn wasm_offset_at(pc: usize) -> Option<WasmAt> {
+    let maps = published()?;
+    maps.0.iter().enumerate().find_map(|(i, map)| Some(WasmAt { module: i as u32, offset: position(map, pc)? }))
 }
 
 /// [`wasm_offset_at`] in `map`.
@@ -168,14 +188,14 @@ fn is_trap_instruction(pc: usize, map: &CodeMap) -> bool {
     }
 }
 
-/// The operator at Wasm byte `offset` of the running module.
-pub fn running_operator(offset: u32) -> Option<String> {
-    let map = published()?;
-    operator_at(&map.wasm, offset as usize)
+/// The operator at `at` in the running case.
+pub fn running_operator(at: WasmAt) -> Option<String> {
+    let map = published()?.0.get(at.module as usize)?;
+    operator_at(&map.wasm, at.offset as usize)
 }
 
 /// The Wasm operator at the last recorded fault, e.g. `RefTestNonNull`,
-/// when the fault was in the running module's code.
+/// when the fault was in the running case's code.
 pub fn faulting_operator() -> Option<String> {
     let pc = LAST_PC.load(Ordering::Relaxed);
     if pc == 0 {
@@ -184,7 +204,7 @@ pub fn faulting_operator() -> Option<String> {
     running_operator(wasm_offset_at(pc)?)
 }
 
-/// The operator of the innermost frame of the running module's compiled
+/// The operator of the innermost frame of the running case's compiled
 /// code among `call_sites` (this thread's, innermost first:
 /// `engine::fatal::call_sites`): the call through which it reached the code
 /// running now, e.g. `StructNew` for a collection at an allocation, `Call`

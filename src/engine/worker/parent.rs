@@ -278,7 +278,7 @@ impl Worker {
                 }
                 let symbols = self.symbols.get_or_init(|| fatal::Symbols::read(&self.command.program));
                 let at_fault = r.from_fault();
-                crash.frames = fatal::frame_names(&at_fault, symbols, &case.wasm);
+                crash.frames = fatal::frame_names(&at_fault, symbols, &case.modules().unwrap_or_default());
                 crash.wasm = crash.frames.first().and_then(|f| f.strip_prefix("wasm ")).map(str::to_owned);
             }
             None => {}
