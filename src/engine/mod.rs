@@ -138,6 +138,26 @@ pub fn compile_modules<M, E: std::fmt::Display>(
     Ok(modules)
 }
 
+/// The environment setting that keeps errors from capturing a Rust
+/// backtrace, which the worker processes get as well
+/// (`worker::parent`).
+pub const NO_ERROR_BACKTRACES: (&str, &str) = ("RUST_LIB_BACKTRACE", "0");
+
+/// Errors capture no Rust backtrace in this process. With `RUST_BACKTRACE`
+/// set, as it often is where fuzzers run, Wasmtime's errors (anyhow's on
+/// older lines) capture one each, and every Wasm trap is an error: 7% of an
+/// input's time in the fuzz targets (README, "The libFuzzer targets"). Panics keep theirs
+/// (`RUST_BACKTRACE`, and the crash report's hook forces one).
+pub fn no_error_backtraces() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // SAFETY: called before the first input of a fuzz target, when no
+        // thread of ours runs yet; libFuzzer's own threads do not read the
+        // environment.
+        unsafe { std::env::set_var(NO_ERROR_BACKTRACES.0, NO_ERROR_BACKTRACES.1) }
+    });
+}
+
 /// Builds the named real engine configuration.
 pub fn real_engine(name: &str) -> Option<Box<dyn Engine>> {
     let id = ConfigId::from_name(name)?;

@@ -66,6 +66,9 @@ impl Process {
         // Own process group: a Ctrl-C at the terminal stops the campaign,
         // which then stops its workers; it must not look like a crash.
         std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+        // Every Wasm trap is an error; none needs a Rust backtrace.
+        let (name, value) = crate::engine::NO_ERROR_BACKTRACES;
+        cmd.env(name, value);
         let mut child = cmd.spawn().with_context(|| format!("starting worker {}", command.program.display()))?;
         let stdin = child.stdin.take().expect("piped");
         let mut stdout = child.stdout.take().expect("piped");
