@@ -119,3 +119,30 @@ fn a_reproducer_importing_from_a_module_it_does_not_carry_is_refused() {
     let err = TestCase::from_module_bytes(&case.to_module_bytes()).unwrap_err();
     assert!(format!("{err:#}").contains("linked module m0"), "{err:#}");
 }
+
+/// A failure compiled code detects in a linked module's code is located
+/// like one in the main module's: the known heap-corruption bug of
+/// `crashes/` (a `ref.test (ref struct)` loop on host externrefs), moved
+/// into a linked module that the main one calls, keeps its signature on the
+/// lines that have it.
+#[test]
+fn a_fault_in_a_linked_module_is_located_at_its_operator() {
+    use gcfuzz::engine::worker::{Worker, WorkerCommand};
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("crashes/crash-bug-gc-heap-corruption-detected-in-d798cf72");
+    let record = gcfuzz::report::record::read_record(&dir).unwrap();
+    if !record.expected_on.iter().any(|e| gcfuzz::line::engine_versions().contains(&e.as_str())) {
+        return;
+    }
+    let bug = TestCase::from_module_bytes(&std::fs::read(dir.join("module.wasm")).unwrap()).unwrap();
+    let main =
+        wat::parse_str(r#"(module (import "m0" "f" (func $f (result i32))) (func (export "g") (result i32) call $f))"#)
+            .unwrap();
+    let plan = Plan { zeal: bug.plan.zeal, ..Plan::default_for(&main, &ModuleInfo::parse(&main).unwrap()) };
+    let case = TestCase { wasm: main, plan }.with_linked(std::slice::from_ref(&bug.wasm));
+    let worker = WorkerCommand { program: env!("CARGO_BIN_EXE_gcfuzz").into(), args: vec!["worker".into()] };
+    let mut worker = Worker::new(worker, std::time::Duration::from_secs(60));
+    let report = check_case(&case, &names(&["null", "drc"]), &mut worker).unwrap();
+    let signatures: Vec<&str> = report.findings.iter().map(|f| f.signature.as_str()).collect();
+    assert_eq!(signatures, ["crash-bug-gc-heap-corruption-detected-in-d798cf72"], "{:#?}", report.findings);
+}

@@ -265,3 +265,25 @@ fn narrowing_finds_the_one_configuration_and_zeal_a_planted_bug_needs() {
     assert!(text.contains("config.gc_zeal_alloc_counter(std::num::NonZeroU32::new(1))?;"), "{text}");
     assert!(text.contains("config.collector(wasmtime::Collector::Copying);"), "{text}");
 }
+
+/// A raw fuzz input is made into the case its fuzz target made of it: with
+/// the known bugs' avoid rules, which the rooted pass honours (without them
+/// triage ran another case than the one that crashed).
+#[test]
+fn raw_inputs_are_triaged_as_the_target_generated_them() {
+    use gcfuzz::case::{AvoidRule, seeded_input};
+    use gcfuzz::generate::{Generator, case_avoiding};
+    use gcfuzz::triage::bulk::load;
+    let rule = AvoidRule { signature: "s".into(), sequence: vec!["AnyConvertExtern".into(), "RefTestNonNull".into()] };
+    let path = std::path::Path::new("crash-input");
+    let mut differed = 0;
+    for i in 0..40 {
+        let data = seeded_input(21, i);
+        let Ok(target) = case_avoiding(Generator::Rooted, &data, std::slice::from_ref(&rule)) else { continue };
+        let (loaded, input) = load(path, &data, Generator::Rooted, std::slice::from_ref(&rule)).unwrap();
+        assert_eq!(loaded, target, "input {i}");
+        assert_eq!(input.as_deref(), Some(&data[..]));
+        differed += (load(path, &data, Generator::Rooted, &[]).unwrap().0 != target) as u32;
+    }
+    assert!(differed > 0, "the rule changed none of the cases: the test shows nothing");
+}

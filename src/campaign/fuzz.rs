@@ -3,7 +3,7 @@
 //! stable replay binaries and in `cargo test`. [`seed_corpus`] writes their
 //! seed corpora.
 
-use crate::case::{AvoidRule, ConfigId, Profile, TestCase, allocates, seeded_input};
+use crate::case::{AvoidRule, ConfigId, Plan, Profile, TestCase, allocates, seeded_input};
 use crate::engine::real_engine;
 use crate::engine::worker::InProcess;
 use crate::generate::{self, Generator};
@@ -51,8 +51,7 @@ fn run(generator: Generator, data: &[u8]) {
         return;
     }
     let all = reproducer || std::env::var_os("GCFUZZ_ALL_CONFIGS").is_some();
-    let configs: Vec<String> =
-        fuzz_configs(&case.plan.configs, data, all).iter().map(|c| c.name().to_string()).collect();
+    let configs: Vec<String> = fuzz_configs(&case.plan, data, all).iter().map(|c| c.name().to_string()).collect();
     let report = ENGINES.with(|e| check_case(&case, &configs, &mut *e.borrow_mut())).expect("real engines exist");
     for f in &report.findings {
         if known().contains(&f.signature) {
@@ -92,17 +91,21 @@ pub(crate) fn input_case(generator: Generator, data: &[u8]) -> Result<(TestCase,
 /// The configurations one generated input runs on in process: the oracles
 /// that compile nothing (the reference interpreter, which judges here, and
 /// wasmi where the plan has it) and one of the plan's Wasmtime
-/// configurations, Null included, drawn from the input's hash. Compiling is
+/// configurations, Null included, drawn from the input's hash. A plan whose
+/// every call has its result from a model (`gc-stress`) is judged by the
+/// model the same way. Compiling is
 /// most of an input's time, so each compiled configuration costs about as
 /// much as all the rest (README, "The libFuzzer targets"); over many inputs
 /// each one runs. What this gives up per input: Null's comparison with a
 /// collector when both are not drawn together (the interpreter, which never
 /// collects either, judges instead) and so the leak oracle, which needs both
 /// (campaigns keep it). `all` (a reproducer, or `GCFUZZ_ALL_CONFIGS` set), or
-/// a plan without the interpreter, keeps every one.
-fn fuzz_configs(configs: &[ConfigId], data: &[u8], all: bool) -> Vec<ConfigId> {
+/// a plan with neither judge, keeps every one.
+fn fuzz_configs(plan: &Plan, data: &[u8], all: bool) -> Vec<ConfigId> {
+    let configs = &plan.configs;
     let compiles = |c: &ConfigId| c.is_wasmtime();
-    if all || !configs.contains(&ConfigId::Interp) {
+    let modelled = !plan.calls.is_empty() && plan.calls.iter().all(|c| c.expect.is_some());
+    if all || !(configs.contains(&ConfigId::Interp) || modelled) {
         return configs.to_vec();
     }
     // FNV-1a: stable across builds and machines, so a crash input replays
@@ -166,7 +169,10 @@ mod tests {
     #[test]
     fn inputs_draw_their_compiled_configuration_and_cover_them_all() {
         use ConfigId::*;
-        let plan = [Null, Drc, Copying, PulleyDrc, Wasmi, Interp];
+        let configs = [Null, Drc, Copying, PulleyDrc, Wasmi, Interp];
+        let wasm = wat::parse_str(r#"(module (func (export "f") (result i64) i64.const 1))"#).unwrap();
+        let info = crate::case::ModuleInfo::parse(&wasm).unwrap();
+        let plan = Plan { configs: configs.to_vec(), ..Plan::default_for(&wasm, &info) };
         let mut runs = std::collections::BTreeMap::new();
         for i in 0..400 {
             let data = seeded_input(4, i);
@@ -179,8 +185,14 @@ mod tests {
         for c in [Null, Drc, Copying, PulleyDrc] {
             assert!((70..=130).contains(&runs[&c]), "{runs:?}");
         }
-        assert_eq!(fuzz_configs(&plan, b"any", true), plan);
-        assert_eq!(fuzz_configs(&plan[..4], b"any", false), &plan[..4]);
+        assert_eq!(fuzz_configs(&plan, b"any", true), configs);
+        // Without a judge that compiles nothing, every configuration runs...
+        let unjudged = Plan { configs: configs[..4].to_vec(), ..plan.clone() };
+        assert_eq!(fuzz_configs(&unjudged, b"any", false), &configs[..4]);
+        // ...unless a model gives every call's result.
+        let mut modelled = unjudged.clone();
+        modelled.calls[0].expect = Some(vec![crate::outcome::Value::I64(1)]);
+        assert_eq!(fuzz_configs(&modelled, b"any", false).len(), 1);
     }
 
     #[test]

@@ -75,8 +75,9 @@ pub fn install() {
     unsafe {
         libc::dl_iterate_phdr(Some(main_image), std::ptr::null_mut());
         const STACK: usize = 256 << 10;
-        // Mapped, not allocated: LeakSanitizer (the libFuzzer targets run
-        // under ASan) would report a heap block only the kernel points to.
+        // Mapped, not allocated: LeakSanitizer (in ASan builds of the
+        // libFuzzer targets) would report a heap block only the kernel
+        // points to.
         let stack = libc::mmap(
             std::ptr::null_mut(),
             STACK,

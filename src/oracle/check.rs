@@ -124,8 +124,9 @@ pub fn check_case(case: &TestCase, configs: &[String], exec: &mut dyn Executor) 
 /// Where, instead, native code of the same collector failed at a Wasm
 /// operator in some other way, Pulley's crash joins that finding: Pulley has
 /// no inline GC checks, so where native code stops at a corrupted object,
-/// Pulley runs on with it and crashes later, one bug seen twice. A Pulley
-/// crash with neither keeps no location.
+/// Pulley runs on with it and crashes later, one bug seen twice (the
+/// merged finding lists both configurations). A Pulley crash with neither
+/// keeps no location.
 fn located_like_native(findings: &mut [Finding]) {
     let place =
         |c: &CrashInfo| format!("{}|{}", normalize_message(&c.message), significant_frames(&c.frames).join("|"));
@@ -145,13 +146,10 @@ fn located_like_native(findings: &mut [Finding]) {
         if let Some((_, _, twin)) = located.iter().find(|(p, _, _)| *p == here) {
             let op = twin.crash.as_ref().and_then(|c| c.wasm.clone());
             *f = Finding::crash(f.kind, CrashInfo { wasm: op, ..crash.clone() });
-        } else if let Some((_, _, twin)) = located.iter().find(|(_, fam, _)| fam == family(&crash.config)) {
-            let how = crash.message.lines().next().unwrap_or_default();
-            *f = Finding {
-                configs: f.configs.clone(),
-                summary: format!("{} (on {}: {how})", twin.summary, crash.config),
-                ..twin.clone()
-            };
+        } else if let Some((_, _, twin)) = located.iter().find(|(_, fam, _)| fam == family(&crash.config))
+            && f.kind == FindingKind::Crash
+        {
+            *f = Finding { configs: f.configs.clone(), ..twin.clone() };
         }
     }
 }

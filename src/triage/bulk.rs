@@ -7,7 +7,7 @@
 //! is reported as not reproducing.
 
 use super::confirm;
-use crate::case::TestCase;
+use crate::case::{AvoidRule, TestCase};
 use crate::engine::worker::Executor;
 use crate::generate::{self, Generator};
 use crate::oracle::{FindingKind, check_case};
@@ -67,13 +67,20 @@ impl Report {
 
 /// How a file is read: a module (`.wasm` by its magic, `.wat` by its
 /// extension) or else a raw fuzz input as libFuzzer saves it, for the
-/// target whose generator is `generator`.
-pub fn load(path: &Path, bytes: &[u8], generator: Generator) -> Result<(TestCase, Option<Vec<u8>>)> {
+/// target whose generator is `generator`, made into the case the target
+/// made of it: with the known bugs' avoid rules (`avoid`), which the rooted
+/// pass honours.
+pub fn load(
+    path: &Path,
+    bytes: &[u8],
+    generator: Generator,
+    avoid: &[AvoidRule],
+) -> Result<(TestCase, Option<Vec<u8>>)> {
     let is_wat = path.extension().is_some_and(|e| e == "wat");
     if bytes.starts_with(b"\0asm") || is_wat {
         Ok((TestCase::from_module_bytes(bytes)?, None))
     } else {
-        Ok((generate::case(generator, bytes).context("not a fuzz input")?, Some(bytes.to_vec())))
+        Ok((generate::case_avoiding(generator, bytes, avoid).context("not a fuzz input")?, Some(bytes.to_vec())))
     }
 }
 
@@ -86,6 +93,9 @@ pub struct Options<'a> {
     pub known: BTreeSet<String>,
     /// The generator raw inputs are for (the fuzz target's).
     pub generator: Generator,
+    /// The known bugs' avoid rules (`record::known_avoid_rules` of
+    /// `crashes/`), as the fuzz targets apply them when they generate.
+    pub avoid: Vec<AvoidRule>,
     /// Run on these configurations instead of each plan's.
     pub configs: Option<&'a [String]>,
     /// Shrink attempts per new signature; `None` keeps reproducers as they are.
@@ -95,7 +105,7 @@ pub struct Options<'a> {
 impl<'a> Options<'a> {
     /// Rooted-generator inputs, each plan's configurations, no shrinking.
     pub fn new(out: &'a Path, known: BTreeSet<String>) -> Options<'a> {
-        Options { out, known, generator: Generator::Rooted, configs: None, shrink_attempts: None }
+        Options { out, known, generator: Generator::Rooted, avoid: vec![], configs: None, shrink_attempts: None }
     }
 }
 
@@ -125,7 +135,7 @@ pub fn triage(dir: &Path, opts: &Options, exec: &mut dyn Executor, mut log: impl
 fn triage_file(file: &Path, opts: &Options, exec: &mut dyn Executor, report: &mut Report) -> Result<String> {
     let out = opts.out;
     let bytes = std::fs::read(file).context("cannot read")?;
-    let (case, input) = load(file, &bytes, opts.generator)?;
+    let (case, input) = load(file, &bytes, opts.generator, &opts.avoid)?;
     let configs: Vec<String> = match opts.configs {
         Some(configs) => configs.to_vec(),
         None => case.plan.configs.iter().map(|c| c.name().to_string()).collect(),
