@@ -108,13 +108,14 @@ pub fn run(opts: &Options) -> Summary {
     s.execs_per_sec = s.execs as f64 / s.elapsed_secs.max(1e-9);
     s.modules_with_gc_share = s.modules_with_gc as f64 / (s.execs.max(1)) as f64;
     let secs = |micros: u64| micros as f64 / 1e6;
-    let other = t.wall_micros.saturating_sub(t.generate_micros + t.engine_micros + t.compare_micros);
+    let outside = t.wall_micros.saturating_sub(t.engine_micros + t.triage_micros);
     s.time = TimeSplit {
         generate_secs: secs(t.generate_micros),
         engine_secs: secs(t.engine_micros),
         compare_secs: secs(t.compare_micros),
-        other_secs: secs(other),
-        harness_overhead: (t.wall_micros.saturating_sub(t.engine_micros)) as f64 / (t.engine_micros.max(1)) as f64,
+        triage_secs: secs(t.triage_micros),
+        other_secs: secs(outside.saturating_sub(t.generate_micros + t.compare_micros)),
+        harness_overhead: outside as f64 / (t.engine_micros.max(1)) as f64,
     };
     t.summary
 }
@@ -262,7 +263,13 @@ impl Job<'_> {
             let known = opts.known.contains(&f.signature);
             let wanted = record::stored_size(&opts.out, &f.signature).is_none_or(|stored| !known && size < stored);
             let (reproduces, gives_known) = if wanted {
-                match again.get_or_insert_with(|| confirm::rerun(case, &configs, fresh)) {
+                let rerun = || {
+                    let start = Instant::now();
+                    let again = confirm::rerun(case, &configs, fresh);
+                    totals.lock().unwrap().triage_micros += start.elapsed().as_micros() as u64;
+                    again
+                };
+                match again.get_or_insert_with(rerun) {
                     Ok(signatures) => {
                         (signatures.contains(&f.signature), signatures.iter().any(|s| opts.known.contains(s)))
                     }
@@ -293,7 +300,10 @@ impl Job<'_> {
             let mut reproducer = None;
             if status == Status::Unreproducible && needs_history_search(f) && searched.insert(f.signature.clone()) {
                 let earlier: Vec<TestCase> = recent.iter().cloned().collect();
-                match history::shortest(case, &earlier, &configs, &f.signature, fresh) {
+                let start = Instant::now();
+                let shortest = history::shortest(case, &earlier, &configs, &f.signature, fresh);
+                totals.lock().unwrap().triage_micros += start.elapsed().as_micros() as u64;
+                match shortest {
                     Ok(Some(with_history)) => {
                         confirmed.lock().unwrap().insert(f.signature.clone());
                         status = Status::New;

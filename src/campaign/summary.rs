@@ -42,9 +42,14 @@ pub struct TimeSplit {
     /// Inside engines: compile, instantiate, run, walk (measured in workers).
     pub engine_secs: f64,
     pub compare_secs: f64,
+    /// Confirming findings: a fresh worker re-running a case with a new
+    /// finding, and the history searches for crashes that need one (wall
+    /// time, engines included).
+    pub triage_secs: f64,
     /// Everything else: process hand-off, bookkeeping, worker restarts.
     pub other_secs: f64,
-    /// (generate + compare + other) / engine.
+    /// (generate + compare + other) / engine: the time outside engines per
+    /// second inside them, triage aside.
     pub harness_overhead: f64,
 }
 
@@ -182,6 +187,7 @@ pub(super) struct Totals {
     pub(super) generate_micros: u64,
     pub(super) engine_micros: u64,
     pub(super) compare_micros: u64,
+    pub(super) triage_micros: u64,
 }
 
 impl Totals {

@@ -55,6 +55,15 @@ pub enum Knob {
     Regalloc,
     /// `Config::compiler_inlining` (Wasm-to-Wasm inlining).
     Inlining,
+    /// `Config::epoch_interruption`: every function entry and loop header
+    /// checks the epoch deadline and calls out when it passed. The store's
+    /// deadline is always passed, and its callback collects at checks 1, 2,
+    /// 4, … (`engine::wasmtime::knobs::prepare_store`): collections at
+    /// safepoints no other path reaches.
+    EpochInterruption,
+    /// `Config::cranelift_nan_canonicalization`: float results pass through
+    /// extra code; the generators canonicalize NaNs, so results stay equal.
+    NanCanonicalization,
 }
 
 /// A knob's value: a flag, a size in bytes, or a named choice.
@@ -99,10 +108,12 @@ impl Knob {
         Knob::OptLevel,
         Knob::Regalloc,
         Knob::Inlining,
+        Knob::EpochInterruption,
+        Knob::NanCanonicalization,
     ];
 
-    /// The name in plans and reports (and, but for the Spectre flags and
-    /// inlining, the `wasmtime -O` option).
+    /// The name in plans and reports (and the `wasmtime` CLI's `-O` or `-W`
+    /// option, but for the Spectre flags and inlining).
     pub fn name(self) -> &'static str {
         match self {
             Knob::TableLazyInit => "table-lazy-init",
@@ -120,6 +131,8 @@ impl Knob {
             Knob::OptLevel => "opt-level",
             Knob::Regalloc => "regalloc-algorithm",
             Knob::Inlining => "inlining",
+            Knob::EpochInterruption => "epoch-interruption",
+            Knob::NanCanonicalization => "nan-canonicalization",
         }
     }
 
@@ -146,7 +159,7 @@ impl Knob {
             | Knob::GuardBeforeLinearMemory
             | Knob::MemoryInitCow
             | Knob::GcHeapMayMove => vec![Flag(false)],
-            Knob::Inlining => vec![Flag(true)],
+            Knob::Inlining | Knob::EpochInterruption | Knob::NanCanonicalization => vec![Flag(true)],
             Knob::MemoryReservation | Knob::GcHeapReservation => {
                 [0, 64 << 10, ODD, 1 << 20, 16 << 20].map(Bytes).to_vec()
             }
@@ -192,6 +205,7 @@ impl Knob {
                 )
             }
             Knob::Inlining => format!("-C inlining={value}"),
+            Knob::EpochInterruption | Knob::NanCanonicalization => format!("-W {}={value}", self.name()),
             _ => format!("-O {}={value}", self.name()),
         }
     }
@@ -218,6 +232,11 @@ impl Knob {
             Knob::Inlining => "config.compiler_inlining(wasmtime::Inlining::No);".into(),
             Knob::OptLevel => format!("config.cranelift_opt_level({value});"),
             Knob::Regalloc => format!("config.cranelift_regalloc_algorithm({value});"),
+            Knob::NanCanonicalization => format!("config.cranelift_nan_canonicalization({value});"),
+            Knob::EpochInterruption => format!(
+                "config.epoch_interruption({value}); // and in the store: set_epoch_deadline(0), and an \
+                 epoch_deadline_callback that collects at its calls 1, 2, 4, … and returns Continue(0)"
+            ),
             _ => format!("config.{}({value});", self.name().replace('-', "_")),
         }
     }

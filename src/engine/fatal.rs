@@ -70,10 +70,10 @@ pub fn install() {
     if PREVIOUS.get().is_some() {
         return;
     }
+    find_image();
     // SAFETY: plain libc calls on memory this function owns; the alternate
     // stack is never unmapped (it must outlive every signal).
     unsafe {
-        libc::dl_iterate_phdr(Some(main_image), std::ptr::null_mut());
         const STACK: usize = 256 << 10;
         // Mapped, not allocated: LeakSanitizer (in ASan builds of the
         // libFuzzer targets) would report a heap block only the kernel
@@ -101,6 +101,28 @@ pub fn install() {
         }
         let _ = PREVIOUS.set(previous);
     }
+}
+
+/// Finds where the executable is mapped (`EXE_BASE`, `EXE_END`), once.
+fn find_image() {
+    static FOUND: std::sync::Once = std::sync::Once::new();
+    // SAFETY: `main_image` reads what the loader passes and stores two words.
+    FOUND.call_once(|| unsafe {
+        libc::dl_iterate_phdr(Some(main_image), std::ptr::null_mut());
+    });
+}
+
+/// The image offsets of `sites` (`call_sites`) that fall in this
+/// executable; `None` for the others (shared libraries, compiled Wasm).
+/// A worker's panic hook sends these rather than names: naming a frame in a
+/// fresh process means reading the executable's symbols (and std's
+/// backtrace reads the detached debug info of every library on the stack
+/// too), which made a panicking worker take ~60 ms to report; the parent
+/// names them with the [`Symbols`] it read once.
+pub fn exe_offsets(sites: &[usize]) -> Vec<Option<u64>> {
+    find_image();
+    let (base, end) = (EXE_BASE.load(Ordering::Relaxed), EXE_END.load(Ordering::Relaxed));
+    sites.iter().map(|&pc| (base..end).contains(&pc).then(|| (pc - base) as u64)).collect()
 }
 
 /// `dl_iterate_phdr` callback: the first object is the executable.
@@ -393,6 +415,7 @@ pub fn parse(stderr: &str) -> (Option<Report>, String) {
 }
 
 /// Function symbols of a worker executable, for naming `Addr::Exe` offsets.
+#[derive(Default)]
 pub struct Symbols {
     /// (start, name), sorted by start.
     functions: Vec<(u64, String)>,
@@ -416,6 +439,18 @@ impl Symbols {
             .unwrap_or_default();
         functions.sort();
         Symbols { functions }
+    }
+
+    /// This process's own executable's, read once.
+    pub fn own() -> &'static Symbols {
+        static OWN: std::sync::OnceLock<Symbols> = std::sync::OnceLock::new();
+        OWN.get_or_init(|| std::env::current_exe().map(|exe| Symbols::read(&exe)).unwrap_or_default())
+    }
+
+    /// Names for [`exe_offsets`]: `<unknown>` outside the executable, as
+    /// std's backtrace names them.
+    pub fn names(&self, offsets: &[Option<u64>]) -> Vec<String> {
+        offsets.iter().map(|o| o.and_then(|o| self.name(o)).unwrap_or("<unknown>").to_string()).collect()
     }
 
     /// The function containing image offset `offset` (reports give the

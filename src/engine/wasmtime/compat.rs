@@ -4,7 +4,7 @@
 
 use crate::case::ConfigId;
 use crate::line;
-use wasmtime::{Caller, Config, Store};
+use wasmtime::{Config, Store};
 
 /// Sets what is specific to configuration `id` and the plan's zeal and heap
 /// size, as far as this line has the knobs (see `crate::line`).
@@ -85,27 +85,19 @@ pub fn is_engine_bug(e: &wasmtime::Error) -> bool {
     }
 }
 
-/// A collection forced by the host from inside a host function.
-pub fn host_gc<T>(caller: &mut Caller<'_, T>) -> wasmtime::Result<()> {
+/// A collection forced by the host: from a host function (a `Caller`),
+/// between calls (the `Store`) or at an epoch check (its callback's
+/// `StoreContextMut`).
+pub fn collect(mut cx: impl wasmtime::AsContextMut) -> wasmtime::Result<()> {
+    let mut cx = cx.as_context_mut();
     #[cfg(wasmtime_gc_fallible)]
-    return caller.gc(None);
+    return cx.gc(None);
     #[cfg(all(not(wasmtime_gc_fallible), wasmtime_gc_size_hint))]
-    caller.gc(None);
+    cx.gc(None);
     #[cfg(not(wasmtime_gc_size_hint))]
-    caller.gc();
+    cx.gc();
     #[cfg(not(wasmtime_gc_fallible))]
     Ok(())
-}
-
-/// A collection forced by the host between calls.
-pub fn store_gc<T>(store: &mut Store<T>) {
-    // A failure here resurfaces as a trap or mismatch in the next call.
-    #[cfg(wasmtime_gc_fallible)]
-    let _ = store.gc(None);
-    #[cfg(all(not(wasmtime_gc_fallible), wasmtime_gc_size_hint))]
-    store.gc(None);
-    #[cfg(not(wasmtime_gc_size_hint))]
-    store.gc();
 }
 
 #[cfg(not(wasmtime_wast_owns_store))]

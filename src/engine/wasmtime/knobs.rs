@@ -5,7 +5,7 @@
 //! unreproducible, so on lines with `Engine::get_*` each knob is read back.
 
 use crate::case::{Knob, Knobs, Setting};
-use wasmtime::{Config, OptLevel};
+use wasmtime::{Config, OptLevel, Store, UpdateDeadline};
 
 /// Sets each knob on `c`.
 pub fn apply(c: &mut Config, knobs: &Knobs) {
@@ -78,6 +78,12 @@ pub fn apply(c: &mut Config, knobs: &Knobs) {
             Knob::Inlining => {
                 c.compiler_inlining(flag);
             }
+            Knob::EpochInterruption => {
+                c.epoch_interruption(flag);
+            }
+            Knob::NanCanonicalization => {
+                c.cranelift_nan_canonicalization(flag);
+            }
             // The plan codec drops knobs the line lacks.
             #[allow(unreachable_patterns)]
             _ => {}
@@ -99,6 +105,28 @@ fn regalloc(setting: &Setting) -> wasmtime::RegallocAlgorithm {
         Setting::Name(n) if n == "single-pass" => wasmtime::RegallocAlgorithm::SinglePass,
         _ => wasmtime::RegallocAlgorithm::Backtracking,
     }
+}
+
+/// Sets up a store for its engine's knobs. With epoch interruption, the
+/// deadline is always passed, so every check (function entries, loop
+/// headers) calls out to the host; the callback collects at checks 1, 2, 4,
+/// … 2^16 (a collection at a safepoint nothing else makes one at, early
+/// and late in a run, at a bounded cost), then moves the deadline out of
+/// reach (nothing advances the epoch). Collecting is invisible to a
+/// correct program, so results stay comparable with Null.
+pub fn prepare_store<T: 'static>(store: &mut Store<T>, knobs: &Knobs) {
+    if knobs.get(&Knob::EpochInterruption) != Some(&Setting::Flag(true)) {
+        return;
+    }
+    store.set_epoch_deadline(0);
+    let mut checks: u64 = 0;
+    store.epoch_deadline_callback(move |cx| {
+        checks += 1;
+        if checks.is_power_of_two() {
+            super::api::collect(cx)?;
+        }
+        Ok(UpdateDeadline::Continue(u64::from(checks >= 1 << 16)))
+    });
 }
 
 /// The first knob `engine` does not run with, as "knob: asked X, engine
@@ -127,6 +155,8 @@ pub fn verify(engine: &wasmtime::Engine, knobs: &Knobs) -> Result<(), String> {
             Knob::Regalloc => (engine.get_cranelift_regalloc_algorithm() != Some(regalloc(setting)))
                 .then(|| Setting::Name(format!("{:?}", engine.get_cranelift_regalloc_algorithm()))),
             Knob::Inlining => flag(engine.get_compiler_inlining() != wasmtime::Inlining::No),
+            Knob::EpochInterruption => flag(engine.get_epoch_interruption()),
+            Knob::NanCanonicalization => flag(engine.get_cranelift_nan_canonicalization() == Some(true)),
         };
         if let Some(actual) = actual.filter(|a| a != setting) {
             return Err(format!("knob {}: asked {setting}, the engine has {actual}", knob.name()));
@@ -181,7 +211,10 @@ mod tests {
                 verify(&engine, &set).unwrap_or_else(|e| panic!("{id}: {e}"));
                 // Some settings are refused only when code is compiled or
                 // a store is made.
-                assert_eq!(run(&engine).unwrap_or_else(|e| panic!("{id}, {}: {e:#}", knobs::describe(&set))), 65539);
+                assert_eq!(
+                    run(&engine, &set).unwrap_or_else(|e| panic!("{id}, {}: {e:#}", knobs::describe(&set))),
+                    65539
+                );
                 ran += 1;
             }
         }
@@ -191,7 +224,7 @@ mod tests {
 
     /// Grows a memory, fills a table eagerly, allocates GC objects across a
     /// growth of the GC heap: every kind of code the knobs change.
-    fn run(engine: &wasmtime::Engine) -> wasmtime::Result<i32> {
+    fn run(engine: &wasmtime::Engine, knobs: &Knobs) -> wasmtime::Result<i32> {
         let module = wasmtime::Module::new(
             engine,
             r#"(module
@@ -217,8 +250,48 @@ mod tests {
         )?;
         let mut store = wasmtime::Store::new(engine, ());
         store.set_fuel(u64::MAX)?;
+        prepare_store(&mut store, knobs);
         let instance = wasmtime::Instance::new(&mut store, &module, &[])?;
         instance.get_typed_func::<(), i32>(&mut store, "run")?.call(&mut store, ())
+    }
+
+    /// With epoch interruption the checks collect: a host object whose last
+    /// reference was an ended call's argument (DRC drops such a reference
+    /// only in a collection) is freed by the next call's checks, and not
+    /// without the knob.
+    #[cfg(wasmtime_engine_getters)]
+    #[test]
+    fn epoch_checks_collect() {
+        use std::sync::Arc;
+        use wasmtime::{ExternRef, Rooted};
+        let freed = |knobs: &Knobs| -> bool {
+            let engine = engine(ConfigId::Drc, knobs);
+            let module = wasmtime::Module::new(
+                &engine,
+                r#"(module
+                     (func (export "take") (param externref))
+                     (func (export "spin") (local $i i32)
+                       (loop $l
+                         (local.set $i (i32.add (local.get $i) (i32.const 1)))
+                         (br_if $l (i32.lt_u (local.get $i) (i32.const 8))))))"#,
+            )
+            .unwrap();
+            let mut store = wasmtime::Store::new(&engine, ());
+            store.set_fuel(u64::MAX).unwrap();
+            prepare_store(&mut store, knobs);
+            let instance = wasmtime::Instance::new(&mut store, &module, &[]).unwrap();
+            let data = Arc::new(());
+            {
+                let mut scope = wasmtime::RootScope::new(&mut store);
+                let r = ExternRef::new(&mut scope, data.clone()).unwrap();
+                let take = instance.get_typed_func::<Option<Rooted<ExternRef>>, ()>(&mut scope, "take").unwrap();
+                take.call(&mut scope, Some(r)).unwrap();
+            }
+            instance.get_typed_func::<(), ()>(&mut store, "spin").unwrap().call(&mut store, ()).unwrap();
+            Arc::strong_count(&data) == 1
+        };
+        assert!(!freed(&Knobs::new()), "freed without a collection");
+        assert!(freed(&[(Knob::EpochInterruption, Setting::Flag(true))].into()), "the epoch checks did not collect");
     }
 
     /// A knob the harness failed to pass on is reported, not run silently

@@ -150,12 +150,12 @@ fn host_functions(engine: &wasmtime::Engine) -> wasmtime::Result<Linker<Host>> {
     for &f in HostFunc::ALL {
         let name = f.name();
         match f {
-            HostFunc::Gc => linker.func_wrap(host::MODULE, name, |mut caller: Caller<'_>| api::host_gc(&mut caller))?,
+            HostFunc::Gc => linker.func_wrap(host::MODULE, name, |mut caller: Caller<'_>| api::collect(&mut caller))?,
             HostFunc::GcAny => linker.func_wrap(
                 host::MODULE,
                 name,
                 |mut caller: Caller<'_>, r: Option<Rooted<AnyRef>>| -> wasmtime::Result<Option<Rooted<AnyRef>>> {
-                    api::host_gc(&mut caller)?;
+                    api::collect(&mut caller)?;
                     Ok(r)
                 },
             )?,
@@ -163,7 +163,7 @@ fn host_functions(engine: &wasmtime::Engine) -> wasmtime::Result<Linker<Host>> {
                 host::MODULE,
                 name,
                 |mut caller: Caller<'_>, r: Option<Rooted<ExternRef>>| -> wasmtime::Result<Option<Rooted<ExternRef>>> {
-                    api::host_gc(&mut caller)?;
+                    api::collect(&mut caller)?;
                     Ok(r)
                 },
             )?,
@@ -226,6 +226,7 @@ impl Engine for WasmtimeEngine {
         if store.set_fuel(CALL_FUEL).is_err() {
             return (Status::Error("fuel not enabled".into()), None);
         }
+        knobs::prepare_store(&mut store, &key.knobs);
         // Linked modules are registered in a copy of the cached linker, which
         // must not keep one case's instances for the next.
         let mut own_linker = (linked > 0).then(|| linker.clone());
@@ -380,7 +381,8 @@ impl Instance for WasmtimeInstance {
     }
 
     fn collect(&mut self) {
-        api::store_gc(&mut self.store);
+        // A failure here resurfaces as a trap or mismatch in the next call.
+        let _ = api::collect(&mut self.store);
     }
 
     fn gc_heap_bytes(&self) -> Option<u64> {

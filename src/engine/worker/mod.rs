@@ -66,7 +66,7 @@ impl Executor for InProcess {
                     location,
                     signal: None,
                     exit_code: None,
-                    frames,
+                    frames: fatal::Symbols::own().names(&frames),
                     wasm,
                 })
             }
@@ -89,7 +89,8 @@ impl InProcess {
 struct Caught {
     message: String,
     location: Option<String>,
-    frames: Vec<String>,
+    /// Its call sites as offsets in this executable (`fatal::exe_offsets`).
+    frames: Vec<Option<u64>>,
     /// Where in Wasm: the operator at the fault for a failure compiled code
     /// detected, else the one that called out into the panicking code.
     wasm: Option<String>,
@@ -101,13 +102,14 @@ fn caught(info: &std::panic::PanicHookInfo) -> Caught {
         None => info.payload().downcast_ref::<String>().cloned().unwrap_or_else(|| "<non-string panic>".into()),
     };
     let location = info.location().map(|l| format!("{}:{}", l.file(), l.line()));
-    let frames = backtrace_frames(&std::backtrace::Backtrace::force_capture().to_string());
+    let sites = fatal::call_sites();
+    let frames = fatal::exe_offsets(&sites);
     use crate::engine::wasmtime::locate;
     // A failure compiled code detected: the operator at the fault; any other
     // panic under Wasm frames: the operator that called out.
     let wasm = match message.contains("in compiled code") {
         true => locate::faulting_operator(),
-        false => locate::calling_operator(&crate::engine::fatal::call_sites()),
+        false => locate::calling_operator(&sites),
     };
     Caught { message, location, frames, wasm }
 }
@@ -178,6 +180,11 @@ pub fn serve(factory: Factory, memory_limit_mb: Option<u64>) -> Result<()> {
     if let Some(mb) = memory_limit_mb {
         limit_memory(mb)?;
     }
+    // A crashing worker writes no core file: where core dumps are on, each
+    // crash would otherwise dump a process with gigabytes reserved.
+    let no_core = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: setrlimit reads the struct we pass.
+    unsafe { libc::setrlimit(libc::RLIMIT_CORE, &no_core) };
     // Before any engine: Wasmtime's handlers, installed later, go first.
     fatal::install();
     // Move the protocol off fd 1: anything else that prints to stdout lands
@@ -239,25 +246,4 @@ pub fn serve(factory: Factory, memory_limit_mb: Option<u64>) -> Result<()> {
         }
     }
     Ok(())
-}
-
-/// Function names from a `std::backtrace::Backtrace` rendering.
-pub fn backtrace_frames(text: &str) -> Vec<String> {
-    text.lines()
-        .filter_map(|line| {
-            let (num, rest) = line.trim_start().split_once(": ")?;
-            num.chars().all(|c| c.is_ascii_digit()).then(|| rest.trim().to_string())
-        })
-        .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backtrace_lines_are_parsed() {
-        let text = "   0: std::backtrace::Backtrace::create\n             at /rustc/x/library/std/src/backtrace.rs:331:13\n   1: wasmtime::foo::bar\n";
-        assert_eq!(backtrace_frames(text), vec!["std::backtrace::Backtrace::create", "wasmtime::foo::bar"]);
-    }
 }

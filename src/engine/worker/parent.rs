@@ -231,6 +231,7 @@ impl Worker {
             Some(Response::UnknownConfig) => bail!("worker does not know configuration {config:?}"),
             Some(Response::Panic { message, location, frames, wasm }) => {
                 let status = self.wait_for_exit();
+                let frames = self.symbols().names(&frames);
                 Ok(RunResult::Crashed(CrashInfo {
                     config: config.into(),
                     message,
@@ -279,7 +280,7 @@ impl Worker {
                 if let Some(addr) = r.addr {
                     crash.message.push_str(&format!("\nfault address {addr:#x}"));
                 }
-                let symbols = self.symbols.get_or_init(|| fatal::Symbols::read(&self.command.program));
+                let symbols = self.symbols();
                 let at_fault = r.from_fault();
                 crash.frames = fatal::frame_names(&at_fault, symbols, &case.modules().unwrap_or_default());
                 crash.wasm = crash.frames.first().and_then(|f| f.strip_prefix("wasm ")).map(str::to_owned);
@@ -287,6 +288,11 @@ impl Worker {
             None => {}
         }
         crash
+    }
+
+    /// The worker executable's symbols, read at the first crash.
+    fn symbols(&self) -> &fatal::Symbols {
+        self.symbols.get_or_init(|| fatal::Symbols::read(&self.command.program))
     }
 
     /// Waits briefly for a dying worker to exit, reaps it, lets its stderr

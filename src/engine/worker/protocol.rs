@@ -31,7 +31,9 @@ pub(super) enum Response {
     Panic {
         message: String,
         location: Option<String>,
-        frames: Vec<String>,
+        /// The call sites' offsets in the worker executable, innermost
+        /// first (`None` outside it), for the parent to name.
+        frames: Vec<Option<u64>>,
         #[serde(default)]
         wasm: Option<String>,
     },
