@@ -172,6 +172,10 @@ enum Command {
         /// Print each generator's reach matrix after the table.
         #[arg(long)]
         matrix: bool,
+        /// Also run each case in the reference interpreter and print the
+        /// operand edges its GC and table instructions met.
+        #[arg(long)]
+        edges: bool,
     },
     /// The scheduled job: build the libFuzzer targets, fuzz each for its
     /// share of the time on all cores, merge the corpora, triage new
@@ -501,25 +505,36 @@ fn dispatch(command: Command) -> Result<ExitCode> {
             }
             Ok(if summary.findings.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
         }
-        Command::Stats { count, seed, generators, json, matrix } => {
+        Command::Stats { count, seed, generators, json, matrix, edges } => {
             use clap::ValueEnum;
             let generators = if generators.is_empty() { Generator::value_variants().to_vec() } else { generators };
             let bar = indicatif::ProgressBar::new_spinner();
-            let mut all = Vec::new();
+            let (mut all, mut met) = (Vec::new(), Vec::new());
             for g in generators {
                 bar.set_message(format!("analyzing {count} {} modules", g.name()));
                 bar.enable_steady_tick(Duration::from_millis(200));
                 all.push(campaign::stats::measure(g, seed, count));
+                if edges {
+                    bar.set_message(format!("running {count} {} cases in the reference interpreter", g.name()));
+                    met.push(campaign::edges::measure(g, seed, count));
+                }
             }
             bar.finish_and_clear();
             if json {
-                println!("{}", serde_json::to_string_pretty(&all)?);
+                let json = match edges {
+                    true => serde_json::json!({ "stats": all, "edges": met }),
+                    false => serde_json::to_value(&all)?,
+                };
+                println!("{}", serde_json::to_string_pretty(&json)?);
             } else {
                 print!("{}", campaign::stats::table(&all));
                 if matrix {
                     for s in &all {
                         print!("\n{}", campaign::stats::matrix_table(s));
                     }
+                }
+                for s in &met {
+                    print!("\n{}", campaign::edges::table(s));
                 }
             }
             Ok(ExitCode::SUCCESS)

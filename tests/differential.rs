@@ -60,7 +60,8 @@ fn planted_wrong_result_is_a_mismatch() {
 /// and Pulley's same panic, which has no native Wasm frames, is told apart
 /// alike. The bug: Wasmtime 48.0.8's `is_subtype` libcall assert on a host
 /// `externref` seen as `anyref` (crashes/crash-assertion-failed-x-un-max-*),
-/// reached from `ref.test` and from `br_on_cast`.
+/// reached from `ref.test` (both its forms: one signature) and from
+/// `br_on_cast`.
 #[test]
 fn panics_under_wasm_frames_are_told_apart_by_the_operator_that_called_out() {
     if gcfuzz::line::wasmtime() != "wasmtime 48.0.8" {
@@ -81,12 +82,15 @@ fn panics_under_wasm_frames_are_told_apart_by_the_operator_that_called_out() {
     };
     let test = run("(ref.test (ref $a) (any.convert_extern (local.get 0)))");
     let test_again = run("(i32.add (i32.const 0) (ref.test (ref $a) (any.convert_extern (local.get 0))))");
+    let test_nullable = run("(ref.test (ref null $a) (any.convert_extern (local.get 0)))");
     let cast = run(
         "(block $hit (result (ref $a)) (br_on_cast $hit anyref (ref $a) (any.convert_extern (local.get 0))) (drop) (return (i32.const 0))) (drop) (i32.const 1)",
     );
     assert_eq!(test.configs, ["drc", "pulley-drc"], "one finding for native and Pulley: {test:#?}");
     assert_eq!(test.crash.as_ref().unwrap().wasm.as_deref(), Some("RefTestNonNull"), "{test:#?}");
     assert_eq!(test.signature, test_again.signature);
+    assert_eq!(test.signature, test_nullable.signature, "the nullable form is the same bug");
+    assert!(test_nullable.summary.contains("(at Wasm RefTestNullable)"), "{}", test_nullable.summary);
     assert_ne!(test.signature, cast.signature, "{}", cast.summary);
     assert!(cast.summary.contains("(at Wasm BrOnCast)"), "{}", cast.summary);
 }

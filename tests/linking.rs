@@ -129,7 +129,7 @@ fn a_reproducer_importing_from_a_module_it_does_not_carry_is_refused() {
 fn a_fault_in_a_linked_module_is_located_at_its_operator() {
     use gcfuzz::engine::worker::{Worker, WorkerCommand};
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("crashes/crash-bug-gc-heap-corruption-detected-in-d798cf72");
+        .join("crashes/crash-bug-gc-heap-corruption-detected-in-642f7b7c");
     let record = gcfuzz::report::record::read_record(&dir).unwrap();
     if !record.expected_on.iter().any(|e| gcfuzz::line::engine_versions().contains(&e.as_str())) {
         return;
@@ -144,5 +144,5 @@ fn a_fault_in_a_linked_module_is_located_at_its_operator() {
     let mut worker = Worker::new(worker, std::time::Duration::from_secs(60));
     let report = check_case(&case, &names(&["null", "drc"]), &mut worker).unwrap();
     let signatures: Vec<&str> = report.findings.iter().map(|f| f.signature.as_str()).collect();
-    assert_eq!(signatures, ["crash-bug-gc-heap-corruption-detected-in-d798cf72"], "{:#?}", report.findings);
+    assert_eq!(signatures, ["crash-bug-gc-heap-corruption-detected-in-642f7b7c"], "{:#?}", report.findings);
 }

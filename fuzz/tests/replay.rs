@@ -39,7 +39,7 @@ fn differential_rejects_unreadable_input_in_one_line() {
 /// with the bug's avoid rule, a case holding its trigger is not run.
 #[test]
 fn differential_passes_over_a_known_bug() {
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../crashes/crash-bug-gc-heap-corruption-detected-in-d798cf72");
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../crashes/crash-bug-gc-heap-corruption-detected-in-642f7b7c");
     let record = std::fs::read_to_string(format!("{dir}/finding.json")).unwrap();
     if !record.contains(&format!("\"wasmtime {}\"", gcfuzz::line::wasmtime_version())) {
         return; // not a bug of this Wasmtime line
@@ -59,7 +59,7 @@ fn differential_passes_over_a_known_bug() {
     };
     // The same bug known, but without its avoid rule: hit and passed over.
     let known = std::env::temp_dir().join(format!("gcfuzz-known-{}", std::process::id()));
-    let copy = known.join("crash-bug-gc-heap-corruption-detected-in-d798cf72");
+    let copy = known.join("crash-bug-gc-heap-corruption-detected-in-642f7b7c");
     std::fs::create_dir_all(&copy).unwrap();
     let without_rule = record.replace(r#""avoid": ["#, r#""avoid_off": ["#);
     assert_ne!(without_rule, record, "the record has an avoid rule");
@@ -67,17 +67,17 @@ fn differential_passes_over_a_known_bug() {
     let (ok, stderr) = run(&known);
     std::fs::remove_dir_all(&known).unwrap();
     assert!(ok, "{stderr}");
-    assert!(stderr.contains("known bug crash-bug-gc-heap-corruption-detected-in-d798cf72"), "{stderr}");
+    assert!(stderr.contains("known bug crash-bug-gc-heap-corruption-detected-in-642f7b7c"), "{stderr}");
     // Unknown: a finding.
     let (ok, stderr) = run(std::path::Path::new("/nonexistent"));
     assert!(!ok, "{stderr}");
-    assert!(stderr.contains("gcfuzz finding crash-bug-gc-heap-corruption-detected-in-d798cf72"), "{stderr}");
+    assert!(stderr.contains("gcfuzz finding crash-bug-gc-heap-corruption-detected-in-642f7b7c"), "{stderr}");
     // As `crashes/` has it, with the rule: the case with the trigger is not run.
     let (ok, stderr) = run(std::path::Path::new(dir).parent().unwrap());
     std::fs::remove_file(&input).unwrap();
     assert!(ok, "{stderr}");
     assert!(
-        stderr.contains("skipped a case with the trigger of crash-bug-gc-heap-corruption-detected-in-d798cf72"),
+        stderr.contains("skipped a case with the trigger of crash-bug-gc-heap-corruption-detected-in-642f7b7c"),
         "{stderr}"
     );
 }

@@ -73,6 +73,17 @@ pub fn case(generator: Generator, data: &[u8]) -> Result<TestCase> {
 /// bug's trigger does not crowd out everything else. The same input gives
 /// another case under other rules.
 pub fn case_avoiding(generator: Generator, data: &[u8], avoid: &[AvoidRule]) -> Result<TestCase> {
+    build(generator, data, avoid, true)
+}
+
+/// [`case`] without the rewrites that change what a correct engine computes
+/// (the rooted pass's edge operands, which may make an instruction trap):
+/// what the pass's semantics test compares with the unrewritten module.
+pub fn case_preserving(generator: Generator, data: &[u8]) -> Result<TestCase> {
+    build(generator, data, &[], false)
+}
+
+fn build(generator: Generator, data: &[u8], avoid: &[AvoidRule], edges: bool) -> Result<TestCase> {
     let (rest, plan_bytes) = data.split_at(data.len() - (data.len() / 8).min(256));
     let (module_bytes, pass_bytes) = rest.split_at(rest.len() - (rest.len() / 16).min(128));
     let mut u = Unstructured::new(module_bytes);
@@ -87,7 +98,7 @@ pub fn case_avoiding(generator: Generator, data: &[u8], avoid: &[AvoidRule]) -> 
             // pass cannot handle stays as it is.
             let rewrite = |wasm: Vec<u8>| match (generator, profile) {
                 (Generator::Rooted, Profile::Gc) => {
-                    rooted::rewrite(&wasm, &mut Unstructured::new(pass_bytes), avoid).map_or(wasm, |(w, _)| w)
+                    rooted::rewrite(&wasm, &mut Unstructured::new(pass_bytes), avoid, edges).map_or(wasm, |(w, _)| w)
                 }
                 _ => wasm,
             };

@@ -10,11 +10,12 @@
 //! order; splitting it by instruction family would scatter the stack
 //! discipline that every arm shares.
 
+use super::edges;
 use super::module::Module;
 use super::numeric::*;
 use super::origin::{Operands, Origin};
 use super::store::{FuncInst, Host, PAGE, Store, any_convert_extern, default_val, extern_convert_any, pack, unpacked};
-use super::types::{Heap, Storage, TypeId, heap_type};
+use super::types::{Heap, Storage, TypeId, heap_type, storage_size};
 use super::{AnyRef, Ref, Stop, Val, trap};
 use crate::outcome::{Exhausted, TrapClass};
 use std::rc::Rc;
@@ -90,18 +91,6 @@ fn array_of(r: Ref) -> Result<u32, Stop> {
         Ref::Any(AnyRef::Array(o)) => Ok(o),
         Ref::Null => trap(TrapClass::NullReference),
         other => unreachable!("validated code: expected an array, found {other:?}"),
-    }
-}
-
-/// Bytes per element when an array of this storage is read from data.
-fn storage_size(s: Storage<TypeId>) -> usize {
-    use super::types::ValTy;
-    match s {
-        Storage::I8 => 1,
-        Storage::I16 => 2,
-        Storage::Val(ValTy::I32 | ValTy::F32) => 4,
-        Storage::Val(ValTy::I64 | ValTy::F64) => 8,
-        Storage::Val(_) => 16,
     }
 }
 
@@ -354,6 +343,9 @@ impl<'a> Store<'a> {
                 let at = pc;
                 pc += 1;
                 m.stack.current = Origin { inst: ii, code: code_index, at: at as u32 };
+                if edges::on() {
+                    edges::note(&code.ops[at], m.stack.top(5), self, ii, types);
+                }
                 match &code.ops[at] {
                     // Control.
                     Operator::Unreachable => return trap(TrapClass::Unreachable),

@@ -7,9 +7,11 @@
 //! cannot have rooting bugs of its own. Clarity over speed.
 //!
 //! `store` holds instances and runtime objects and instantiates modules;
-//! `exec` runs code; `wast` runs spec test scripts against it; `value` is
+//! `exec` runs code (and notes the operand `edges` it meets, when asked);
+//! `wast` runs spec test scripts against it; `value` is
 //! what they pass around.
 
+pub mod edges;
 mod exec;
 pub mod module;
 mod numeric;

@@ -70,6 +70,11 @@ impl Operands {
         Some((self.vals.pop()?, self.origins.pop()?))
     }
 
+    /// The top `n` values (fewer if the stack is lower), topmost last.
+    pub fn top(&self, n: usize) -> &[Val] {
+        &self.vals[self.vals.len().saturating_sub(n)..]
+    }
+
     pub fn last(&self) -> Option<&Val> {
         self.vals.last()
     }

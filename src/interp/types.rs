@@ -318,3 +318,14 @@ fn convert_sub(
     };
     Ok(DefType { is_final: s.is_final, supertype, composite })
 }
+
+/// Bytes per element when an array of this storage is read from data.
+pub fn storage_size(s: Storage<TypeId>) -> usize {
+    match s {
+        Storage::I8 => 1,
+        Storage::I16 => 2,
+        Storage::Val(ValTy::I32 | ValTy::F32) => 4,
+        Storage::Val(ValTy::I64 | ValTy::F64) => 8,
+        Storage::Val(_) => 16,
+    }
+}

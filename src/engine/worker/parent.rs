@@ -20,7 +20,7 @@ use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// How to start a worker: a program and its arguments.
 #[derive(Clone, Debug)]
@@ -300,12 +300,18 @@ impl Worker {
     fn wait_for_exit(&mut self) -> Option<std::process::ExitStatus> {
         let mut process = self.process.take()?;
         let mut status = None;
-        for _ in 0..200 {
+        // A dying worker is gone within a millisecond or a few (tearing
+        // down its reservations): poll finely first, then back off, for
+        // about two seconds. A fixed 10 ms pause cost every crash 10 ms.
+        let deadline = Instant::now() + Duration::from_secs(2);
+        let mut pause = Duration::from_micros(50);
+        while Instant::now() < deadline {
             if let Ok(Some(s)) = process.child.try_wait() {
                 status = Some(s);
                 break;
             }
-            std::thread::sleep(Duration::from_millis(10));
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(Duration::from_millis(10));
         }
         if status.is_none() {
             let _ = process.child.kill();

@@ -19,7 +19,9 @@
 //!   ref.cast T; local.set $u; observe($u)`: the original live on the stack
 //!   across the throw's allocation, the copy carried as an exception payload;
 //!
-//! and before existing calls and allocations it may insert `call $gc`; at a
+//! and before existing calls and allocations it may insert `call $gc`;
+//! before some GC and table instructions it may put an index or length at
+//! the edge of its range in place of the operand ([`edges`]); at a
 //! function's entry it may allocate a fresh object (of one of the module's
 //! types, or of an `i64` struct type of its own), hold it in a local across
 //! a collection, write to it, throw and catch it, and observe it, so that
@@ -51,7 +53,10 @@ use wasm_encoder::reencode::{Reencode, RoundtripReencoder, utils};
 use wasm_encoder::{Instruction, ValType};
 use wasmparser::{CompositeInnerType, Operator, Parser, Payload, StorageType, SubType, ValidPayload, Validator};
 
+mod edges;
 mod sequences;
+
+use edges::EdgeOperand;
 
 type ReencodeError = wasm_encoder::reencode::Error<std::convert::Infallible>;
 
@@ -63,6 +68,7 @@ pub const OBSERVE_EXPORT: &str = "gcfuzz:observe";
 /// limits and the budgets below bound the pass's throughput cost (README).
 const MAX_SITES: usize = 3;
 const MAX_GC_BEFORE: usize = 2;
+const MAX_EDGES: usize = 4;
 
 /// Inserted collections per instance: each inserted `call $gc` runs only
 /// while this budget (a new global) lasts, so inserted calls in hot loops
@@ -142,6 +148,8 @@ struct FuncPlan {
     sites: Vec<Site>,
     /// Instruction indices to precede with `call $gc`.
     gc_before: Vec<(usize, Via)>,
+    /// Instruction indices whose top operand is put at an edge.
+    edges: Vec<(usize, EdgeOperand)>,
     entry: Option<Entry>,
 }
 
@@ -152,17 +160,22 @@ pub struct Rewritten {
     pub gc_calls: usize,
     /// Functions given a fresh object at entry.
     pub entries: usize,
+    /// Operands put at an edge.
+    pub edges: usize,
 }
 
 /// Rewrites `wasm`, drawing choices from `u`, emitting no observation that
-/// an `avoid` rule forbids. Returns the new module, or an error when the
-/// module cannot be rewritten (it is then used as it is).
-pub fn rewrite(wasm: &[u8], u: &mut Unstructured, avoid: &[AvoidRule]) -> Result<(Vec<u8>, Rewritten)> {
-    let module = Analysis::run(wasm, u)?;
+/// an `avoid` rule forbids, and edge operands only with `edges` (they may
+/// change what the module computes; nothing else does). Returns the new
+/// module, or an error when the module cannot be rewritten (it is then used
+/// as it is).
+pub fn rewrite(wasm: &[u8], u: &mut Unstructured, avoid: &[AvoidRule], edges: bool) -> Result<(Vec<u8>, Rewritten)> {
+    let module = Analysis::run(wasm, u, edges)?;
     let stats = Rewritten {
         sites: module.plans.iter().map(|p| p.sites.len()).sum(),
         gc_calls: module.plans.iter().map(|p| p.gc_before.len()).sum(),
         entries: module.plans.iter().filter(|p| p.entry.is_some()).count(),
+        edges: module.plans.iter().map(|p| p.edges.len()).sum(),
     };
     let mut encoder = Encoder::new(&module, avoid);
     let mut out = wasm_encoder::Module::new();
@@ -190,7 +203,7 @@ struct Analysis {
 }
 
 impl Analysis {
-    fn run(wasm: &[u8], u: &mut Unstructured) -> Result<Analysis> {
+    fn run(wasm: &[u8], u: &mut Unstructured, edges: bool) -> Result<Analysis> {
         let mut validator = Validator::new_with_features(crate::case::Profile::Gc.features());
         let mut a = Analysis {
             types: Vec::new(),
@@ -245,7 +258,7 @@ impl Analysis {
             if let ValidPayload::Func(func, body) = valid {
                 let mut v = func.into_validator(Default::default());
                 let with_entries = *with_entries.get_or_insert_with(|| u.ratio(3, 5).unwrap_or(false));
-                a.plans.push(plan_function(&mut v, &body, &id_to_index, &a.types, with_entries, u)?);
+                a.plans.push(plan_function(&mut v, &body, &id_to_index, &a.types, with_entries, edges, u)?);
             }
         }
         Ok(a)
@@ -295,6 +308,7 @@ fn plan_function(
     ids: &HashMap<wasmparser::types::CoreTypeId, u32>,
     types: &[SubType],
     with_entries: bool,
+    edges: bool,
     u: &mut Unstructured,
 ) -> Result<FuncPlan> {
     let mut locals = body.get_locals_reader()?;
@@ -331,6 +345,13 @@ fn plan_function(
         let reachable = v.get_control_frame(0).is_some_and(|f| !f.unreachable);
         if is_safepoint && reachable && plan.gc_before.len() < MAX_GC_BEFORE && u.ratio(1, 8).unwrap_or(false) {
             plan.gc_before.push((index, Via::draw(u)));
+        }
+        if edges
+            && reachable
+            && plan.edges.len() < MAX_EDGES
+            && let Some(edge) = EdgeOperand::draw(&op, 3, u)
+        {
+            plan.edges.push((index, edge));
         }
         v.op(offset, &op)?;
         // The top operand, if it belongs to the current block (values of
@@ -693,6 +714,22 @@ impl Reencode for Encoder<'_> {
         if let Some(Entry { fresh, .. }) = entry {
             locals.push((1, self.encode_val(fresh_ref(self.fresh_type(fresh)))));
         }
+        // Then one `(ref null $array)` local per edge that measures an array.
+        let mut next_local = len + 2 + entry.is_some() as u32;
+        let mut edge_locals = Vec::new();
+        for (_, edge) in &plan.edges {
+            edge_locals.push(edge.local_type().map(|array| {
+                let nullable = wasmparser::RefType::new(
+                    true,
+                    wasmparser::HeapType::Concrete(wasmparser::UnpackedIndex::Module(array)),
+                )
+                .expect("a small type index fits");
+                locals.push((1, self.encode_val(nullable)));
+                next_local += 1;
+                next_local - 1
+            }));
+        }
+        let edges = plan.edges.clone();
         let mut f = wasm_encoder::Function::new(locals);
         if let Some(entry) = entry {
             self.emit_entry(&mut f, entry, len + 2, scratch);
@@ -704,6 +741,9 @@ impl Reencode for Encoder<'_> {
             let op = ops.read()?;
             if let Some((_, via)) = gc_before.iter().find(|(i, _)| *i == index) {
                 self.collect(&mut f, *via, scratch.collected);
+            }
+            for (k, (_, edge)) in edges.iter().enumerate().filter(|(_, (i, _))| *i == index) {
+                edge.emit(&mut f, edge_locals[k]);
             }
             f.instruction(&self.instruction(op)?);
             for (k, site) in sites.iter().enumerate().filter(|(_, s)| s.after == index) {
@@ -738,7 +778,7 @@ mod tests {
             let data = seeded_input(11, i);
             let mut u = Unstructured::new(&data[..data.len() - 200]);
             let wasm = module(Profile::Gc, &mut u).unwrap();
-            match rewrite(&wasm, &mut Unstructured::new(&data[data.len() - 200..]), &[]) {
+            match rewrite(&wasm, &mut Unstructured::new(&data[data.len() - 200..]), &[], true) {
                 Ok((_, stats)) => rewritten += (stats.sites + stats.gc_calls > 0) as usize,
                 Err(e) => *errors.entry(format!("{e:#}").chars().take(120).collect::<String>()).or_insert(0) += 1,
             }
@@ -761,9 +801,9 @@ mod tests {
             if rule.matches(&wasm) {
                 continue; // wasm-smith wrote it itself: skipped by campaigns
             }
-            let Ok((plain, _)) = rewrite(&wasm, &mut pass(), &[]) else { continue };
+            let Ok((plain, _)) = rewrite(&wasm, &mut pass(), &[], true) else { continue };
             without += rule.matches(&plain) as u32;
-            let (avoiding, _) = rewrite(&wasm, &mut pass(), std::slice::from_ref(&rule)).unwrap();
+            let (avoiding, _) = rewrite(&wasm, &mut pass(), std::slice::from_ref(&rule), true).unwrap();
             with += rule.matches(&avoiding) as u32;
             Profile::Gc.validate(&avoiding).unwrap();
         }

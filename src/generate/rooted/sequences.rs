@@ -51,7 +51,9 @@ impl Encoder<'_> {
                         }
                     }
                     CompositeInnerType::Array(arr) => {
-                        // Length, and the first element when there is one.
+                        // Length, and the last element when there is one
+                        // (the end of the object, where a stale or wrongly
+                        // sized one differs first).
                         f.instruction(&Instruction::LocalGet(local));
                         f.instruction(&Instruction::ArrayLen);
                         f.instruction(&Instruction::I64ExtendI32U);
@@ -63,7 +65,10 @@ impl Encoder<'_> {
                             f.instruction(&Instruction::ArrayLen);
                             f.instruction(&Instruction::If(BlockType::Result(ValType::I64)));
                             f.instruction(&Instruction::LocalGet(local));
-                            f.instruction(&Instruction::I32Const(0));
+                            f.instruction(&Instruction::LocalGet(local));
+                            f.instruction(&Instruction::ArrayLen);
+                            f.instruction(&Instruction::I32Const(1));
+                            f.instruction(&Instruction::I32Sub);
                             read_scalar(f, arr.0.element_type, |packed| match packed {
                                 true => Instruction::ArrayGetU(index),
                                 false => Instruction::ArrayGet(index),
@@ -298,7 +303,8 @@ impl Encoder<'_> {
 
     /// After the collection, writes to a fresh array of a mutable element
     /// type (nobody else holds it, so the module's computation is
-    /// unchanged): `array.set` of its first element, `array.fill` and an
+    /// unchanged): `array.set` of its first and last elements, `array.fill`
+    /// to its end and an
     /// overlapping `array.copy` onto itself, each a use of a reference that
     /// lived across the collection.
     pub(super) fn write_fresh_array(&self, f: &mut wasm_encoder::Function, index: u32, len: i32, local: u32) {
@@ -309,9 +315,9 @@ impl Encoder<'_> {
             return;
         }
         let value = filler_value(&a.0.element_type, true).expect("fillable");
-        if len > 0 {
+        for at in [0, len - 1].into_iter().filter(|&at| at >= 0).take(len.min(2) as usize) {
             f.instruction(&Instruction::LocalGet(local));
-            f.instruction(&Instruction::I32Const(0));
+            f.instruction(&Instruction::I32Const(at));
             f.instruction(&value);
             f.instruction(&Instruction::ArraySet(index));
         }
