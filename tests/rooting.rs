@@ -51,10 +51,14 @@ fn the_model_agrees_with_wasmtime_on_seeded_gc_stress_cases_and_catches_a_forgot
 fn the_rewrite_pass_keeps_what_a_correct_engine_computes() {
     let mut exec = InProcess::new(planted::factory);
     let mut compared = 0;
+    // As campaigns do: the pass's observations keep clear of the known
+    // bugs' triggers (on 48.0.8, one of them would crash `null`).
+    let known =
+        gcfuzz::report::record::known_avoid_rules(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("crashes"));
     for i in 0..100 {
         let data = seeded_input(79, i);
         let plain = generate::case(Generator::Smith, &data).unwrap();
-        let rooted = generate::case_preserving(Generator::Rooted, &data).unwrap();
+        let rooted = generate::case_preserving(Generator::Rooted, &data, &known).unwrap();
         if plain == rooted {
             continue;
         }

@@ -79,8 +79,8 @@ pub fn case_avoiding(generator: Generator, data: &[u8], avoid: &[AvoidRule]) -> 
 /// [`case`] without the rewrites that change what a correct engine computes
 /// (the rooted pass's edge operands, which may make an instruction trap):
 /// what the pass's semantics test compares with the unrewritten module.
-pub fn case_preserving(generator: Generator, data: &[u8]) -> Result<TestCase> {
-    build(generator, data, &[], false)
+pub fn case_preserving(generator: Generator, data: &[u8], avoid: &[AvoidRule]) -> Result<TestCase> {
+    build(generator, data, avoid, false)
 }
 
 fn build(generator: Generator, data: &[u8], avoid: &[AvoidRule], edges: bool) -> Result<TestCase> {

@@ -55,7 +55,13 @@ pub fn smith_config(profile: Profile, u: &mut Unstructured) -> Result<wasm_smith
         max_element_segments: u.int_in_range(0..=4)?,
         max_elements: 16,
         max_table_elements: 1000,
-        limit_arrays_in_const_exprs: true,
+        // Constant expressions over the whole size range: in a quarter of
+        // the modules an array length in a global, element or table
+        // initializer is any constant expression (up to past every
+        // engine's limit: instantiation-time allocation and its failure),
+        // elsewhere at most the expression fuel, 50 to 400 elements.
+        limit_arrays_in_const_exprs: u.ratio(3, 4)?,
+        const_expr_fuel: u.int_in_range(50..=400)?,
         // `export_everything` counts exports against this budget.
         max_type_size: 10_000,
         allow_floats: u.ratio(1, 3)?,

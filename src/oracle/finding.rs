@@ -225,6 +225,17 @@ pub fn significant_frames(frames: &[String]) -> Vec<String> {
         .rposition(|f| f.contains("rust_begin_unwind") || f.contains("panic_fmt") || f.contains("panicking::"))
         .map_or(0, |i| i + 1);
     let frames = &frames[after_panic..];
+    // The harness's first frame above the panic is where the bug's code was
+    // entered from; the frames above it are its callers (a worker's loop, a
+    // test runner, libFuzzer), which differ between a worker and an
+    // in-process target for the same bug.
+    let frames = match frames.iter().position(|f| {
+        let f = f.trim();
+        f.starts_with("gcfuzz::") || f.starts_with("<gcfuzz::")
+    }) {
+        Some(i) => &frames[..i],
+        None => frames,
+    };
     const NOISE: &[&str] = &[
         "std::",
         "core::",
@@ -379,10 +390,13 @@ mod tests {
             "std::panicking::begin_panic_handler::h0123456789abcdef",
             "core::panicking::panic_fmt",
             "wasmtime::runtime::vm::gc::enabled::drc::DrcHeap::trace::h0123456789abcdef",
-            "gcfuzz::engine::execute",
             "wasmtime::runtime::store::gc::collect",
             "wasmtime_environ::foo",
             "wasmtime::bar",
+            // The harness and its callers: a libFuzzer target's, a test's.
+            "gcfuzz::engine::execute",
+            "libfuzzer_sys::test_input_wrap",
+            "test::run_test",
         ]
         .iter()
         .map(|s| s.to_string())
@@ -395,6 +409,20 @@ mod tests {
                 "wasmtime_environ::foo"
             ]
         );
+        // Nothing but machinery under the harness: no frames, wherever the
+        // harness was called from (a worker's loop, libFuzzer, a test).
+        let reported: Vec<String> = [
+            "core::panicking::panic_fmt",
+            "wasmtime::runtime::bug::WasmtimeBug::new",
+            "wasmtime::runtime::trap::from_runtime_box",
+            "gcfuzz::engine::execute",
+            "libfuzzer_sys::test_input_wrap",
+            "test::run_test",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        assert!(significant_frames(&reported).is_empty(), "{:?}", significant_frames(&reported));
     }
 
     fn crash(msg: &str, frames: &[&str]) -> CrashInfo {
