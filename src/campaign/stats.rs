@@ -240,13 +240,14 @@ mod tests {
         ("ArrayNewData", &["throw"]),
         ("ArrayNewElem", &["host-gc", "call", "call_indirect", "throw"]),
         ("StructGet", &["throw"]),
-        ("ArrayGet", &["host-gc", "alloc", "call", "call_ref", "in-try", "throw"]),
+        ("ArrayGet", &["alloc", "call", "call_ref", "in-try", "throw"]),
         ("use: ArraySet", &["alloc", "call", "in-try", "throw"]),
         ("use: ArrayFill", &["alloc", "call", "in-try", "throw"]),
         ("use: ArrayCopy", &["alloc", "call", "in-try", "throw"]),
         ("use: ArrayInitData", &["host-gc", "alloc", "call", "call_indirect", "call_ref", "in-try", "throw"]),
         ("use: ArrayInitElem", &["host-gc", "alloc", "call", "call_indirect", "call_ref", "in-try", "throw"]),
         ("use: TableSet", &["call_ref", "throw"]),
+        ("use: GlobalSet", &["throw"]),
     ];
 
     #[test]

@@ -14,6 +14,12 @@
 //!   select; local.set $u; call $gc; observe($u); local.get $t`: a fresh
 //!   allocation with the original live on the stack, then either of them
 //!   through a `select`, across the collection;
+//! - **widened**: `block (param T) (result W) call $gc end; block (param W)
+//!   (result T) br_on_cast 0 W T; unreachable end; local.tee $t;
+//!   observe($t)`, `W` the top of `T`'s hierarchy (`anyref`, non-null if `T`
+//!   is): a block whose parameter and result are related by subtyping rather
+//!   than equal, carried across the collection at the supertype, then cast
+//!   back by a `br_on_cast` between related types;
 //! - **throw** (lines with exceptions): `local.tee $t; block (result anyref)
 //!   try_table (catch $tag 0) local.get $t; throw $tag end; unreachable end;
 //!   ref.cast T; local.set $u; observe($u)`: the original live on the stack
@@ -128,6 +134,9 @@ enum Template {
     /// (the throw allocates: a safepoint under the zeal counter), caught,
     /// cast back and observed, while the original stays on the stack.
     Throw,
+    /// Carried across the collection as a block parameter of its own type
+    /// and a result of its hierarchy's top type, then `br_on_cast` back.
+    Widened,
 }
 
 /// One insertion after an instruction.
@@ -366,11 +375,12 @@ fn plan_function(
             && plan.sites.len() < MAX_SITES
             && u.ratio(1, 3).unwrap_or(false)
         {
-            let template = match u.int_in_range(0..=3).unwrap_or(0) {
+            let template = match u.int_in_range(0..=4).unwrap_or(0) {
                 0 => Template::Local,
                 1 => Template::BlockParam,
                 2 if defaultable(&r, types) => Template::Select,
                 3 if crate::line::has(crate::line::Cap::Exceptions) && !is_extern(&r) => Template::Throw,
+                4 if matches!(r.heap_type(), wasmparser::HeapType::Concrete(_)) => Template::Widened,
                 _ => Template::Local,
             };
             plan.sites.push(Site { after: index, ty: r, template, via: Via::draw(u) });
@@ -429,6 +439,13 @@ fn fillable(index: u32, types: &[SubType]) -> bool {
             CompositeInnerType::Array(a) => filler_value(&a.0.element_type, false).is_some(),
             _ => false,
         }
+}
+
+/// The top of `r`'s hierarchy (`any`: the pass widens only struct and array
+/// types), as nullable as `r`.
+fn widened(r: wasmparser::RefType) -> wasmparser::RefType {
+    let any = wasmparser::HeapType::Abstract { shared: false, ty: wasmparser::AbstractHeapType::Any };
+    wasmparser::RefType::new(r.is_nullable(), any).expect("an abstract type fits")
 }
 
 /// A non-null reference to type `index`.
@@ -494,6 +511,9 @@ struct Encoder<'a> {
     entry_budget: u32,
     /// Types appended for block-parameter sequences, by reference type.
     block_types: Vec<(wasmparser::RefType, u32)>,
+    /// The first of the two types appended for widened sequences, by
+    /// reference type.
+    widen_types: Vec<(wasmparser::RefType, u32)>,
     next_function: usize,
 }
 
@@ -505,7 +525,14 @@ impl<'a> Encoder<'a> {
                 block_types.push((site.ty, (a.types.len() + block_types.len()) as u32));
             }
         }
-        let empty_func_type = (a.types.len() + block_types.len()) as u32;
+        // Two types per widened reference type: (T) -> (W), then (W) -> (T).
+        let mut widen_types: Vec<(wasmparser::RefType, u32)> = Vec::new();
+        for site in a.plans.iter().flat_map(|p| &p.sites) {
+            if site.template == Template::Widened && !widen_types.iter().any(|(t, _)| *t == site.ty) {
+                widen_types.push((site.ty, (a.types.len() + block_types.len() + 2 * widen_types.len()) as u32));
+            }
+        }
+        let empty_func_type = (a.types.len() + block_types.len() + 2 * widen_types.len()) as u32;
         Encoder {
             a,
             avoid,
@@ -523,6 +550,7 @@ impl<'a> Encoder<'a> {
             collection_budget: a.globals + 1,
             entry_budget: a.globals + 2,
             block_types,
+            widen_types,
             next_function: 0,
         }
     }
@@ -560,7 +588,7 @@ impl<'a> Encoder<'a> {
 
     /// Index of the appended `(func)` type (after the block types).
     fn empty_func_type(&self) -> u32 {
-        (self.a.types.len() + self.block_types.len()) as u32
+        (self.a.types.len() + self.block_types.len() + 2 * self.widen_types.len()) as u32
     }
 
     fn encode_ref(&mut self, r: wasmparser::RefType) -> wasm_encoder::RefType {
@@ -588,6 +616,11 @@ impl Reencode for Encoder<'_> {
         for (r, _) in self.block_types.clone() {
             let t = self.encode_val(r);
             types.ty().function([t], [t]);
+        }
+        for (r, _) in self.widen_types.clone() {
+            let (t, w) = (self.encode_val(r), self.encode_val(widened(r)));
+            types.ty().function([t], [w]);
+            types.ty().function([w], [t]);
         }
         types.ty().function([], []);
         types.ty().struct_([wasm_encoder::FieldType {

@@ -359,6 +359,20 @@ impl Encoder<'_> {
                 self.reuse(f, t, site.ty, scratch);
                 self.observe(f, t, site.ty);
             }
+            Template::Widened => {
+                let up = self.widen_types.iter().find(|(r, _)| *r == site.ty).expect("planned").1;
+                f.instruction(&Instruction::Block(BlockType::FunctionType(up)));
+                self.collect(f, site.via, scratch.collected);
+                f.instruction(&Instruction::End);
+                f.instruction(&Instruction::Block(BlockType::FunctionType(up + 1)));
+                let (from, to) = (self.encode_ref(super::widened(site.ty)), self.encode_ref(site.ty));
+                f.instruction(&Instruction::BrOnCast { relative_depth: 0, from_ref_type: from, to_ref_type: to });
+                f.instruction(&Instruction::Unreachable);
+                f.instruction(&Instruction::End);
+                f.instruction(&Instruction::LocalTee(t));
+                self.reuse(f, t, site.ty, scratch);
+                self.observe(f, t, site.ty);
+            }
             Template::Throw => {
                 // Throwing unwinds through the runtime: out of a hot loop's
                 // reach, it spends the collection budget.
