@@ -13,6 +13,7 @@ mod compat;
 mod compiled;
 mod knobs;
 pub mod locate;
+mod typed;
 mod walk;
 pub mod wast;
 
@@ -313,6 +314,7 @@ fn make_call(
     call: &Call,
     held: &Held<Keep>,
     manual: bool,
+    typed: bool,
 ) -> (Status, Option<Vec<Keep>>) {
     let Some(func) = instance.get_func(&mut *store, &call.export) else {
         return (Status::Error(format!("no exported function {:?}", call.export)), None);
@@ -342,9 +344,13 @@ fn make_call(
             Err(e) => return (Status::Error(format!("argument: {e:#}")), None),
         }
     }
-    let mut results = vec![Val::I32(0); ty.results().len()];
-    match func.call(&mut *store, &args, &mut results) {
-        Ok(()) => {
+    let typed = if typed { typed::call(store, &func, &args) } else { None };
+    let returned = typed.unwrap_or_else(|| {
+        let mut results = vec![Val::I32(0); ty.results().len()];
+        func.call(&mut *store, &args, &mut results).map(|()| results)
+    });
+    match returned {
+        Ok(results) => {
             let kept: wasmtime::Result<Vec<Keep>> = results.iter().map(|v| Keep::new(store, *v, manual)).collect();
             let mut walker = Walker::new();
             let values: wasmtime::Result<Vec<_>> = results.into_iter().map(|v| walker.val(store, v, 0)).collect();
@@ -367,14 +373,17 @@ impl Instance for WasmtimeInstance {
             }
         };
         let manual = line::has(Cap::OwnedRoots) && self.held.next_call().is_multiple_of(2);
+        // Every third call goes through the typed API where its signature
+        // allows (`typed`), by call index, so a replay takes the same path.
+        let typed = self.held.next_call() % 3 == 1;
         let (status, kept) = if self.drops_held_roots {
             let mut scope = wasmtime::RootScope::new(&mut self.store);
-            make_call(&mut scope, instance, call, &self.held, false)
+            make_call(&mut scope, instance, call, &self.held, false, typed)
         } else if manual {
             let mut scope = wasmtime::RootScope::new(&mut self.store);
-            make_call(&mut scope, instance, call, &self.held, true)
+            make_call(&mut scope, instance, call, &self.held, true, typed)
         } else {
-            make_call(&mut self.store, instance, call, &self.held, false)
+            make_call(&mut self.store, instance, call, &self.held, false, typed)
         };
         self.held.push(kept);
         status
