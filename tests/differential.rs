@@ -540,6 +540,31 @@ fn seeded_cases_give_no_false_positives_2() {
 }
 
 /// A plan calling `export` with `args`, a collection before each call.
+/// The objects the host holds are walked once more after the last call:
+/// a root the host lost shows even when no later call takes the object
+/// back (the planted host drops its roots when each call ends).
+#[test]
+fn held_objects_are_read_again_after_the_last_call() {
+    use gcfuzz::case::Arg::I32;
+    let module = r#"(module
+      (type $s (struct (field i32)))
+      (import "host" "gc" (func $gc))
+      (func (export "make") (param i32) (result (ref $s)) (struct.new $s (local.get 0)))
+      (func (export "churn") (call $gc)))"#;
+    let mut case = TestCase::from_module_bytes(module.as_bytes()).unwrap();
+    case.plan.calls = calls(&[("make", vec![I32(41)]), ("churn", vec![])]);
+    let case = TestCase::from_module_bytes(&case.to_module_bytes()).unwrap();
+    let mut exec = InProcess::new(planted::factory);
+    let report = check_case(&case, &names(&["null", "drc", "copying", "interp"]), &mut exec).unwrap();
+    assert!(report.findings.is_empty(), "{:#?}", report.findings);
+    let held = &report.outcomes[0].state.as_ref().unwrap().held;
+    assert_eq!(held.len(), 1, "{held:?}");
+    assert_eq!(held[0].0, "call[0].result[0]");
+    let found = check_case(&case, &names(&["null", "planted-drops-held-roots"]), &mut exec).unwrap().findings;
+    assert_eq!(found.len(), 1, "a held object whose root was dropped: {found:#?}");
+    assert!(found[0].signature.starts_with("mismatch-held-"), "{}", found[0].signature);
+}
+
 fn calls(list: &[(&str, Vec<gcfuzz::case::Arg>)]) -> Vec<gcfuzz::case::Call> {
     list.iter()
         .map(|(export, args)| gcfuzz::case::Call {

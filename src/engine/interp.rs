@@ -6,7 +6,7 @@
 //! Its host functions do what Wasmtime's do, minus the collection: the
 //! interpreter's objects are never collected during a run.
 
-use super::{CALL_FUEL, Engine, Held, Instance, MEMORY_LIMIT, TABLE_LIMIT, callee, state_name};
+use super::{CALL_FUEL, Engine, Held, Instance, MEMORY_LIMIT, TABLE_LIMIT, callee, held_name, state_name};
 use crate::case::Profile;
 use crate::case::host::HostFunc;
 use crate::case::{Arg, Call, TestCase, linked_name};
@@ -221,6 +221,11 @@ impl Instance for InterpInstance<'_> {
                     state.tables.push((name, TableSummary { size: elems.len() as u64, elems: shapes }));
                 }
                 Extern::Func(_) | Extern::Tag(_) => {}
+            }
+        }
+        for (call, result, v) in self.held.iter() {
+            if let Val::Ref(r) = v {
+                state.held.push((held_name(call, result), Value::Ref(walker.reference(*r, 0))));
             }
         }
         state

@@ -71,6 +71,11 @@ pub trait Instance {
 /// Each engine keeps its own value type (rooted as that engine requires).
 pub struct Held<V>(Vec<Option<Vec<V>>>);
 
+/// A held result's name in [`State::held`].
+pub fn held_name(call: usize, result: usize) -> String {
+    format!("call[{call}].result[{result}]")
+}
+
 impl<V> Default for Held<V> {
     fn default() -> Self {
         Held(Vec::new())
@@ -85,6 +90,14 @@ impl<V> Held<V> {
 
     pub fn push(&mut self, results: Option<Vec<V>>) {
         self.0.push(results);
+    }
+
+    /// Every held result with its call and result numbers, in call order.
+    pub fn iter(&self) -> impl Iterator<Item = (usize, usize, &V)> {
+        self.0
+            .iter()
+            .enumerate()
+            .flat_map(|(c, results)| results.iter().flatten().enumerate().map(move |(r, v)| (c, r, v)))
     }
 
     /// The value an [`Arg::Earlier`] names, or the status of a call that

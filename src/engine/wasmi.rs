@@ -3,7 +3,9 @@
 //! calls, extended constants; no GC, typed function references or
 //! exceptions). Its `gc` import is a no-op: wasmi has no collector.
 
-use super::{CALL_FUEL, Engine, Held, Instance, MEMORY_LIMIT, TABLE_LIMIT, callee, compile_modules, state_name};
+use super::{
+    CALL_FUEL, Engine, Held, Instance, MEMORY_LIMIT, TABLE_LIMIT, callee, compile_modules, held_name, state_name,
+};
 use crate::case::Profile;
 use crate::case::host::{self, HostFunc};
 use crate::case::{Arg, Call, TestCase, linked_name};
@@ -189,6 +191,12 @@ impl Instance for WasmiInstance {
                     state.tables.push((name, TableSummary { size, elems }));
                 }
                 Extern::Func(_) => {}
+            }
+        }
+        for (call, result, v) in self.held.iter() {
+            let shape = value(&self.store, v);
+            if matches!(shape, Value::Ref(_)) {
+                state.held.push((held_name(call, result), shape));
             }
         }
         state

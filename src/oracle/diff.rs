@@ -20,6 +20,9 @@ pub enum MismatchKind {
     /// A difference inside a GC object: type, field, length or aliasing.
     HeapShape,
     Global,
+    /// A reference the host held from an earlier call reads differently
+    /// after the last call.
+    Held,
     Memory,
     Table,
 }
@@ -188,6 +191,16 @@ pub(super) fn diff_state(r: &State, o: &State) -> Option<(Diff, Option<Site>)> {
             d.kind = if d.in_heap { MismatchKind::HeapShape } else { MismatchKind::Global };
             d.shape = format!("global {}", d.shape);
             return Some((d, Some(Site::Global(name.clone()))));
+        }
+    }
+    if let Some(d) = export_set(MismatchKind::Held, names(&r.held), names(&o.held)) {
+        return Some((d, None));
+    }
+    for ((name, a), (_, b)) in r.held.iter().zip(&o.held) {
+        if let Some(mut d) = diff_value(a, b, format!("held {name}")) {
+            d.kind = MismatchKind::Held;
+            d.shape = format!("held {}", d.shape);
+            return Some((d, None));
         }
     }
     for ((name, a), (_, b)) in r.memories.iter().zip(&o.memories) {

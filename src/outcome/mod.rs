@@ -135,6 +135,12 @@ pub struct CallRecord {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct State {
     pub globals: Vec<(String, Value)>,
+    /// The references the host still holds from earlier calls
+    /// (`call[i].result[j]`), walked once more after the last call: a
+    /// collection since may have freed or moved what only the host's root
+    /// kept.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub held: Vec<(String, Value)>,
     /// Memory size in bytes and a hash of its contents.
     pub memories: Vec<(String, MemorySummary)>,
     pub tables: Vec<(String, TableSummary)>,

@@ -17,7 +17,9 @@ mod typed;
 mod walk;
 pub mod wast;
 
-use super::{CALL_FUEL, Engine, Held, Instance, MEMORY_LIMIT, TABLE_LIMIT, callee, compile_modules, state_name};
+use super::{
+    CALL_FUEL, Engine, Held, Instance, MEMORY_LIMIT, TABLE_LIMIT, callee, compile_modules, held_name, state_name,
+};
 use crate::case::host::{self, HostFunc};
 use crate::case::{Arg, Call, ConfigId, Knobs, TestCase, linked_name};
 use crate::line::{self, Cap};
@@ -441,6 +443,13 @@ impl Instance for WasmtimeInstance {
                     state.tables.push((name, TableSummary { size, elems }));
                 }
                 _ => {}
+            }
+        }
+        for (call, result, keep) in self.held.iter() {
+            let v = keep.val(&mut scope);
+            let shape = walker.val(&mut scope, v, 0).unwrap_or_else(walk_error);
+            if matches!(shape, Value::Ref(_)) {
+                state.held.push((held_name(call, result), shape));
             }
         }
         state
