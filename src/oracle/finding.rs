@@ -386,7 +386,8 @@ mod tests {
 
     #[test]
     fn frames_skip_machinery_and_hashes() {
-        let frames: Vec<String> = [
+        let owned = |frames: &[&str]| frames.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let frames = owned(&[
             "std::panicking::begin_panic_handler::h0123456789abcdef",
             "core::panicking::panic_fmt",
             "wasmtime::runtime::vm::gc::enabled::drc::DrcHeap::trace::h0123456789abcdef",
@@ -397,10 +398,7 @@ mod tests {
             "gcfuzz::engine::execute",
             "libfuzzer_sys::test_input_wrap",
             "test::run_test",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+        ]);
         assert_eq!(
             significant_frames(&frames),
             vec![
@@ -411,17 +409,14 @@ mod tests {
         );
         // Nothing but machinery under the harness: no frames, wherever the
         // harness was called from (a worker's loop, libFuzzer, a test).
-        let reported: Vec<String> = [
+        let reported = owned(&[
             "core::panicking::panic_fmt",
             "wasmtime::runtime::bug::WasmtimeBug::new",
             "wasmtime::runtime::trap::from_runtime_box",
             "gcfuzz::engine::execute",
             "libfuzzer_sys::test_input_wrap",
             "test::run_test",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+        ]);
         assert!(significant_frames(&reported).is_empty(), "{:?}", significant_frames(&reported));
     }
 
