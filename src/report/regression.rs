@@ -42,15 +42,20 @@ pub fn needed_features(wasm: &[u8]) -> Vec<(&'static str, WasmFeatures)> {
         .collect()
 }
 
+/// The proposals any of `modules` needs (a linked case's modules: one may
+/// need what the main module does not), in `FEATURE_KEYS` order.
+pub fn needed_by_any(modules: &[Vec<u8>]) -> Vec<&'static str> {
+    let needed: Vec<_> = modules.iter().map(|m| needed_features(m)).collect();
+    FEATURE_KEYS.iter().map(|(k, _)| *k).filter(|k| needed.iter().any(|n| n.iter().any(|(f, _)| f == k))).collect()
+}
+
 /// The `.wast` for `case`, with expectations from `reference` (the outcome of
 /// the configuration that is right; `None` when every configuration crashed:
 /// then calls are made without assertions and the crash is the failure).
 pub fn wast(case: &TestCase, signature: &str, reference: Option<&Outcome>, summary: &str) -> Result<String> {
     let mut out = String::new();
     let linked = case.linked()?;
-    // The proposals any of the case's modules needs.
-    let needed: Vec<_> = case.modules()?.iter().map(|m| needed_features(m)).collect();
-    for (key, _) in FEATURE_KEYS.iter().filter(|(k, _)| needed.iter().any(|n| n.iter().any(|(f, _)| f == k))) {
+    for key in needed_by_any(&case.modules()?) {
         writeln!(out, ";;! {key} = true")?;
     }
     writeln!(out, "\n;; gcfuzz {signature}: {summary}")?;
@@ -262,5 +267,8 @@ mod tests {
         assert!(!keys.contains(&"exceptions") && !keys.contains(&"tail_call"));
         let mvp = wat::parse_str("(module (func))").unwrap();
         assert!(needed_features(&mvp).is_empty());
+        // A linked case needs what any of its modules needs.
+        assert!(needed_by_any(&[mvp.clone(), gc.clone()]).contains(&"gc"));
+        assert!(needed_by_any(&[mvp]).is_empty());
     }
 }

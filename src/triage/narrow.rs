@@ -72,7 +72,7 @@ pub fn narrow(case: &TestCase, finding: &Finding, exec: &mut dyn Executor) -> Re
     }
     let mut narrowed = Narrowed {
         signature: finding.signature.clone(),
-        features: crate::report::regression::needed_features(&case.wasm).into_iter().map(|(k, _)| k).collect(),
+        features: crate::report::regression::needed_by_any(&case.modules()?),
         configs,
         zeal: Vec::new(),
         heap: Vec::new(),
