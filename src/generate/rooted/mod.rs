@@ -42,7 +42,9 @@
 //! shows as a wrong value rather than only under `gc_zeal`'s poisoning.
 //! `observe` reads what a stale or moved object would get wrong (a field, an
 //! array's length, the reference's kind), null-guarded so it never traps, and
-//! folds it into `$obs`: `$obs = rotl($obs, 5) ^ value`. The original
+//! folds it into `$obs`: `$obs = rotl($obs, 5) ^ value`. Apart from the
+//! edge operands (which may make an instruction trap, alike on every
+//! correct engine, and are left out with `edges = false`), the original
 //! computation is unchanged; on a correct engine the only difference is
 //! `$obs`, which the state comparison then checks on every configuration.
 //!
