@@ -120,6 +120,15 @@ pub fn run(opts: &Options) -> Summary {
     t.summary
 }
 
+/// Runs `f`, a confirmation or a history search, counting its wall time as
+/// triage (apart from the harness overhead).
+fn timed_triage<T>(totals: &Mutex<Totals>, f: impl FnOnce() -> T) -> T {
+    let start = Instant::now();
+    let result = f();
+    totals.lock().unwrap().triage_micros += start.elapsed().as_micros() as u64;
+    result
+}
+
 /// Whether an unreproducible finding may need history: a crash that says
 /// where it happened (a panic, a fatal signal with frames), not a death with
 /// nothing to tell (a worker killed from outside), a timeout or memory
@@ -263,12 +272,7 @@ impl Job<'_> {
             let known = opts.known.contains(&f.signature);
             let wanted = record::stored_size(&opts.out, &f.signature).is_none_or(|stored| !known && size < stored);
             let (reproduces, gives_known) = if wanted {
-                let rerun = || {
-                    let start = Instant::now();
-                    let again = confirm::rerun(case, &configs, fresh);
-                    totals.lock().unwrap().triage_micros += start.elapsed().as_micros() as u64;
-                    again
-                };
+                let rerun = || timed_triage(totals, || confirm::rerun(case, &configs, fresh));
                 match again.get_or_insert_with(rerun) {
                     Ok(signatures) => {
                         (signatures.contains(&f.signature), signatures.iter().any(|s| opts.known.contains(s)))
@@ -300,10 +304,7 @@ impl Job<'_> {
             let mut reproducer = None;
             if status == Status::Unreproducible && needs_history_search(f) && searched.insert(f.signature.clone()) {
                 let earlier: Vec<TestCase> = recent.iter().cloned().collect();
-                let start = Instant::now();
-                let shortest = history::shortest(case, &earlier, &configs, &f.signature, fresh);
-                totals.lock().unwrap().triage_micros += start.elapsed().as_micros() as u64;
-                match shortest {
+                match timed_triage(totals, || history::shortest(case, &earlier, &configs, &f.signature, fresh)) {
                     Ok(Some(with_history)) => {
                         confirmed.lock().unwrap().insert(f.signature.clone());
                         status = Status::New;

@@ -170,16 +170,18 @@ pub(super) fn diff_state(r: &State, o: &State) -> Option<(Diff, Option<Site>)> {
     fn names<T>(v: &[(String, T)]) -> Vec<String> {
         v.iter().map(|(n, _)| n.clone()).collect()
     }
-    fn export_set(kind: MismatchKind, a: Vec<String>, b: Vec<String>) -> Option<Diff> {
+    /// Different sets of names: exports, or held results.
+    fn name_set(kind: MismatchKind, at: &str, shape: &str, a: Vec<String>, b: Vec<String>) -> Option<Diff> {
         (a != b).then(|| Diff {
             kind,
-            at: "exports".into(),
+            at: at.into(),
             expected: a.join(","),
             actual: b.join(","),
-            shape: "export set".into(),
+            shape: shape.into(),
             in_heap: false,
         })
     }
+    let export_set = |kind, a, b| name_set(kind, "exports", "export set", a, b);
     if let Some(d) = export_set(MismatchKind::Global, names(&r.globals), names(&o.globals))
         .or_else(|| export_set(MismatchKind::Memory, names(&r.memories), names(&o.memories)))
         .or_else(|| export_set(MismatchKind::Table, names(&r.tables), names(&o.tables)))
@@ -193,7 +195,7 @@ pub(super) fn diff_state(r: &State, o: &State) -> Option<(Diff, Option<Site>)> {
             return Some((d, Some(Site::Global(name.clone()))));
         }
     }
-    if let Some(d) = export_set(MismatchKind::Held, names(&r.held), names(&o.held)) {
+    if let Some(d) = name_set(MismatchKind::Held, "held results", "held result set", names(&r.held), names(&o.held)) {
         return Some((d, None));
     }
     for ((name, a), (_, b)) in r.held.iter().zip(&o.held) {

@@ -315,7 +315,12 @@ impl Encoder<'_> {
             return;
         }
         let value = filler_value(&a.0.element_type, true).expect("fillable");
-        for at in [0, len - 1].into_iter().filter(|&at| at >= 0).take(len.min(2) as usize) {
+        let ends = match len {
+            0 => vec![],
+            1 => vec![0],
+            _ => vec![0, len - 1],
+        };
+        for at in ends {
             f.instruction(&Instruction::LocalGet(local));
             f.instruction(&Instruction::I32Const(at));
             f.instruction(&value);
