@@ -171,7 +171,7 @@ fn a_panic_in_process_is_the_crash_a_worker_reports() {
     let (a, b) = (in_process.findings[0].crash.as_ref().unwrap(), in_worker.findings[0].crash.as_ref().unwrap());
     assert_eq!((&a.message, &a.location), (&b.message, &b.location));
     let unrooted = |frames: &[String]| -> Vec<String> {
-        gcfuzz::oracle::finding::significant_frames(frames)
+        gcfuzz::oracle::frames::significant_frames(frames)
             .iter()
             .map(|f| f.split_once("::").map_or(f.clone(), |(_, rest)| rest.to_string()))
             .collect()
@@ -562,7 +562,7 @@ fn held_objects_are_read_again_after_the_last_call() {
     assert_eq!(held[0].0, "call[0].result[0]");
     let found = check_case(&case, &names(&["null", "planted-drops-held-roots"]), &mut exec).unwrap().findings;
     assert_eq!(found.len(), 1, "a held object whose root was dropped: {found:#?}");
-    assert!(found[0].signature.starts_with("mismatch-held-"), "{}", found[0].signature);
+    assert_eq!(found[0].mismatches[0].kind, gcfuzz::oracle::compare::MismatchKind::Held, "{found:#?}");
 }
 
 fn calls(list: &[(&str, Vec<gcfuzz::case::Arg>)]) -> Vec<gcfuzz::case::Call> {

@@ -106,6 +106,35 @@ fn an_import_matcher_that_accepts_a_non_subtype_is_found() {
     assert_eq!(report.findings[0].configs, ["planted-accepts-any-import"]);
 }
 
+/// A rec group declared again with one more member is another type, however
+/// alike its first member is written: the first module's object passes a
+/// test against its own type declared again, and fails one against the twin.
+/// A planted canonicalization that keys a group by its members but the last
+/// makes the twin the same type, and the oracle finds it.
+#[test]
+fn a_type_declared_again_in_another_rec_group_is_another_type() {
+    let twin = r#"(module
+      (rec (type $twin (struct (field (mut i32)))) (type (struct)))
+      (type $s (struct (field (mut i32))))
+      (import "m0" "make" (func $make (param i32) (result (ref $s))))
+      (func (export "run") (result i32)
+        (local $x anyref)
+        (local.set $x (call $make (i32.const 1)))
+        (i32.add (i32.mul (i32.const 10) (ref.test (ref $s) (local.get $x)))
+                 (ref.test (ref $twin) (local.get $x)))))"#;
+    let case = linked(twin);
+    let mut exec = InProcess::new(planted::factory);
+    let configs = names(&["null", "drc", "pulley-drc", "interp", "planted-prefix-canonicalization"]);
+    let report = check_case(&case, &configs, &mut exec).unwrap();
+    for outcome in &report.outcomes {
+        let run = outcome.calls[0].status.to_string();
+        let expected = if outcome.config.starts_with("planted") { "ok(i32:11)" } else { "ok(i32:10)" };
+        assert_eq!(run, expected, "{}", outcome.config);
+    }
+    assert_eq!(report.findings.len(), 1, "{:#?}", report.findings);
+    assert_eq!(report.findings[0].configs, ["planted-prefix-canonicalization"]);
+}
+
 #[test]
 fn a_reproducer_importing_from_a_module_it_does_not_carry_is_refused() {
     let wasm = wat::parse_str(SECOND).unwrap();

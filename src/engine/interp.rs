@@ -34,8 +34,11 @@ pub struct InterpEngine {
     /// The modules being run, linked ones first: the store borrows them for
     /// the instance's life.
     modules: Vec<Vec<u8>>,
-    /// A planted bug for the tests: imports are linked whatever their type.
+    /// Planted bugs for the tests: imports are linked whatever their type;
+    /// a rec group extending a defined one takes its types
+    /// (`Registry::planted_prefix_canonicalization`).
     accepts_any_import: bool,
+    prefix_canonicalization: bool,
 }
 
 impl InterpEngine {
@@ -47,6 +50,12 @@ impl InterpEngine {
     /// an import of any type, for the tests of the linking oracle.
     pub fn accepting_any_import() -> InterpEngine {
         InterpEngine { accepts_any_import: true, ..InterpEngine::default() }
+    }
+
+    /// The interpreter with a planted type canonicalization that keys a rec
+    /// group by its members but the last, for the tests of linked cases.
+    pub fn canonicalizing_by_prefix() -> InterpEngine {
+        InterpEngine { prefix_canonicalization: true, ..InterpEngine::default() }
     }
 }
 
@@ -67,6 +76,7 @@ impl Engine for InterpEngine {
         let modules: &'a [Vec<u8>] = &self.modules;
         let mut store = Store::new(crate::interp::features(), LIMITS);
         store.accepts_any_import = self.accepts_any_import;
+        store.types.planted_prefix_canonicalization = self.prefix_canonicalization;
         let mut insts = Vec::with_capacity(modules.len());
         for (i, bytes) in modules.iter().enumerate() {
             let main = i + 1 == modules.len();

@@ -29,13 +29,40 @@ impl Reencode for Shift {
     }
 }
 
+/// Renumbers one rec group of a module into its twin: references into the
+/// group go to the twin's members, references to earlier types to the
+/// copies of them (`Shift`).
+struct Twin {
+    shift: u32,
+    /// The group's first member, in its module's numbering, and its size.
+    first: u32,
+    len: u32,
+    /// Where the twin's first member lands.
+    twin_first: u32,
+}
+
+impl Reencode for Twin {
+    type Error = std::convert::Infallible;
+
+    fn type_index(&mut self, ty: u32) -> Result<u32, ReencodeError<Self::Error>> {
+        match ty.checked_sub(self.first) {
+            Some(k) if k < self.len => Ok(self.twin_first + k),
+            _ => Ok(ty + self.shift),
+        }
+    }
+}
+
+/// At most this many rec groups of one earlier module get a twin.
+const TWINS_PER_MODULE: usize = 8;
+
 /// One module's type section and the types of what it exports.
 struct Exports<'a> {
     types: Option<wasmparser::TypeSectionReader<'a>>,
     type_count: u32,
-    /// Each type's declared supertype, and whether it is a function type.
+    /// Each type's declared supertype, and its abstract heap type (`func`,
+    /// `struct`, `array`).
     supertypes: Vec<Option<u32>>,
-    is_func: Vec<bool>,
+    kinds: Vec<wasmparser::AbstractHeapType>,
     /// (name, type) of every export, in export order.
     exports: Vec<(&'a str, TypeRef)>,
 }
@@ -43,16 +70,18 @@ struct Exports<'a> {
 impl<'a> Exports<'a> {
     fn parse(wasm: &'a [u8]) -> Result<Exports<'a>> {
         let (mut funcs, mut tables, mut memories, mut globals, mut tags) = (vec![], vec![], vec![], vec![], vec![]);
-        let mut found = Exports { types: None, type_count: 0, supertypes: vec![], is_func: vec![], exports: vec![] };
+        let mut found = Exports { types: None, type_count: 0, supertypes: vec![], kinds: vec![], exports: vec![] };
         for payload in Parser::new(0).parse_all(wasm) {
             match payload? {
                 Payload::TypeSection(reader) => {
                     for group in reader.clone() {
                         for sub in group?.into_types() {
                             found.supertypes.push(sub.supertype_idxs.first().and_then(|i| i.as_module_index()));
-                            found
-                                .is_func
-                                .push(matches!(sub.composite_type.inner, wasmparser::CompositeInnerType::Func(_)));
+                            found.kinds.push(match sub.composite_type.inner {
+                                wasmparser::CompositeInnerType::Func(_) => wasmparser::AbstractHeapType::Func,
+                                wasmparser::CompositeInnerType::Array(_) => wasmparser::AbstractHeapType::Array,
+                                _ => wasmparser::AbstractHeapType::Struct,
+                            });
                         }
                     }
                     found.type_count = found.supertypes.len() as u32;
@@ -119,45 +148,67 @@ impl<'a> Exports<'a> {
 impl Exports<'_> {
     /// The wider types an export of type `ty` can also be imported at
     /// (import matching is subtyping): a function at each declared
-    /// supertype of its type, an immutable reference global at the nullable
-    /// top of its hierarchy. Tables and mutable globals match only their own
-    /// type.
+    /// supertype of its type; an immutable reference global at each
+    /// declared supertype of its type, then at each abstract type above it
+    /// (`struct`, `eq`, `any`…), in its own nullability, and at the
+    /// nullable top of its hierarchy. Tables and mutable globals match only
+    /// their own type.
     fn wider(&self, ty: TypeRef) -> Vec<TypeRef> {
         use wasmparser::{AbstractHeapType as A, HeapType, RefType as R, ValType as V};
         match ty {
-            TypeRef::Func(mut t) => {
-                let mut wider = Vec::new();
-                while let Some(Some(s)) = self.supertypes.get(t as usize) {
-                    wider.push(TypeRef::Func(*s));
-                    t = *s;
-                }
-                wider
-            }
+            TypeRef::Func(t) => self.declared_supertypes(t).into_iter().map(TypeRef::Func).collect(),
             TypeRef::Global(g) if !g.mutable => {
                 let V::Ref(r) = g.content_type else { return vec![] };
-                let top = match r.heap_type() {
+                let abstracts: &[A] = match r.heap_type() {
                     HeapType::Abstract { shared: true, .. } => return vec![],
-                    HeapType::Abstract { ty: A::Func | A::NoFunc, .. } => A::Func,
-                    HeapType::Abstract { ty: A::Extern | A::NoExtern, .. } => A::Extern,
-                    HeapType::Abstract { ty: A::Exn | A::NoExn, .. } => A::Exn,
-                    HeapType::Abstract { .. } => A::Any,
+                    HeapType::Abstract { ty, .. } => match ty {
+                        A::Struct | A::Array | A::I31 => &[A::Eq, A::Any],
+                        A::Eq => &[A::Any],
+                        A::NoFunc => &[A::Func],
+                        A::NoExtern => &[A::Extern],
+                        A::NoExn => &[A::Exn],
+                        A::None => &[A::Any],
+                        _ => &[],
+                    },
                     HeapType::Concrete(i) | HeapType::Exact(i) => {
-                        match i.as_module_index().and_then(|i| self.is_func.get(i as usize)) {
-                            Some(true) => A::Func,
-                            _ => A::Any,
+                        match i.as_module_index().and_then(|i| self.kinds.get(i as usize)) {
+                            Some(A::Func) => &[A::Func],
+                            Some(A::Array) => &[A::Array, A::Eq, A::Any],
+                            _ => &[A::Struct, A::Eq, A::Any],
                         }
                     }
                 };
-                let heap = HeapType::Abstract { shared: false, ty: top };
-                match R::new(true, heap) {
-                    Some(wide) if wide != r => {
-                        vec![TypeRef::Global(wasmparser::GlobalType { content_type: V::Ref(wide), ..g })]
-                    }
-                    _ => vec![],
-                }
+                let concrete = match r.heap_type() {
+                    HeapType::Concrete(i) | HeapType::Exact(i) => i.as_module_index().map_or(vec![], |i| {
+                        self.declared_supertypes(i)
+                            .into_iter()
+                            .map(|s| HeapType::Concrete(wasmparser::UnpackedIndex::Module(s)))
+                            .collect()
+                    }),
+                    HeapType::Abstract { .. } => vec![],
+                };
+                let abstracts = abstracts.iter().map(|&ty| HeapType::Abstract { shared: false, ty });
+                let top = abstracts.clone().next_back().map(|top| R::new(true, top));
+                let mut wider: Vec<R> =
+                    concrete.into_iter().chain(abstracts).filter_map(|h| R::new(r.is_nullable(), h)).collect();
+                wider.extend(top.flatten());
+                wider.dedup();
+                wider.retain(|w| *w != r);
+                let global = |w| TypeRef::Global(wasmparser::GlobalType { content_type: V::Ref(w), ..g });
+                wider.into_iter().map(global).collect()
             }
             _ => vec![],
         }
+    }
+
+    /// `t`'s declared supertypes, nearest first.
+    fn declared_supertypes(&self, mut t: u32) -> Vec<u32> {
+        let mut chain = Vec::new();
+        while let Some(Some(s)) = self.supertypes.get(t as usize) {
+            chain.push(*s);
+            t = *s;
+        }
+        chain
     }
 }
 
@@ -174,10 +225,13 @@ pub fn imports_from(earlier: &[Vec<u8>], profile: Profile) -> Result<(Vec<u8>, u
     for (k, wasm) in earlier.iter().enumerate() {
         let module = Exports::parse(wasm)?;
         let mut shift = Shift(offset);
+        let mut twins = 0;
         if let Some(reader) = module.types.clone() {
             shift
-                .parse_type_section(&mut types, reader)
+                .parse_type_section(&mut types, reader.clone())
                 .map_err(|e| anyhow::anyhow!("types of {}: {e:?}", linked_name(k)))?;
+            twins = twin_groups(&mut types, reader, offset, offset + module.type_count)
+                .map_err(|e| anyhow::anyhow!("twin types of {}: {e}", linked_name(k)))?;
         }
         for &(name, ty) in &module.exports {
             let ty = match ty {
@@ -192,7 +246,7 @@ pub fn imports_from(earlier: &[Vec<u8>], profile: Profile) -> Result<(Vec<u8>, u
                 imports.import(&linked_name(k), name, entity);
             }
         }
-        offset += module.type_count;
+        offset += module.type_count + twins;
     }
     for f in HostFunc::ALL.iter().filter(|f| f.in_profile(profile)) {
         let (params, results) = f.signature();
@@ -210,6 +264,44 @@ pub fn imports_from(earlier: &[Vec<u8>], profile: Profile) -> Result<(Vec<u8>, u
     module.section(&types);
     module.section(&imports);
     Ok((module.finish(), funcs))
+}
+
+/// Declares again, after a module's own types (copied at `shift`), the
+/// first of its rec groups each with one more member, an empty struct, from
+/// type index `at` on. A type's identity is its whole rec group, so each
+/// twin is another type than the one it copies, though written alike: a
+/// later module that tests or casts the earlier instance's objects against
+/// it must fail, calls through a table of the original type must trap. An
+/// engine that canonicalizes a type by its own definition, or by a prefix
+/// of its group, would pass them. Returns how many types it added.
+fn twin_groups(types: &mut TypeSection, reader: wasmparser::TypeSectionReader, shift: u32, at: u32) -> Result<u32> {
+    let mut first = 0;
+    let mut added = 0;
+    for (n, group) in reader.into_iter().enumerate() {
+        let group = group?;
+        let len = group.types().len() as u32;
+        if n < TWINS_PER_MODULE {
+            let mut twin = Twin { shift, first, len, twin_first: at + added };
+            let mut members = Vec::with_capacity(len as usize + 1);
+            for sub in group.into_types() {
+                members.push(twin.sub_type(sub).map_err(|e| anyhow::anyhow!("{e:?}"))?);
+            }
+            members.push(wasm_encoder::SubType {
+                is_final: true,
+                supertype_idxs: vec![],
+                composite_type: wasm_encoder::CompositeType {
+                    inner: wasm_encoder::CompositeInnerType::Struct(wasm_encoder::StructType { fields: Box::new([]) }),
+                    shared: false,
+                    descriptor: None,
+                    describes: None,
+                },
+            });
+            added += members.len() as u32;
+            types.ty().rec(members);
+        }
+        first += len;
+    }
+    Ok(added)
 }
 
 #[cfg(test)]
@@ -243,17 +335,53 @@ mod tests {
             r#"(import "m0" "take" (func (;0;) (type 2)"#,
             r#"(import "m0" "take" (func (;1;) (type 1)"#,
             r#"(import "m0" "g" (global (;0;) (mut (ref null 0))))"#,
-            // An immutable global also at the top of its hierarchy.
+            // An immutable global also at each abstract type above its own.
             r#"(import "m0" "k" (global (;1;) (ref null 0)))"#,
-            r#"(import "m0" "k" (global (;2;) anyref))"#,
+            r#"(import "m0" "k" (global (;2;) structref))"#,
+            r#"(import "m0" "k" (global (;3;) eqref))"#,
+            r#"(import "m0" "k" (global (;4;) anyref))"#,
             r#"(import "m0" "t" (table (;0;) 2 (ref null 2)))"#,
             r#"(import "m0" "mem" (memory (;0;) 1))"#,
             r#"(import "m0" "e" (tag (;0;) (type 4)"#,
-            // The second module's own types come after the first one's.
-            r#"(import "m1" "h" (func (;2;) (type 6)"#,
+            // The second module's own types come after the first one's
+            // and their twins.
+            r#"(import "m1" "h" (func (;2;) (type 14)"#,
             r#"(import "host" "gc" (func (;3;) (type"#,
         ] {
             assert!(text.contains(import), "{import} not in\n{text}");
         }
+        // Each rec group declared again with an empty struct after it, its
+        // references into the group going to the twin's members.
+        for twin in [
+            "(type (;5;) (struct (field i32)))\n    (type (;6;) (sub (func (param (ref 5)))))\n    (type (;7;) (sub 6 (func (param (ref 5)))))\n    (type (;8;) (struct))",
+            "(type (;11;) (func (param (ref null 0))))\n    (type (;12;) (struct))",
+        ] {
+            assert!(text.contains(twin), "{twin} not in\n{text}");
+        }
+    }
+
+    #[test]
+    fn a_global_of_a_subtype_is_offered_at_each_declared_supertype() {
+        let first = wat::parse_str(
+            r#"(module (type $a (sub (struct)))
+                       (type $b (sub $a (struct (field i32))))
+                       (global (export "k") (ref $b) (struct.new $b (i32.const 1))))"#,
+        )
+        .unwrap();
+        let (wasm, _) = imports_from(&[first], Profile::Gc).unwrap();
+        wasmparser::Validator::new_with_features(Profile::Gc.features()).validate_all(&wasm).unwrap();
+        let text = wasmprinter::print_bytes(&wasm).unwrap();
+        let offered: Vec<&str> = text.lines().filter(|l| l.contains(r#""m0" "k""#)).map(str::trim).collect();
+        assert_eq!(
+            offered,
+            [
+                r#"(import "m0" "k" (global (;0;) (ref 1)))"#,
+                r#"(import "m0" "k" (global (;1;) (ref 0)))"#,
+                r#"(import "m0" "k" (global (;2;) (ref struct)))"#,
+                r#"(import "m0" "k" (global (;3;) (ref eq)))"#,
+                r#"(import "m0" "k" (global (;4;) (ref any)))"#,
+                r#"(import "m0" "k" (global (;5;) anyref))"#,
+            ]
+        );
     }
 }

@@ -2,7 +2,8 @@
 //! timeouts, disagreements and leaks into findings.
 
 use super::compare::{check_expected, compare_all, name_producers};
-use super::finding::{Finding, FindingKind, family, normalize_message, significant_frames};
+use super::finding::{Finding, FindingKind, family, normalize_message};
+use super::frames::significant_frames;
 use crate::case::TestCase;
 use crate::engine::worker::{Executor, RunResult};
 use crate::outcome::{CrashInfo, Outcome};

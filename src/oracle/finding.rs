@@ -5,7 +5,8 @@
 //! numbers, and the frames of panic machinery and of the harness, so the same
 //! bug found twice lands in the same `crashes/<signature>/` directory.
 
-use super::compare::Mismatch;
+use super::compare::{Mismatch, MismatchKind};
+use super::frames::significant_frames;
 use crate::case::ConfigId;
 use crate::outcome::CrashInfo;
 use serde::{Deserialize, Serialize};
@@ -61,7 +62,8 @@ impl Finding {
         let mut families: Vec<&str> = configs.iter().map(|c| family(c)).collect();
         families.sort();
         families.dedup();
-        let mut key = format!("mismatch|{}|{}|{}", first.kind, families.join(","), first.shape);
+        let (name, shape) = symptom(first);
+        let mut key = format!("mismatch|{name}|{}|{shape}", families.join(","));
         // The instruction that made the differing value, where the reference
         // interpreter traced it.
         let from = match &first.producer {
@@ -71,7 +73,7 @@ impl Finding {
             }
             None => String::new(),
         };
-        let signature = format!("mismatch-{}-{}-{}", first.kind, slug(&families.join("-")), short_hash(&key));
+        let signature = format!("mismatch-{name}-{}-{}", slug(&families.join("-")), short_hash(&key));
         let summary = format!(
             "{} mismatch at {}: {} says {}, {} says {}{from}",
             first.kind, first.at, first.reference, first.expected, first.other, first.actual
@@ -113,8 +115,13 @@ impl Finding {
             message
         };
         // A failure compiled code detected is told apart by the Wasm
-        // operator at the fault (its Rust frames are Wasmtime's plumbing).
+        // operator at the fault (its Rust frames are Wasmtime's plumbing); a
+        // panic under Wasm frames by the safepoint that called out.
+        let called_out = crash.location.is_some() && !crash.message.contains("in compiled code");
         let key = match &crash.wasm {
+            Some(op) if called_out => {
+                format!("{how}|{message}|{}|wasm {}", frames.join("|"), safepoint(op, &crash.frames))
+            }
             Some(op) => format!("{how}|{message}|{}|wasm {}", frames.join("|"), operator_family(op)),
             None => format!("{how}|{message}|{}", frames.join("|")),
         };
@@ -170,6 +177,54 @@ fn operator_family(op: &str) -> &str {
     }
 }
 
+/// The safepoint a panic under Wasm frames was called out from, `op` being
+/// the operator of the innermost Wasm frame. A call of any kind is one
+/// safepoint: each call instruction gets its stack map from the same
+/// liveness of the values around it, whether the call is direct, indirect,
+/// by reference or a tail call, and a collector assert found there (a root
+/// missing from that stack map, a reference count gone wrong earlier) came
+/// out as one signature per kind of call on 31.0.0. So is an epoch check
+/// (`epoch-interruption` collects there), whether at a loop header or a
+/// function's entry (where the operator is whatever the body starts with).
+/// An allocation and the libcall of a table or cast instruction keep their
+/// operator.
+fn safepoint<'a>(op: &'a str, frames: &[String]) -> &'a str {
+    match op {
+        _ if frames.iter().any(|f| f.contains("::new_epoch")) => "epoch check",
+        "Call" | "CallRef" | "CallIndirect" | "ReturnCall" | "ReturnCallRef" | "ReturnCallIndirect" => "call",
+        other => operator_family(other),
+    }
+}
+
+/// What a mismatch is keyed on: its kind and shape, except that a
+/// difference in a GC object is keyed on whether the reference designates
+/// another object (`object-identity`: another type, kind or length, lost
+/// aliasing) or the object reads other contents (`object-contents`), not on
+/// where the host read it (a result, a global, a table, a held reference)
+/// nor on what the stale reference happened to find in its place: those
+/// follow from the case, not the bug (on 31.0.0 one DRC bug gave 26
+/// signatures, one per place and kind of object it met).
+fn symptom(m: &Mismatch) -> (String, String) {
+    let object = |side: &str| matches!(side, "struct" | "array" | "exn" | "alias");
+    if matches!(m.kind, MismatchKind::HeapShape | MismatchKind::Held) {
+        let shape = ["global ", "table ", "held "].iter().fold(m.shape.as_str(), |s, p| s.strip_prefix(p).unwrap_or(s));
+        let identity = match shape.split_once(" vs ") {
+            Some((a, b)) => object(a) || object(b),
+            None => matches!(
+                shape,
+                "struct type" | "array type" | "array length" | "object numbering" | "aliasing" | "exception tag"
+            ),
+        };
+        if identity {
+            return ("object-identity".into(), "object identity".into());
+        }
+        if shape.starts_with("field ") || shape.starts_with("elem ") {
+            return ("object-contents".into(), "object contents".into());
+        }
+    }
+    (m.kind.to_string(), m.shape.clone())
+}
+
 /// A configuration's family (`ConfigId::family`); a name gcfuzz does not
 /// know (a test's planted configuration) is its own family.
 pub(super) fn family(config: &str) -> &str {
@@ -216,141 +271,6 @@ pub fn normalize_message(msg: &str) -> String {
     out
 }
 
-/// The first frames that say where the bug is: everything up to the panic
-/// entry point (the hook, `begin_unwind`, `panic_fmt`), then std, the
-/// backtrace crate and the harness itself are left out, as are hashes.
-pub fn significant_frames(frames: &[String]) -> Vec<String> {
-    let after_panic = frames
-        .iter()
-        .rposition(|f| f.contains("rust_begin_unwind") || f.contains("panic_fmt") || f.contains("panicking::"))
-        .map_or(0, |i| i + 1);
-    let frames = &frames[after_panic..];
-    // The harness's first frame above the panic is where the bug's code was
-    // entered from; the frames above it are its callers (a worker's loop, a
-    // test runner, libFuzzer), which differ between a worker and an
-    // in-process target for the same bug.
-    let frames = match frames.iter().position(|f| {
-        let f = f.trim();
-        f.starts_with("gcfuzz::") || f.starts_with("<gcfuzz::")
-    }) {
-        Some(i) => &frames[..i],
-        None => frames,
-    };
-    const NOISE: &[&str] = &[
-        "std::",
-        "core::",
-        "alloc::",
-        "rust_begin_unwind",
-        "rust_panic",
-        "__rust",
-        "backtrace::",
-        "gcfuzz::",
-        "<gcfuzz::",
-        "gcfuzz_",
-        "<alloc::",
-        "<core::",
-        "<std::",
-        "__libc",
-        "_start",
-        "main",
-        "wasmtime::runtime::vm::traphandlers::",
-        "wasmtime::runtime::func::",
-        "wasmtime::runtime::vm::interpreter::",
-        // Embedding API entry points and Wasmtime's own bug reporting: the
-        // same bug is reached through instantiation or a call.
-        "wasmtime::runtime::instance::",
-        "wasmtime::runtime::linker::",
-        "wasmtime::runtime::bug::",
-        "wasmtime::runtime::trap::",
-        "wasmtime::runtime::vm::assert_ready",
-        "<unknown>",
-    ];
-    let mut names: Vec<String> = frames
-        .iter()
-        .map(|f| canonical_frame(&strip_hash(f.trim())))
-        .map(|f| match f.starts_with(THREADED) {
-            true => THREADED.trim_end_matches("::").to_string(),
-            false => f,
-        })
-        .filter(|f| !f.is_empty() && !NOISE.iter().any(|n| f.starts_with(n)))
-        .collect();
-    names.dedup();
-    if let Some(i) = names.iter().position(|f| THREADED.starts_with(f.as_str())) {
-        names.truncate(i + 1);
-    }
-    names.truncate(3);
-    names
-}
-
-/// wasmi's executor is threaded code: each instruction's handler tail-calls
-/// the next, so the handler a fault lands in is whichever instruction ran
-/// last, and the return addresses above it are stale (a deep recursion
-/// leaves nothing else in a raw backtrace). Its handlers are one place, and
-/// the frames past it add nothing.
-const THREADED: &str = "wasmi::engine::executor::handler::exec::";
-
-/// A frame as the legacy symbol mangling renders it, whichever mangling the
-/// compiler used: the v0 scheme (newer toolchains) writes inherent methods
-/// as `<path::Type>::method`, generic arguments as `::<…>` and closures as
-/// `{closure#0}`, where legacy writes `path::Type::method` and `{{closure}}`.
-fn canonical_frame(frame: &str) -> String {
-    let mut out = String::with_capacity(frame.len());
-    let mut rest = frame;
-    // `<path::Type>::method`, but not a trait impl `<T as Trait>::method`.
-    if let Some(inner) = rest.strip_prefix('<')
-        && let Some(end) = matching_angle(inner)
-        && !inner[..end].contains(" as ")
-        && inner[end + 1..].starts_with("::")
-    {
-        out.push_str(&inner[..end]);
-        rest = &inner[end + 1..];
-    }
-    while let Some(i) = rest.find("::<") {
-        out.push_str(&rest[..i]);
-        rest = match matching_angle(&rest[i + 3..]) {
-            Some(end) => &rest[i + 3 + end + 1..],
-            None => "",
-        };
-    }
-    out.push_str(rest);
-    let mut canonical = String::with_capacity(out.len());
-    let mut text = out.as_str();
-    while let Some(i) = text.find("{closure#") {
-        canonical.push_str(&text[..i]);
-        canonical.push_str("{{closure}}");
-        text = text[i..].find('}').map_or("", |j| &text[i + j + 1..]);
-    }
-    canonical.push_str(text);
-    canonical
-}
-
-/// The index of the `>` closing an angle bracket opened just before `s`.
-fn matching_angle(s: &str) -> Option<usize> {
-    let mut depth = 1;
-    for (i, c) in s.char_indices() {
-        match c {
-            '<' => depth += 1,
-            '>' => {
-                depth -= 1;
-                if depth == 0 {
-                    return Some(i);
-                }
-            }
-            _ => {}
-        }
-    }
-    None
-}
-
-fn strip_hash(frame: &str) -> String {
-    match frame.rfind("::h") {
-        Some(i) if frame.len() - i == 19 && frame[i + 3..].chars().all(|c| c.is_ascii_hexdigit()) => {
-            frame[..i].to_string()
-        }
-        _ => frame.to_string(),
-    }
-}
-
 /// A file-name-safe excerpt: lowercase words joined by `-`, at most 40 chars.
 fn slug(s: &str) -> String {
     let mut out = String::new();
@@ -373,7 +293,6 @@ pub(super) fn short_hash(key: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::oracle::compare::MismatchKind;
 
     #[test]
     fn messages_are_normalized() {
@@ -382,42 +301,6 @@ mod tests {
             normalize_message("index out of bounds: the len is 3 but the index is 17\nmore"),
             "index out of bounds: the len is N but the index is N"
         );
-    }
-
-    #[test]
-    fn frames_skip_machinery_and_hashes() {
-        let owned = |frames: &[&str]| frames.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        let frames = owned(&[
-            "std::panicking::begin_panic_handler::h0123456789abcdef",
-            "core::panicking::panic_fmt",
-            "wasmtime::runtime::vm::gc::enabled::drc::DrcHeap::trace::h0123456789abcdef",
-            "wasmtime::runtime::store::gc::collect",
-            "wasmtime_environ::foo",
-            "wasmtime::bar",
-            // The harness and its callers: a libFuzzer target's, a test's.
-            "gcfuzz::engine::execute",
-            "libfuzzer_sys::test_input_wrap",
-            "test::run_test",
-        ]);
-        assert_eq!(
-            significant_frames(&frames),
-            vec![
-                "wasmtime::runtime::vm::gc::enabled::drc::DrcHeap::trace",
-                "wasmtime::runtime::store::gc::collect",
-                "wasmtime_environ::foo"
-            ]
-        );
-        // Nothing but machinery under the harness: no frames, wherever the
-        // harness was called from (a worker's loop, libFuzzer, a test).
-        let reported = owned(&[
-            "core::panicking::panic_fmt",
-            "wasmtime::runtime::bug::WasmtimeBug::new",
-            "wasmtime::runtime::trap::from_runtime_box",
-            "gcfuzz::engine::execute",
-            "libfuzzer_sys::test_input_wrap",
-            "test::run_test",
-        ]);
-        assert!(significant_frames(&reported).is_empty(), "{:?}", significant_frames(&reported));
     }
 
     fn crash(msg: &str, frames: &[&str]) -> CrashInfo {
@@ -448,27 +331,6 @@ mod tests {
         assert_ne!(bug(None).signature, get.signature);
         assert!(test.signature.starts_with("crash-bug-gc-heap-corruption-detected-in-"), "{}", test.signature);
         assert!(test.summary.ends_with("(at Wasm RefTestNonNull)"), "{}", test.summary);
-    }
-
-    #[test]
-    fn frames_read_alike_under_either_symbol_mangling() {
-        let pairs = [
-            ("<wasmtime::runtime::bug::WasmtimeBug>::new", "wasmtime::runtime::bug::WasmtimeBug::new"),
-            (
-                "wasmtime::runtime::vm::traphandlers::catch_traps::<gcfuzz::engine::wasmtime::Host, <wasmtime::runtime::func::Func>::call_unchecked_raw<gcfuzz::engine::wasmtime::Host>::{closure#0}>",
-                "wasmtime::runtime::vm::traphandlers::catch_traps",
-            ),
-            ("<wasmtime::runtime::func::Func>::call::<&mut X<Y>>", "wasmtime::runtime::func::Func::call"),
-            ("std::rt::lang_start::{closure#0}", "std::rt::lang_start::{{closure}}"),
-            (
-                "<gcfuzz::engine::wasmtime::WasmtimeInstance as gcfuzz::engine::Instance>::call",
-                "<gcfuzz::engine::wasmtime::WasmtimeInstance as gcfuzz::engine::Instance>::call",
-            ),
-        ];
-        for (v0, legacy) in pairs {
-            assert_eq!(canonical_frame(v0), legacy);
-            assert_eq!(canonical_frame(legacy), legacy);
-        }
     }
 
     #[test]
@@ -557,14 +419,14 @@ mod tests {
         assert_eq!(a.signature, by_interp.signature);
         assert_ne!(a.signature, c.signature);
         assert_ne!(a.signature, d.signature);
-        assert!(a.signature.starts_with("mismatch-heap-shape-copying-"));
+        assert!(a.signature.starts_with("mismatch-object-contents-copying-"), "{}", a.signature);
         // One DRC bug, seen with whichever variant the plan drew: one signature.
         let with_o0 = Finding::mismatch(vec![m("drc", "aliasing", "1"), m("drc-o0", "aliasing", "1")]);
         let with_pulley = Finding::mismatch(vec![m("drc", "aliasing", "1"), m("pulley-drc", "aliasing", "1")]);
         let alone = Finding::mismatch(vec![m("drc", "aliasing", "1")]);
         assert_eq!(with_o0.signature, with_pulley.signature);
         assert_eq!(with_o0.signature, alone.signature);
-        assert!(with_o0.signature.starts_with("mismatch-heap-shape-drc-"), "{}", with_o0.signature);
+        assert!(with_o0.signature.starts_with("mismatch-object-identity-drc-"), "{}", with_o0.signature);
         // Another collector is another family.
         let both = Finding::mismatch(vec![m("drc", "aliasing", "1"), m("copying", "aliasing", "1")]);
         assert_ne!(both.signature, alone.signature);
@@ -576,5 +438,101 @@ mod tests {
         assert_eq!(from("StructGet").signature, from("StructGet").signature);
         assert_ne!(from("StructGet").signature, alone.signature);
         assert!(from("ArrayGet").summary.ends_with("(value from ArrayGet)"), "{}", from("ArrayGet").summary);
+    }
+    #[test]
+    fn a_stale_object_is_one_symptom_wherever_the_host_reads_it() {
+        let m = |kind: MismatchKind, shape: &str| Mismatch {
+            kind,
+            reference: "null".into(),
+            other: "drc".into(),
+            at: "somewhere".into(),
+            expected: "1".into(),
+            actual: "2".into(),
+            shape: shape.into(),
+            producer: None,
+            site: None,
+        };
+        let sig = |kind, shape| Finding::mismatch(vec![m(kind, shape)]).signature;
+        let identity = sig(MismatchKind::HeapShape, "struct type");
+        for (kind, shape) in [
+            (MismatchKind::Held, "held struct vs extern"),
+            (MismatchKind::HeapShape, "global array vs extern"),
+            (MismatchKind::HeapShape, "table array length"),
+            (MismatchKind::HeapShape, "aliasing"),
+            (MismatchKind::Held, "held array vs struct"),
+        ] {
+            assert_eq!(sig(kind, shape), identity, "{kind} {shape}");
+        }
+        assert!(identity.starts_with("mismatch-object-identity-drc-"), "{identity}");
+        let contents = sig(MismatchKind::HeapShape, "table field i32 value");
+        assert_eq!(sig(MismatchKind::Held, "held elem f64 value"), contents);
+        assert_ne!(contents, identity);
+        // Values that are no objects keep their own shape.
+        assert_ne!(sig(MismatchKind::Held, "held i31 value"), sig(MismatchKind::Held, "held extern payload"));
+        assert_ne!(sig(MismatchKind::Held, "held null vs i31"), identity);
+        assert_ne!(sig(MismatchKind::Global, "global i64 value"), sig(MismatchKind::Result, "i64 value"));
+    }
+
+    #[test]
+    fn collector_panics_are_keyed_on_the_kind_of_safepoint() {
+        let at = |op: &str, extra: &[&str]| {
+            let mut frames = vec!["wasmtime::runtime::vm::gc::enabled::drc::DrcHeap::dec_ref_and_maybe_dealloc"];
+            frames.extend_from_slice(extra);
+            let c = CrashInfo {
+                location: Some("wasmtime-31.0.0/src/runtime/vm/gc/enabled/drc.rs:1".into()),
+                wasm: Some(op.into()),
+                ..crash("assertion `left != right` failed: 0x8 is supposedly live", &frames)
+            };
+            Finding::crash(FindingKind::Crash, c).signature
+        };
+        let call = at("Call", &[]);
+        assert_eq!(at("CallRef", &[]), call);
+        assert_eq!(at("CallIndirect", &[]), call);
+        assert_eq!(at("ReturnCall", &[]), call);
+        assert_ne!(at("StructNew", &[]), call, "an allocation is another safepoint");
+        let epoch = [
+            "gcfuzz::engine::wasmtime::knobs::prepare_store::{{closure}}",
+            "wasmtime::runtime::vm::libcalls::raw::new_epoch",
+        ];
+        assert_eq!(at("Loop", &epoch), at("Nop", &epoch), "an epoch check, at a loop header or a function's entry");
+        assert_ne!(at("Loop", &epoch), call);
+        // A fault compiled code detected keeps the operator at the fault.
+        let fault = |op: &str| {
+            let c = CrashInfo {
+                location: Some("wasmtime-48.0.8/src/runtime/bug.rs:65".into()),
+                wasm: Some(op.into()),
+                ..crash("BUG: gc heap corruption detected in compiled code", &[])
+            };
+            Finding::crash(FindingKind::Crash, c).signature
+        };
+        assert_ne!(fault("CallRef"), fault("Call"));
+    }
+
+    #[test]
+    fn a_stale_reference_read_through_any_api_is_one_place() {
+        let read = |frames: &[&str]| {
+            let c = CrashInfo {
+                location: Some("wasmtime-environ-31.0.0/src/gc.rs:362".into()),
+                ..crash("invalid `VMGcKind`: 0b0", frames)
+            };
+            Finding::crash(FindingKind::Crash, c).signature
+        };
+        const FROM_CLONED: &str = "wasmtime::runtime::gc::enabled::anyref::AnyRef::from_cloned_gc_ref";
+        let elem = read(&[
+            FROM_CLONED,
+            "wasmtime::runtime::vm::gc::enabled::arrayref::VMArrayRef::read_elem",
+            "wasmtime::runtime::gc::enabled::arrayref::ArrayRef::_get",
+            "gcfuzz::engine::wasmtime::walk",
+        ]);
+        let global = read(&[FROM_CLONED, "wasmtime::runtime::externals::global::Global::get", "gcfuzz::x"]);
+        let typed = read(&[
+            FROM_CLONED,
+            "wasmtime::runtime::gc::enabled::anyref::<impl wasmtime::runtime::func::typed::WasmTy for core::option::Option<wasmtime::runtime::gc::enabled::rooting::Rooted<wasmtime::runtime::gc::enabled::anyref::AnyRef>>>::load",
+            "wasmtime_setjmp_31_0_0",
+        ]);
+        assert_eq!(elem, global);
+        assert_ne!(typed, elem, "a read under Wasm frames is another place");
+        // Where it panicked still counts.
+        assert_ne!(read(&["wasmtime::runtime::vm::gc::gc_ref::VMGcHeader::kind", "gcfuzz::x"]), global);
     }
 }

@@ -254,6 +254,10 @@ pub fn factory(name: &str) -> Option<Box<dyn Engine>> {
         let engine = gcfuzz::engine::interp::InterpEngine::accepting_any_import();
         return Some(Box::new(Renamed { inner: Box::new(engine), name: "planted-accepts-any-import" }));
     }
+    if name == "planted-prefix-canonicalization" {
+        let engine = gcfuzz::engine::interp::InterpEngine::canonicalizing_by_prefix();
+        return Some(Box::new(Renamed { inner: Box::new(engine), name: "planted-prefix-canonicalization" }));
+    }
     if name == "planted-drops-held-roots" {
         let engine = gcfuzz::engine::wasmtime::WasmtimeEngine::dropping_held_roots(ConfigId::Drc);
         return Some(Box::new(Renamed { inner: Box::new(engine), name: "planted-drops-held-roots" }));

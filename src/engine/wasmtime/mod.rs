@@ -515,6 +515,14 @@ fn classify(store: &mut impl wasmtime::AsContextMut, e: wasmtime::Error) -> Stat
     if is_gc_oom(&e) {
         return Status::Exhausted(Exhausted::GcHeapOutOfMemory);
     }
+    // Older lines' DRC refuses an object past its header's size field with
+    // an error rather than the `AllocationTooLarge` trap (31.0.0: "requested
+    // allocation's size of 560024 is greater than the max supported size of
+    // 524280", where Null trapped `AllocationTooLarge` on the same
+    // allocation): the same implementation limit.
+    if format!("{e:#}").contains("is greater than the max supported size") {
+        return Status::Exhausted(Exhausted::AllocationTooLarge);
+    }
     if api::is_engine_bug(&e) {
         // A build without debug assertions gets Wasmtime's own bug report
         // (a failed inline GC check) as an error; with them, Wasmtime panics
