@@ -135,6 +135,30 @@ fn a_type_declared_again_in_another_rec_group_is_another_type() {
     assert_eq!(report.findings[0].configs, ["planted-prefix-canonicalization"]);
 }
 
+/// Generated cases of linked modules meet the twin rec groups: the rooted
+/// pass tests each object it observes of an earlier module's type against
+/// that type's twin (`generate::linked::twins`), so a seeded sweep finds the
+/// planted prefix canonicalization.
+#[test]
+fn a_planted_canonicalization_bug_is_found_by_a_seeded_sweep_of_linked_cases() {
+    let mut exec = InProcess::new(planted::factory);
+    let configs = names(&["interp", "planted-prefix-canonicalization"]);
+    let (mut linked, mut found) = (0, 0);
+    for i in 0..400 {
+        let input = gcfuzz::case::seeded_input(31, i);
+        let Ok(case) = gcfuzz::generate::case(gcfuzz::generate::Generator::Rooted, &input) else { continue };
+        if case.plan.linked.is_empty() {
+            continue;
+        }
+        linked += 1;
+        let report = check_case(&case, &configs, &mut exec).unwrap();
+        found += report.findings.iter().any(|f| f.configs == ["planted-prefix-canonicalization"]) as usize;
+    }
+    eprintln!("{linked} linked cases, {found} find the planted canonicalization");
+    assert!(linked >= 20, "only {linked} linked cases");
+    assert!(found > 0, "no linked case of {linked} finds the planted canonicalization");
+}
+
 #[test]
 fn a_reproducer_importing_from_a_module_it_does_not_carry_is_refused() {
     let wasm = wat::parse_str(SECOND).unwrap();

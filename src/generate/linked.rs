@@ -304,6 +304,57 @@ fn twin_groups(types: &mut TypeSection, reader: wasmparser::TypeSectionReader, s
     Ok(added)
 }
 
+/// The twins a module declares (`twin_groups`, copied into it by
+/// wasm-smith): (original, twin) type index pairs, found by shape, since a
+/// rewrite pass sees only the module. A group is the twin of an earlier one
+/// when it is that group, its references into itself renumbered, plus a
+/// final empty struct.
+pub fn twins(wasm: &[u8]) -> Vec<(u32, u32)> {
+    let mut groups: Vec<(u32, Vec<wasmparser::SubType>)> = Vec::new();
+    for payload in Parser::new(0).parse_all(wasm) {
+        let Ok(Payload::TypeSection(reader)) = payload else { continue };
+        let mut first = 0;
+        for group in reader.into_iter().flatten() {
+            let members: Vec<wasmparser::SubType> = group.into_types().collect();
+            let len = members.len() as u32;
+            groups.push((first, members));
+            first += len;
+        }
+    }
+    // A group's members re-encoded through `r`, as bytes to compare.
+    let encode = |r: &mut dyn FnMut(&wasmparser::SubType) -> Option<wasm_encoder::SubType>,
+                  g: &[wasmparser::SubType]| {
+        let mut section = TypeSection::new();
+        for sub in g {
+            section.ty().subtype(&r(sub)?);
+        }
+        let mut bytes = Vec::new();
+        wasm_encoder::Encode::encode(&section, &mut bytes);
+        Some(bytes)
+    };
+    let mut pairs = Vec::new();
+    for (g, (twin_first, twin)) in groups.iter().enumerate() {
+        let Some((last, members)) = twin.split_last() else { continue };
+        let empty =
+            matches!(&last.composite_type.inner, wasmparser::CompositeInnerType::Struct(s) if s.fields.is_empty());
+        if members.is_empty() || !empty || !last.is_final || !last.supertype_idxs.is_empty() {
+            continue;
+        }
+        let Some(own) = encode(&mut |s| wasm_encoder::reencode::RoundtripReencoder.sub_type(s.clone()).ok(), members)
+        else {
+            continue;
+        };
+        let original = groups[..g].iter().find(|(first, h)| {
+            let mut renumber = Twin { shift: 0, first: *first, len: h.len() as u32, twin_first: *twin_first };
+            h.len() == members.len() && encode(&mut |s| renumber.sub_type(s.clone()).ok(), h).as_ref() == Some(&own)
+        });
+        if let Some((first, h)) = original {
+            pairs.extend((0..h.len() as u32).map(|k| (first + k, twin_first + k)));
+        }
+    }
+    pairs
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -358,6 +409,22 @@ mod tests {
         ] {
             assert!(text.contains(twin), "{twin} not in\n{text}");
         }
+    }
+
+    #[test]
+    fn twins_are_found_by_their_shape() {
+        let first = wat::parse_str(
+            r#"(module (rec (type $a (sub (struct (field (ref null $b))))) (type $b (struct (field i32))))
+                       (type $f (func))
+                       (global (export "k") (ref null $a) (ref.null $a)))"#,
+        )
+        .unwrap();
+        let (wasm, _) = imports_from(&[first], Profile::Gc).unwrap();
+        // $a, $b; $f; twins $a' $b' {} at 3..6; $f' {} at 6..8.
+        assert_eq!(twins(&wasm), [(0, 3), (1, 4), (2, 6)]);
+        // A group alike but for its empty struct's absence is no twin.
+        let alike = wat::parse_str("(module (type (struct (field i32))) (type (struct (field i32))))").unwrap();
+        assert_eq!(twins(&alike), []);
     }
 
     #[test]

@@ -60,7 +60,7 @@ pub fn smith_config(profile: Profile, u: &mut Unstructured) -> Result<wasm_smith
         // initializer is any constant expression (up to past every
         // engine's limit: instantiation-time allocation and its failure),
         // elsewhere at most the expression fuel, 50 to 400 elements.
-        limit_arrays_in_const_exprs: u.ratio(3, 4)?,
+        limit_arrays_in_const_exprs: u.ratio(3, 4)? || !crate::line::has(crate::line::Cap::HugeConstArrays),
         const_expr_fuel: u.int_in_range(50..=400)?,
         // `export_everything` counts exports against this budget.
         max_type_size: 10_000,

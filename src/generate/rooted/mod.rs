@@ -139,6 +139,10 @@ enum Template {
     /// Carried across the collection as a block parameter of its own type
     /// and a result of its hierarchy's top type, then `br_on_cast` back.
     Widened,
+    /// Past `br_on_null`, held across the collection in a non-nullable
+    /// local too (set inside a block, as the initialization rule asks),
+    /// read back through `ref.as_non_null`.
+    NonNull,
 }
 
 /// One insertion after an instruction.
@@ -173,6 +177,8 @@ pub struct Rewritten {
     pub entries: usize,
     /// Operands put at an edge.
     pub edges: usize,
+    /// Sites held in a non-nullable local ([`Template::NonNull`]).
+    pub non_null: usize,
 }
 
 /// Rewrites `wasm`, drawing choices from `u`, emitting no observation that
@@ -187,8 +193,9 @@ pub fn rewrite(wasm: &[u8], u: &mut Unstructured, avoid: &[AvoidRule], edges: bo
         gc_calls: module.plans.iter().map(|p| p.gc_before.len()).sum(),
         entries: module.plans.iter().filter(|p| p.entry.is_some()).count(),
         edges: module.plans.iter().map(|p| p.edges.len()).sum(),
+        non_null: module.plans.iter().flat_map(|p| &p.sites).filter(|s| s.template == Template::NonNull).count(),
     };
-    let mut encoder = Encoder::new(&module, avoid);
+    let mut encoder = Encoder::new(&module, avoid, super::linked::twins(wasm));
     let mut out = wasm_encoder::Module::new();
     encoder.parse_core_module(&mut out, Parser::new(0), wasm).map_err(|e| anyhow::anyhow!("re-encoding: {e:?}"))?;
     if !encoder.import_done {
@@ -378,6 +385,9 @@ fn plan_function(
             && u.ratio(1, 3).unwrap_or(false)
         {
             let template = match u.int_in_range(0..=4).unwrap_or(0) {
+                // Half the local sites hold it in a non-nullable local
+                // (chosen by position: no input bytes drawn for it).
+                0 if index % 2 == 1 => Template::NonNull,
                 0 => Template::Local,
                 1 => Template::BlockParam,
                 2 if defaultable(&r, types) => Template::Select,
@@ -390,6 +400,11 @@ fn plan_function(
         index += 1;
     }
     Ok(plan)
+}
+
+/// `r` without its null.
+fn non_null(r: wasmparser::RefType) -> wasmparser::RefType {
+    wasmparser::RefType::new(false, r.heap_type()).expect("the same heap type fits")
 }
 
 /// Whether `r` is an `externref` (not an `anyref` payload).
@@ -516,11 +531,14 @@ struct Encoder<'a> {
     /// The first of the two types appended for widened sequences, by
     /// reference type.
     widen_types: Vec<(wasmparser::RefType, u32)>,
+    /// (original, twin) type pairs of a linked module (`linked::twins`):
+    /// an observed object of the original type is tested against its twin.
+    twins: Vec<(u32, u32)>,
     next_function: usize,
 }
 
 impl<'a> Encoder<'a> {
-    fn new(a: &'a Analysis, avoid: &'a [AvoidRule]) -> Encoder<'a> {
+    fn new(a: &'a Analysis, avoid: &'a [AvoidRule], twins: Vec<(u32, u32)>) -> Encoder<'a> {
         let mut block_types: Vec<(wasmparser::RefType, u32)> = Vec::new();
         for site in a.plans.iter().flat_map(|p| &p.sites) {
             if site.template == Template::BlockParam && !block_types.iter().any(|(t, _)| *t == site.ty) {
@@ -553,6 +571,7 @@ impl<'a> Encoder<'a> {
             entry_budget: a.globals + 2,
             block_types,
             widen_types,
+            twins,
             next_function: 0,
         }
     }
@@ -739,7 +758,12 @@ impl Reencode for Encoder<'_> {
         let sites = plan.sites.clone();
         for site in &sites {
             let t = self.encode_val(site.ty);
-            locals.push((2, t));
+            let u = match site.template {
+                Template::NonNull => self.encode_val(non_null(site.ty)),
+                _ => t,
+            };
+            locals.push((1, t));
+            locals.push((1, u));
         }
         // Then the two i32 scratch locals and the entry object's local.
         let len = first_new + 2 * sites.len() as u32;
@@ -808,18 +832,23 @@ mod tests {
     #[test]
     fn rewritten_modules_stay_valid() {
         let mut errors = std::collections::BTreeMap::new();
-        let mut rewritten = 0;
+        let (mut rewritten, mut non_null) = (0, 0);
         for i in 0..2000 {
             let data = seeded_input(11, i);
             let mut u = Unstructured::new(&data[..data.len() - 200]);
             let wasm = module(Profile::Gc, &mut u).unwrap();
             match rewrite(&wasm, &mut Unstructured::new(&data[data.len() - 200..]), &[], true) {
-                Ok((_, stats)) => rewritten += (stats.sites + stats.gc_calls > 0) as usize,
+                Ok((_, stats)) => {
+                    rewritten += (stats.sites + stats.gc_calls > 0) as usize;
+                    non_null += (stats.non_null > 0) as usize;
+                }
                 Err(e) => *errors.entry(format!("{e:#}").chars().take(120).collect::<String>()).or_insert(0) += 1,
             }
         }
         assert!(errors.is_empty(), "{errors:#?}");
         assert!(rewritten > 1500, "only {rewritten} of 2000 modules got insertions");
+        eprintln!("{non_null} of 2000 modules hold a reference in a non-nullable local");
+        assert!(non_null > 200, "only {non_null} of 2000 modules hold a reference in a non-nullable local");
     }
 
     #[test]
