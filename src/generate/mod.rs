@@ -143,6 +143,9 @@ fn build(generator: Generator, data: &[u8], avoid: &[AvoidRule], edges: bool) ->
     if !linked.is_empty() {
         plan::call_linked(&mut plan, &linked, &main, &mut plan_u)?;
     }
+    if modules.iter().chain([&wasm]).any(|m| crate::case::knobs::nan_bits_open(m)) {
+        plan.knobs.remove(&crate::case::knobs::Knob::NanCanonicalization);
+    }
     Ok(TestCase { wasm, plan }.with_linked(&modules))
 }
 
@@ -206,6 +209,25 @@ mod tests {
         let a = fuzz_case(&data).unwrap();
         let b = fuzz_case(&data).unwrap();
         assert_eq!(a, b);
+    }
+
+    /// NaN canonicalization is drawn only for cases whose NaN bits it cannot
+    /// change legally (`case::knobs::nan_bits_open`).
+    #[test]
+    fn nan_canonicalization_is_not_drawn_where_nan_bits_are_open() {
+        use crate::case::knobs::{Knob, nan_bits_open};
+        let (mut open, mut drawn) = (0, 0);
+        for i in 0..600 {
+            let Ok(case) = super::case(Generator::Rooted, &seeded_input(5, i)) else { continue };
+            let has_knob = case.plan.knobs.contains_key(&Knob::NanCanonicalization);
+            let modules = case.modules().unwrap();
+            if modules.iter().any(|m| nan_bits_open(m)) {
+                open += 1;
+                assert!(!has_knob, "case {i}: NaN canonicalization drawn for a promote or demote");
+            }
+            drawn += has_knob as usize;
+        }
+        assert!(open >= 5 && drawn >= 5, "{open} cases with open NaN bits, {drawn} with the knob");
     }
 
     /// A module's later plans keep what compiled code depends on and draw

@@ -534,5 +534,15 @@ mod tests {
         assert_ne!(typed, elem, "a read under Wasm frames is another place");
         // Where it panicked still counts.
         assert_ne!(read(&["wasmtime::runtime::vm::gc::gc_ref::VMGcHeader::kind", "gcfuzz::x"]), global);
+        // A check inlined into each API function (36.0.20's missing GC
+        // heap): one place, whichever API read the reference.
+        let kind = read(&["wasmtime::runtime::gc::enabled::anyref::AnyRef::_is_struct", "gcfuzz::x"]);
+        let raw = read(&[
+            "wasmtime::runtime::gc::enabled::externref::ExternRef::_from_raw",
+            "wasmtime::runtime::values::Val::_from_raw",
+            "gcfuzz::x",
+        ]);
+        assert_eq!(kind, elem);
+        assert_eq!(raw, elem);
     }
 }
