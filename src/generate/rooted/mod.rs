@@ -179,6 +179,8 @@ pub struct Rewritten {
     pub edges: usize,
     /// Sites held in a non-nullable local ([`Template::NonNull`]).
     pub non_null: usize,
+    /// The depth of the subtype chain the entries cast along (0: none).
+    pub chain_depth: u32,
 }
 
 /// Rewrites `wasm`, drawing choices from `u`, emitting no observation that
@@ -194,6 +196,7 @@ pub fn rewrite(wasm: &[u8], u: &mut Unstructured, avoid: &[AvoidRule], edges: bo
         entries: module.plans.iter().filter(|p| p.entry.is_some()).count(),
         edges: module.plans.iter().map(|p| p.edges.len()).sum(),
         non_null: module.plans.iter().flat_map(|p| &p.sites).filter(|s| s.template == Template::NonNull).count(),
+        chain_depth: chain_depth(&module),
     };
     let mut encoder = Encoder::new(&module, avoid, super::linked::twins(wasm));
     let mut out = wasm_encoder::Module::new();
@@ -402,6 +405,17 @@ fn plan_function(
     Ok(plan)
 }
 
+/// How deep a subtype chain the module's entries allocate at and cast
+/// along (`Encoder::emit_chain`): 2 to 47 types, picked from the module's
+/// shape so no input byte moves; none without entries. wasm-smith makes a
+/// type a subtype one time in 32, so its chains are rarely deeper than two.
+fn chain_depth(a: &Analysis) -> u32 {
+    match a.plans.iter().any(|p| p.entry.is_some()) {
+        true => 2 + ((a.types.len() * 7 + a.plans.len() * 3) % 46) as u32,
+        false => 0,
+    }
+}
+
 /// `r` without its null.
 fn non_null(r: wasmparser::RefType) -> wasmparser::RefType {
     wasmparser::RefType::new(false, r.heap_type()).expect("the same heap type fits")
@@ -534,6 +548,8 @@ struct Encoder<'a> {
     /// (original, twin) type pairs of a linked module (`linked::twins`):
     /// an observed object of the original type is tested against its twin.
     twins: Vec<(u32, u32)>,
+    /// The appended subtype chain: its first type and its depth.
+    chain: (u32, u32),
     next_function: usize,
 }
 
@@ -572,6 +588,7 @@ impl<'a> Encoder<'a> {
             block_types,
             widen_types,
             twins,
+            chain: (empty_func_type + 3, chain_depth(a)),
             next_function: 0,
         }
     }
@@ -649,6 +666,25 @@ impl Reencode for Encoder<'_> {
             mutable: true,
         }]);
         types.ty().function([ValType::Ref(wasm_encoder::RefType::ANYREF)], []);
+        // The chain: type k has k + 1 `(mut i64)` fields and type k - 1 as
+        // its supertype; the deepest is final.
+        let (first, depth) = self.chain;
+        for k in 0..depth {
+            let field =
+                wasm_encoder::FieldType { element_type: wasm_encoder::StorageType::Val(ValType::I64), mutable: true };
+            types.ty().subtype(&wasm_encoder::SubType {
+                is_final: k + 1 == depth,
+                supertype_idxs: if k == 0 { vec![] } else { vec![first + k - 1] },
+                composite_type: wasm_encoder::CompositeType {
+                    inner: wasm_encoder::CompositeInnerType::Struct(wasm_encoder::StructType {
+                        fields: vec![field; k as usize + 1].into(),
+                    }),
+                    shared: false,
+                    descriptor: None,
+                    describes: None,
+                },
+            });
+        }
         Ok(())
     }
 
@@ -788,10 +824,16 @@ impl Reencode for Encoder<'_> {
                 next_local - 1
             }));
         }
+        // Then the chain's local, `(ref null $c0)`, where there is an entry.
+        let chain = entry.map(|_| {
+            let c0 = wasmparser::HeapType::Concrete(wasmparser::UnpackedIndex::Module(self.chain.0));
+            locals.push((1, self.encode_val(wasmparser::RefType::new(true, c0).expect("a small type index fits"))));
+            next_local
+        });
         let edges = plan.edges.clone();
         let mut f = wasm_encoder::Function::new(locals);
         if let Some(entry) = entry {
-            self.emit_entry(&mut f, entry, len + 2, scratch);
+            self.emit_entry(&mut f, entry, len + 2, chain, scratch);
         }
         let gc_before = plan.gc_before.clone();
         let mut ops = func.get_operators_reader()?;
@@ -832,7 +874,7 @@ mod tests {
     #[test]
     fn rewritten_modules_stay_valid() {
         let mut errors = std::collections::BTreeMap::new();
-        let (mut rewritten, mut non_null) = (0, 0);
+        let (mut rewritten, mut non_null, mut deep) = (0, 0, 0);
         for i in 0..2000 {
             let data = seeded_input(11, i);
             let mut u = Unstructured::new(&data[..data.len() - 200]);
@@ -841,6 +883,7 @@ mod tests {
                 Ok((_, stats)) => {
                     rewritten += (stats.sites + stats.gc_calls > 0) as usize;
                     non_null += (stats.non_null > 0) as usize;
+                    deep += (stats.chain_depth >= 16) as usize;
                 }
                 Err(e) => *errors.entry(format!("{e:#}").chars().take(120).collect::<String>()).or_insert(0) += 1,
             }
@@ -848,6 +891,8 @@ mod tests {
         assert!(errors.is_empty(), "{errors:#?}");
         assert!(rewritten > 1500, "only {rewritten} of 2000 modules got insertions");
         eprintln!("{non_null} of 2000 modules hold a reference in a non-nullable local");
+        eprintln!("{deep} of 2000 modules cast along a subtype chain 16 or more deep");
+        assert!(deep > 200, "only {deep} of 2000 modules cast along a deep subtype chain");
         assert!(non_null > 200, "only {non_null} of 2000 modules hold a reference in a non-nullable local");
     }
 

@@ -255,8 +255,16 @@ impl Encoder<'_> {
     }
 
     /// At entry, while the entry budget lasts: allocate the fresh object
-    /// into `local`, collect, reuse, observe.
-    pub(super) fn emit_entry(&mut self, f: &mut wasm_encoder::Function, entry: Entry, local: u32, scratch: Scratch) {
+    /// into `local`, collect, reuse, observe; then the chain's object into
+    /// `chain` (`emit_chain`).
+    pub(super) fn emit_entry(
+        &mut self,
+        f: &mut wasm_encoder::Function,
+        entry: Entry,
+        local: u32,
+        chain: Option<u32>,
+        scratch: Scratch,
+    ) {
         let Entry { fresh, via, throw } = entry;
         self.open_budget(f, self.entry_budget);
         let index = self.fresh_type(fresh);
@@ -286,7 +294,50 @@ impl Encoder<'_> {
             self.throw_and_catch(f, local, r, local);
         }
         self.observe(f, local, r);
+        if let Some(chain) = chain {
+            self.emit_chain(f, chain, via, scratch);
+        }
         f.instruction(&Instruction::End);
+    }
+
+    /// An object of the chain's deepest type, held as its root type across
+    /// the entry's kind of collection, then tested against every type of
+    /// the chain and cast down to the middle one and the deepest, each read
+    /// into `$obs`: every test passes, whatever the depth (a subtype check
+    /// that gives up past some depth, or reads a supertype list out of its
+    /// bounds, shows).
+    fn emit_chain(&mut self, f: &mut wasm_encoder::Function, chain: u32, via: Option<Via>, scratch: Scratch) {
+        let (first, depth) = self.chain;
+        let at = |k: u32| HeapType::Concrete(first + k);
+        for k in 0..depth {
+            f.instruction(&Instruction::I64Const(k as i64 + 1));
+        }
+        f.instruction(&Instruction::StructNew(first + depth - 1));
+        f.instruction(&Instruction::LocalSet(chain));
+        if let Some(via) = via {
+            self.collect(f, via, scratch.collected);
+        }
+        for k in 0..depth {
+            f.instruction(&Instruction::LocalGet(chain));
+            f.instruction(&Instruction::RefTestNonNull(at(k)));
+            if k > 0 {
+                f.instruction(&Instruction::I32Add);
+            }
+        }
+        f.instruction(&Instruction::I64ExtendI32U);
+        for k in [depth / 2, depth - 1] {
+            f.instruction(&Instruction::LocalGet(chain));
+            f.instruction(&Instruction::RefCastNonNull(at(k)));
+            f.instruction(&Instruction::StructGet { struct_type_index: first + k, field_index: k });
+            f.instruction(&Instruction::I64Const(8));
+            f.instruction(&Instruction::I64Shl);
+            f.instruction(&Instruction::I64Xor);
+        }
+        f.instruction(&Instruction::GlobalGet(self.observe_global));
+        f.instruction(&Instruction::I64Const(5));
+        f.instruction(&Instruction::I64Rotl);
+        f.instruction(&Instruction::I64Xor);
+        f.instruction(&Instruction::GlobalSet(self.observe_global));
     }
 
     /// Throws the reference in `from` as the pass's tag's `anyref` payload
