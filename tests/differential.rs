@@ -155,6 +155,19 @@ fn planted_rooting_panic_is_a_crash_with_its_message() {
     assert_eq!(third.outcomes[0].calls, report.outcomes[0].calls);
 }
 
+/// A panic in a host call on Pulley, whose frames are not on the native
+/// stack, is located at the Wasm call that made it, as on native code: a
+/// collector assert on Pulley only is told apart by its safepoint.
+#[test]
+fn a_panic_in_a_host_call_on_pulley_is_located_at_its_call_site() {
+    let mut worker = Worker::new(planted_worker(), Duration::from_secs(60));
+    let report = check_case(&case(), &names(&["null", "planted-pulley-gc-panic"]), &mut worker).unwrap();
+    assert_eq!(report.findings.len(), 1, "{:?}", report.findings);
+    let crash = report.findings[0].crash.as_ref().unwrap();
+    assert_eq!(crash.wasm.as_deref(), Some("Call"), "{crash:?}");
+    assert!(report.findings[0].summary.ends_with("(at Wasm Call)"), "{}", report.findings[0].summary);
+}
+
 /// A panic in process is the same crash as in a worker (message, location,
 /// frames): what lets the libFuzzer targets recognize a known bug. (The
 /// planted engine's frames are named after the binary it is linked into, so

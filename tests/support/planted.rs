@@ -112,6 +112,20 @@ fn hoard_on_gc(linker: &mut wasmtime::Linker<gcfuzz::engine::wasmtime::Host>) ->
     Ok(())
 }
 
+/// A host `gc` that panics as a collector assert would, having recorded
+/// its call site as the real one does (`locate::host_call`).
+fn panic_in_gc(linker: &mut wasmtime::Linker<gcfuzz::engine::wasmtime::Host>) -> wasmtime::Result<()> {
+    linker.func_wrap(
+        "host",
+        "gc",
+        |caller: wasmtime::Caller<'_, gcfuzz::engine::wasmtime::Host>| -> wasmtime::Result<()> {
+            let _site = gcfuzz::engine::wasmtime::locate::host_call(&caller);
+            panic!("planted collector assert in a host gc call");
+        },
+    )?;
+    Ok(())
+}
+
 /// A host `extern_id` off by one, but only in an engine with eager tables
 /// (`table-lazy-init = false`): a bug that needs one engine setting.
 fn wrong_id_with_eager_tables(linker: &mut wasmtime::Linker<gcfuzz::engine::wasmtime::Host>) -> wasmtime::Result<()> {
@@ -240,6 +254,10 @@ pub fn factory(name: &str) -> Option<Box<dyn Engine>> {
             return mistranslated("planted-cast-from-top-never-branches", cast_from_top_never_branches);
         }
         _ => {}
+    }
+    if name == "planted-pulley-gc-panic" {
+        let engine = gcfuzz::engine::wasmtime::WasmtimeEngine::with_linker_hook(ConfigId::PulleyDrc, panic_in_gc);
+        return Some(Box::new(Renamed { inner: Box::new(engine), name: "planted-pulley-gc-panic" }));
     }
     if name == "planted-gc-leak" {
         let engine = gcfuzz::engine::wasmtime::WasmtimeEngine::with_linker_hook(ConfigId::Drc, hoard_on_gc);

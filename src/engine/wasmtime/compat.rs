@@ -90,6 +90,7 @@ pub fn is_engine_bug(e: &wasmtime::Error) -> bool {
 /// `StoreContextMut`).
 pub fn collect(mut cx: impl wasmtime::AsContextMut) -> wasmtime::Result<()> {
     let mut cx = cx.as_context_mut();
+    let _site = super::locate::host_call(&cx);
     #[cfg(wasmtime_gc_fallible)]
     return cx.gc(None);
     #[cfg(all(not(wasmtime_gc_fallible), wasmtime_gc_size_hint))]

@@ -18,9 +18,11 @@
 //! allocation's, which may collect, or a host function) is told apart by the
 //! operator of the innermost Wasm frame on the native stack: for a collector
 //! assert that is the safepoint whose stack map the collection read
-//! ([`calling_operator`]). Pulley's frames are not on the native stack; a
-//! Pulley panic takes the operator of the same panic on native code in the
-//! same case (`oracle::check`), so one bug seen on both is one signature.
+//! ([`calling_operator`]). Pulley's frames are not on the native stack: a
+//! panic in a host call on Pulley takes the call site a Wasm backtrace gave
+//! when the host function began ([`host_call`]); any other Pulley panic
+//! takes the operator of the same panic on native code in the same case
+//! (`oracle::check`), so one bug seen on both is one signature.
 
 use std::cell::Cell;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -124,6 +126,55 @@ pub struct WasmAt {
 /// A call begins: a fault recorded before it is not this call's.
 pub fn call_begins() {
     LAST_PC.store(0, Ordering::Relaxed);
+}
+
+thread_local! {
+    /// Whether host calls record where Wasm called them from: on Pulley,
+    /// whose frames are not on the native stack.
+    static CAPTURE: Cell<bool> = const { Cell::new(false) };
+    /// Where Wasm called the host function running now on this thread.
+    static HOST_SITE: Cell<Option<WasmAt>> = const { Cell::new(None) };
+}
+
+/// Whether the running configuration's host calls record their call site
+/// (`host_call`): only where native frames cannot say it.
+pub fn capture_host_calls(on: bool) {
+    CAPTURE.with(|c| c.set(on));
+}
+
+/// The call site of a host function while it runs (from a Wasm backtrace,
+/// which Pulley's frames are in), for a panic inside it
+/// ([`host_call_operator`]): a collector assert in a host `gc` call or an
+/// epoch check on Pulley is then told apart by its safepoint as on native
+/// code. Dropping the guard forgets it.
+pub fn host_call(cx: impl wasmtime::AsContext) -> HostCall {
+    let previous = HOST_SITE.with(Cell::get);
+    if CAPTURE.with(Cell::get) {
+        let backtrace = wasmtime::WasmBacktrace::capture(&cx);
+        let site = backtrace.frames().first().and_then(|frame| {
+            let text = frame.module().text().as_ptr() as usize;
+            let module = published()?.0.iter().position(|m| m.text_start == text)?;
+            Some(WasmAt { module: module as u32, offset: u32::try_from(frame.module_offset()?).ok()? })
+        });
+        HOST_SITE.with(|h| h.set(site));
+    }
+    HostCall { previous }
+}
+
+/// Restores the call site of the host call this one is nested in.
+pub struct HostCall {
+    previous: Option<WasmAt>,
+}
+
+impl Drop for HostCall {
+    fn drop(&mut self) {
+        HOST_SITE.with(|h| h.set(self.previous));
+    }
+}
+
+/// The operator that called the running host function, where recorded.
+pub fn host_call_operator() -> Option<String> {
+    running_operator(HOST_SITE.with(Cell::get)?)
 }
 
 /// The Wasm position of the instruction at `pc`, when `pc` is in the

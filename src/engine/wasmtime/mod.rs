@@ -222,6 +222,7 @@ impl Engine for WasmtimeEngine {
         let mut store = Store::new(engine, Host { limits });
         store.limiter(|host| &mut host.limits);
         locate::watch(&mut store);
+        locate::capture_host_calls(self.id == ConfigId::PulleyDrc);
         match case.modules() {
             Ok(wasm) => locate::running(&modules.iter().zip(&wasm).map(|(m, w)| (m, w.as_slice())).collect::<Vec<_>>()),
             Err(e) => return (Status::Error(format!("linked modules: {e:#}")), None),

@@ -106,10 +106,11 @@ fn caught(info: &std::panic::PanicHookInfo) -> Caught {
     let frames = fatal::exe_offsets(&sites);
     use crate::engine::wasmtime::locate;
     // A failure compiled code detected: the operator at the fault; any other
-    // panic under Wasm frames: the operator that called out.
+    // panic under Wasm frames: the operator that called out (on Pulley, the
+    // running host function's call site).
     let wasm = match message.contains("in compiled code") {
         true => locate::faulting_operator(),
-        false => locate::calling_operator(&sites),
+        false => locate::calling_operator(&sites).or_else(locate::host_call_operator),
     };
     Caught { message, location, frames, wasm }
 }

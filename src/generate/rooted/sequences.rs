@@ -256,7 +256,7 @@ impl Encoder<'_> {
 
     /// At entry, while the entry budget lasts: allocate the fresh object
     /// into `local`, collect, reuse, observe; then the chain's object into
-    /// `chain` (`emit_chain`).
+    /// `chain` (`new_chain_object`, `check_chain_object`).
     pub(super) fn emit_entry(
         &mut self,
         f: &mut wasm_encoder::Function,
@@ -267,6 +267,9 @@ impl Encoder<'_> {
     ) {
         let Entry { fresh, via, throw } = entry;
         self.open_budget(f, self.entry_budget);
+        if let Some(chain) = chain {
+            self.new_chain_object(f, chain);
+        }
         let index = self.fresh_type(fresh);
         match fresh {
             Fresh::Own(value) => {
@@ -295,28 +298,44 @@ impl Encoder<'_> {
         }
         self.observe(f, local, r);
         if let Some(chain) = chain {
-            self.emit_chain(f, chain, via, scratch);
+            self.check_chain_object(f, chain);
         }
         f.instruction(&Instruction::End);
     }
 
-    /// An object of the chain's deepest type, held as its root type across
-    /// the entry's kind of collection, then tested against every type of
-    /// the chain and cast down to the middle one and the deepest, each read
-    /// into `$obs`: every test passes, whatever the depth (a subtype check
-    /// that gives up past some depth, or reads a supertype list out of its
-    /// bounds, shows).
-    fn emit_chain(&mut self, f: &mut wasm_encoder::Function, chain: u32, via: Option<Via>, scratch: Scratch) {
+    /// An object of the chain's deepest type, held as the chain's root type
+    /// in `chain` across the entry's collection (`check_chain_object`): at
+    /// an instance's first entry only, as one more allocation at every entry
+    /// is one more collection under a small zeal counter (a quarter of the
+    /// campaign's throughput).
+    fn new_chain_object(&self, f: &mut wasm_encoder::Function, chain: u32) {
         let (first, depth) = self.chain;
-        let at = |k: u32| HeapType::Concrete(first + k);
+        self.if_first_entry(f);
         for k in 0..depth {
             f.instruction(&Instruction::I64Const(k as i64 + 1));
         }
         f.instruction(&Instruction::StructNew(first + depth - 1));
         f.instruction(&Instruction::LocalSet(chain));
-        if let Some(via) = via {
-            self.collect(f, via, scratch.collected);
-        }
+        f.instruction(&Instruction::End);
+    }
+
+    /// `if` this is the instance's first entry (the entry budget was spent
+    /// once): the caller emits the body and its `end`.
+    fn if_first_entry(&self, f: &mut wasm_encoder::Function) {
+        f.instruction(&Instruction::GlobalGet(self.entry_budget));
+        f.instruction(&Instruction::I32Const(super::ENTRY_BUDGET - 1));
+        f.instruction(&Instruction::I32Eq);
+        f.instruction(&Instruction::If(BlockType::Empty));
+    }
+
+    /// The chain's object tested against every type of the chain and cast
+    /// down to the middle one and the deepest, each read into `$obs`: every
+    /// test passes, whatever the depth (a subtype check that gives up past
+    /// some depth, or reads a supertype list out of its bounds, shows).
+    fn check_chain_object(&self, f: &mut wasm_encoder::Function, chain: u32) {
+        let (first, depth) = self.chain;
+        let at = |k: u32| HeapType::Concrete(first + k);
+        self.if_first_entry(f);
         for k in 0..depth {
             f.instruction(&Instruction::LocalGet(chain));
             f.instruction(&Instruction::RefTestNonNull(at(k)));
@@ -338,6 +357,7 @@ impl Encoder<'_> {
         f.instruction(&Instruction::I64Rotl);
         f.instruction(&Instruction::I64Xor);
         f.instruction(&Instruction::GlobalSet(self.observe_global));
+        f.instruction(&Instruction::End);
     }
 
     /// Throws the reference in `from` as the pass's tag's `anyref` payload
