@@ -132,7 +132,11 @@ impl Encoder<'_> {
             }
         }
         f.instruction(&Instruction::End);
-        // $obs = rotl($obs, 5) ^ value
+        self.fold_into_observe(f);
+    }
+
+    /// `$obs = rotl($obs, 5) ^ value`, the i64 on the stack.
+    fn fold_into_observe(&self, f: &mut wasm_encoder::Function) {
         f.instruction(&Instruction::GlobalGet(self.observe_global));
         f.instruction(&Instruction::I64Const(5));
         f.instruction(&Instruction::I64Rotl);
@@ -352,11 +356,7 @@ impl Encoder<'_> {
             f.instruction(&Instruction::I64Shl);
             f.instruction(&Instruction::I64Xor);
         }
-        f.instruction(&Instruction::GlobalGet(self.observe_global));
-        f.instruction(&Instruction::I64Const(5));
-        f.instruction(&Instruction::I64Rotl);
-        f.instruction(&Instruction::I64Xor);
-        f.instruction(&Instruction::GlobalSet(self.observe_global));
+        self.fold_into_observe(f);
         f.instruction(&Instruction::End);
     }
 
