@@ -117,14 +117,12 @@ impl Finding {
         // A failure compiled code detected is told apart by the Wasm
         // operator at the fault (its Rust frames are Wasmtime's plumbing); a
         // panic under Wasm frames by the safepoint that called out.
-        let called_out = crash.location.is_some() && !crash.message.contains("in compiled code");
-        let key = match &crash.wasm {
-            Some(op) if called_out => {
-                format!("{how}|{message}|{}|wasm {}", frames.join("|"), safepoint(op, &crash.frames))
-            }
-            Some(op) => format!("{how}|{message}|{}|wasm {}", frames.join("|"), operator_family(op)),
-            None => format!("{how}|{message}|{}", frames.join("|")),
-        };
+        let called_out = crash.location.is_some() && !crate::outcome::detected_in_compiled_code(&crash.message);
+        let mut key = format!("{how}|{message}|{}", frames.join("|"));
+        if let Some(op) = &crash.wasm {
+            let place = if called_out { safepoint(op, &crash.frames) } else { operator_family(op) };
+            key.push_str(&format!("|wasm {place}"));
+        }
         let prefix = match kind {
             FindingKind::Timeout => "timeout".to_string(),
             FindingKind::OutOfMemory => "oom".to_string(),

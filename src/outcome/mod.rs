@@ -199,6 +199,14 @@ impl Producers {
     }
 }
 
+/// Whether a panic message is Wasmtime's report of a failure its compiled
+/// code detected (a failed inline GC check, an internal assert): such a
+/// crash is located at the faulting operator ([`CrashInfo::wasm`]), any
+/// other panic under Wasm frames at the operator that called out.
+pub fn detected_in_compiled_code(message: &str) -> bool {
+    message.contains("in compiled code")
+}
+
 /// How a worker process died.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CrashInfo {

@@ -108,7 +108,7 @@ fn caught(info: &std::panic::PanicHookInfo) -> Caught {
     // A failure compiled code detected: the operator at the fault; any other
     // panic under Wasm frames: the operator that called out (on Pulley, the
     // running host function's call site).
-    let wasm = match message.contains("in compiled code") {
+    let wasm = match crate::outcome::detected_in_compiled_code(&message) {
         true => locate::faulting_operator(),
         false => locate::calling_operator(&sites).or_else(locate::host_call_operator),
     };

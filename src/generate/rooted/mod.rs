@@ -549,9 +549,10 @@ struct Encoder<'a> {
     /// an observed object of the original type is tested against its twin.
     twins: Vec<(u32, u32)>,
     /// The appended subtype chain: its first type and its depth, and the
-    /// one function whose entry allocates on it (code in every function
-    /// with an entry cost a fifth of the campaign's throughput in compile
-    /// time).
+    /// one function whose entry allocates on it (its code in every function
+    /// with an entry cost a third of the campaign's throughput, 46.5 against
+    /// 60.2 cases/s without the chain, seed 27; in one function, 53.3 and
+    /// 50.7).
     chain: (u32, u32),
     chain_function: Option<usize>,
     next_function: usize,
