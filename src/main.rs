@@ -68,7 +68,7 @@ enum Command {
         #[arg(long, default_value_t = 4096)]
         memory_limit_mb: u64,
     },
-    /// Run one module (.wasm or .wat) on every configuration and show the
+    /// Run one reproducer (.wasm, .wat or regression .wast) on every configuration and show the
     /// outcomes. Exit 1 when they disagree or one crashes.
     Repro {
         file: PathBuf,
@@ -82,7 +82,7 @@ enum Command {
         #[arg(long, default_value_t = 20)]
         timeout: u64,
     },
-    /// Minimize a reproducer (.wasm or .wat) while it keeps its finding's
+    /// Minimize a reproducer (.wasm, .wat or .wast) while it keeps its finding's
     /// signature; writes `<name>.shrunk.wasm` and `.wat` next to it.
     Shrink {
         file: PathBuf,
@@ -97,7 +97,7 @@ enum Command {
         timeout: u64,
     },
     /// Bucket a directory of crash inputs (libFuzzer `crash-*` artifacts,
-    /// .wasm or .wat files) into a working directory by signature, shrinking
+    /// .wasm, .wat or .wast files) into a working directory by signature, shrinking
     /// new signatures. Exit 1 when some file could not be bucketed.
     Triage {
         dir: PathBuf,
@@ -132,7 +132,7 @@ enum Command {
         #[arg(long, default_value_t = 20)]
         timeout: u64,
     },
-    /// Print a regression test for a reproducer (.wasm or .wat) in the form of
+    /// Print a regression test for a reproducer (.wasm, .wat or .wast) in the form of
     /// Wasmtime's misc_testsuite (expected results from the reference).
     Regression {
         file: PathBuf,

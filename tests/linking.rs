@@ -81,6 +81,16 @@ fn every_engine_links_and_compares_every_instance() {
     assert!(wast.contains("(register \"m0\" $m0)") && wast.contains("(invoke $m0 \"read\")"), "{wast}");
     assert!(wast.contains("(assert_return (invoke $test \"run\") (i32.const 49))"), "{wast}");
     gcfuzz::engine::wasmtime::wast::run(&wast, gcfuzz::case::ConfigId::Drc, None).unwrap();
+    // Read back, the script is the same case: both modules, the same calls
+    // and settings, and the same results.
+    let back = TestCase::from_wast(&wast).unwrap();
+    assert_eq!(back.plan, Plan { linked: back.plan.linked.clone(), ..case.plan.clone() });
+    assert_eq!(back.linked().unwrap().len(), 1);
+    let again = check_case(&back, &configs, &mut exec).unwrap();
+    assert!(again.findings.is_empty(), "{:#?}", again.findings);
+    for (a, b) in report.outcomes.iter().zip(&again.outcomes) {
+        assert_eq!(a.calls, b.calls, "{}", a.config);
+    }
 }
 
 #[test]

@@ -6,6 +6,11 @@
 
 use super::Profile;
 
+/// Linear memory (and GC heap) and table limits the host sets, identical in
+/// every engine so that `memory.grow` / `table.grow` fail at the same point.
+pub const MEMORY_LIMIT: usize = 16 << 20;
+pub const TABLE_LIMIT: usize = 10_000;
+
 /// Name of the host module every generated module may import from.
 pub const MODULE: &str = "host";
 

@@ -66,6 +66,14 @@ pub enum Knob {
     /// except after the operators of [`NAN_BITS_OPEN`]: not drawn for cases
     /// that have them ([`nan_bits_open`]).
     NanCanonicalization,
+    /// `Config::allocation_strategy` with the pooling allocator: instances,
+    /// memories, tables and GC heaps come from pools of slots that later
+    /// cases reuse, reset either by decommitting them (`decommit`) or by
+    /// clearing the first 64 KiB they keep resident (`keep-resident`). The
+    /// pool's size limits equal the store limits every engine runs under
+    /// (`host::MEMORY_LIMIT`, `TABLE_LIMIT`), so growth fails where it
+    /// fails elsewhere.
+    PoolingAllocator,
 }
 
 /// Float operators whose NaN results Cranelift's NaN canonicalization
@@ -133,6 +141,7 @@ impl Knob {
         Knob::Inlining,
         Knob::EpochInterruption,
         Knob::NanCanonicalization,
+        Knob::PoolingAllocator,
     ];
 
     /// The name in plans and reports (and the `wasmtime` CLI's `-O` or `-W`
@@ -156,6 +165,7 @@ impl Knob {
             Knob::Inlining => "inlining",
             Knob::EpochInterruption => "epoch-interruption",
             Knob::NanCanonicalization => "nan-canonicalization",
+            Knob::PoolingAllocator => "pooling-allocator",
         }
     }
 
@@ -192,6 +202,7 @@ impl Knob {
             }
             Knob::OptLevel => vec![Name("none".into()), Name("speed-and-size".into())],
             Knob::Regalloc => vec![Name("single-pass".into())],
+            Knob::PoolingAllocator => vec![Name("decommit".into()), Name("keep-resident".into())],
         }
     }
 
@@ -200,7 +211,8 @@ impl Knob {
         match (self, setting) {
             (Knob::OptLevel, Setting::Name(n)) => ["none", "speed", "speed-and-size"].contains(&n.as_str()),
             (Knob::Regalloc, Setting::Name(n)) => ["backtracking", "single-pass"].contains(&n.as_str()),
-            (Knob::OptLevel | Knob::Regalloc, _) => false,
+            (Knob::PoolingAllocator, Setting::Name(n)) => ["decommit", "keep-resident"].contains(&n.as_str()),
+            (Knob::OptLevel | Knob::Regalloc | Knob::PoolingAllocator, _) => false,
             (_, Setting::Flag(_)) => self.choices().iter().all(|c| matches!(c, Setting::Flag(_))),
             (_, Setting::Bytes(_)) => self.choices().iter().all(|c| matches!(c, Setting::Bytes(_))),
             (_, Setting::Name(_)) => false,
@@ -229,6 +241,15 @@ impl Knob {
             }
             Knob::Inlining => format!("-C inlining={value}"),
             Knob::EpochInterruption | Knob::NanCanonicalization => format!("-W {}={value}", self.name()),
+            Knob::PoolingAllocator => std::iter::once("-O pooling-allocator=y".to_string())
+                .chain(
+                    Pool::of(setting)
+                        .settings()
+                        .iter()
+                        .map(|(name, n)| format!("-O pooling-{}={n}", name.replace('_', "-"))),
+                )
+                .collect::<Vec<_>>()
+                .join(" "),
             _ => format!("-O {}={value}", self.name()),
         }
     }
@@ -256,11 +277,103 @@ impl Knob {
             Knob::OptLevel => format!("config.cranelift_opt_level({value});"),
             Knob::Regalloc => format!("config.cranelift_regalloc_algorithm({value});"),
             Knob::NanCanonicalization => format!("config.cranelift_nan_canonicalization({value});"),
+            Knob::PoolingAllocator => format!(
+                "let mut pool = wasmtime::PoolingAllocationConfig::new(); {} \
+                 config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));",
+                Pool::of(setting)
+                    .settings()
+                    .iter()
+                    .map(|(name, n)| format!("pool.{name}({n});"))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            ),
             Knob::EpochInterruption => format!(
                 "config.epoch_interruption({value}); // and in the store: set_epoch_deadline(0), and an \
                  epoch_deadline_callback that collects at its calls 1, 2, 4, … and returns Continue(0)"
             ),
             _ => format!("config.{}({value});", self.name().replace('-', "_")),
+        }
+    }
+}
+
+/// The pooling allocator of a `pooling-allocator` setting: room for a
+/// linked case's instances, memories, tables and GC heap with some to spare
+/// (one store at a time; more would only reserve more address space), limits
+/// equal to the store limits every engine runs under, so that instantiation
+/// and growth fail where they fail without the pool, no warm slots kept
+/// apart, so that every case reuses the slots earlier cases used, and no
+/// async stacks (cases run synchronously; Wasmtime's default of 1000 maps
+/// 2 GiB of stacks up front, past a worker's memory limit).
+pub struct Pool {
+    pub instances: u32,
+    pub memories: u32,
+    pub tables: u32,
+    pub gc_heaps: u32,
+    /// Memories and tables a module may define.
+    pub per_module: u32,
+    pub max_memory_size: usize,
+    pub table_elements: usize,
+    /// Bytes of each memory and table slot reset in place rather than
+    /// decommitted.
+    pub keep_resident: usize,
+}
+
+impl Pool {
+    pub fn of(setting: &Setting) -> Pool {
+        Pool {
+            instances: 8,
+            memories: 32,
+            tables: 32,
+            gc_heaps: 8,
+            per_module: 16,
+            max_memory_size: super::host::MEMORY_LIMIT,
+            table_elements: super::host::TABLE_LIMIT,
+            keep_resident: if *setting == Setting::Name("keep-resident".into()) { 64 << 10 } else { 0 },
+        }
+    }
+
+    /// `PoolingAllocationConfig` method names and values.
+    pub fn settings(&self) -> Vec<(&'static str, u64)> {
+        let (count, size) = (|n: u32| u64::from(n), |n: usize| n as u64);
+        vec![
+            ("total_core_instances", count(self.instances)),
+            ("total_memories", count(self.memories)),
+            ("total_tables", count(self.tables)),
+            ("total_gc_heaps", count(self.gc_heaps)),
+            ("total_stacks", 0),
+            ("max_memories_per_module", count(self.per_module)),
+            ("max_tables_per_module", count(self.per_module)),
+            ("max_memory_size", size(self.max_memory_size)),
+            ("table_elements", size(self.table_elements)),
+            ("max_unused_warm_slots", 0),
+            ("linear_memory_keep_resident", size(self.keep_resident)),
+            ("table_keep_resident", size(self.keep_resident)),
+        ]
+    }
+}
+
+/// Knobs the pooling allocator cannot take: its GC heaps share the memory
+/// pool, so Wasmtime requires their reservation, guard and growth settings
+/// to equal the linear memories' (it asserts that), and a pooled memory
+/// cannot be larger than its reservation (a small one would make growth
+/// fail where the reference's succeeds).
+pub const NOT_POOLED: [Knob; 7] = [
+    Knob::MemoryReservation,
+    Knob::MemoryGuardSize,
+    Knob::MemoryReservationForGrowth,
+    Knob::GcHeapReservation,
+    Knob::GcHeapGuardSize,
+    Knob::GcHeapReservationForGrowth,
+    Knob::GcHeapMayMove,
+];
+
+/// Makes a drawn set acceptable to [`check`] by dropping what conflicts: a
+/// pinned GC heap next to a reservation of its own, the pooling allocator
+/// next to a knob it cannot take.
+pub fn settle(knobs: &mut Knobs) {
+    for knob in [Knob::GcHeapMayMove, Knob::PoolingAllocator] {
+        if check(knobs).is_err() {
+            knobs.remove(&knob);
         }
     }
 }
@@ -306,6 +419,11 @@ pub fn check(knobs: &Knobs) -> Result<()> {
                 growth.name()
             );
         }
+    }
+    if knobs.contains_key(&Knob::PoolingAllocator)
+        && let Some(k) = NOT_POOLED.iter().find(|k| knobs.contains_key(k))
+    {
+        bail!("knobs: the pooling allocator with {}: its GC heaps and memories share one pool", k.name());
     }
     if knobs.get(&Knob::GcHeapMayMove) == Some(&Setting::Flag(false)) && knobs.contains_key(&Knob::GcHeapReservation) {
         bail!("knobs: a pinned GC heap with a reservation of its own could run out where the reference does not");
@@ -397,5 +515,26 @@ mod tests {
                 .into_iter()
                 .collect();
         assert!(check(&spectre).is_err());
+    }
+
+    #[test]
+    fn the_pooling_allocator_is_dropped_next_to_a_reservation_it_cannot_take() {
+        let pooled = |k: Knob, s: Setting| -> Knobs {
+            [(Knob::PoolingAllocator, Setting::Name("decommit".into())), (k, s)].into_iter().collect()
+        };
+        for knob in NOT_POOLED {
+            let mut set = pooled(knob, knob.choices()[0].clone());
+            if let Some((_, growth)) = GROWTH_PAIRS.iter().find(|(r, _)| *r == knob) {
+                set.insert(*growth, Setting::Bytes(1 << 20));
+            }
+            assert!(check(&set).unwrap_err().to_string().contains("pooling"), "{knob:?}");
+            settle(&mut set);
+            assert!(!set.contains_key(&Knob::PoolingAllocator) || !set.contains_key(&knob), "{knob:?}");
+            check(&set).unwrap();
+        }
+        let mut kept = pooled(Knob::TableLazyInit, Setting::Flag(false));
+        settle(&mut kept);
+        assert_eq!(kept.len(), 2);
+        check(&kept).unwrap();
     }
 }

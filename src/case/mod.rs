@@ -12,6 +12,7 @@ mod info;
 pub mod knobs;
 mod plan;
 mod profile;
+mod script;
 mod testcase;
 
 pub use codec::PLAN_SECTION;
@@ -20,4 +21,5 @@ pub use info::{AvoidRule, ModuleInfo, allocates, contains_sequence, is_allocatio
 pub use knobs::{Knob, Knobs, Setting};
 pub use plan::{Arg, Call, Plan, arg_possible, linked_name};
 pub use profile::{Profile, fuzzed_features, line_refuses};
+pub use script::PLAN_LINE;
 pub use testcase::{TestCase, plan_input, seeded_input};

@@ -6,9 +6,9 @@
 //! Its host functions do what Wasmtime's do, minus the collection: the
 //! interpreter's objects are never collected during a run.
 
-use super::{CALL_FUEL, Engine, Held, Instance, MEMORY_LIMIT, TABLE_LIMIT, callee, held_name, state_name};
+use super::{CALL_FUEL, Engine, Held, Instance, callee, held_name, state_name};
 use crate::case::Profile;
-use crate::case::host::HostFunc;
+use crate::case::host::{HostFunc, MEMORY_LIMIT, TABLE_LIMIT};
 use crate::case::{Arg, Call, TestCase, linked_name};
 use crate::interp::module::ImportKind;
 use crate::interp::types::{Composite, Field, Heap, Storage, TypeId, ValTy};

@@ -20,11 +20,6 @@ use std::time::Instant;
 /// differently by each engine, so running out of it is inconclusive.
 pub const CALL_FUEL: u64 = 50_000_000;
 
-/// Linear memory and table limits, identical in every engine so that
-/// `memory.grow` / `table.grow` fail at the same point.
-pub const MEMORY_LIMIT: usize = 16 << 20;
-pub const TABLE_LIMIT: usize = 10_000;
-
 /// One engine configuration. Long-lived: a worker keeps its engines across
 /// cases so that engine set-up is paid once.
 pub trait Engine {

@@ -3,11 +3,9 @@
 //! calls, extended constants; no GC, typed function references or
 //! exceptions). Its `gc` import is a no-op: wasmi has no collector.
 
-use super::{
-    CALL_FUEL, Engine, Held, Instance, MEMORY_LIMIT, TABLE_LIMIT, callee, compile_modules, held_name, state_name,
-};
+use super::{CALL_FUEL, Engine, Held, Instance, callee, compile_modules, held_name, state_name};
 use crate::case::Profile;
-use crate::case::host::{self, HostFunc};
+use crate::case::host::{self, HostFunc, MEMORY_LIMIT, TABLE_LIMIT};
 use crate::case::{Arg, Call, TestCase, linked_name};
 use crate::outcome::vocab::{HeapName, TABLE_ELEMS, TypeName, signature};
 use crate::outcome::{Exhausted, MemorySummary, Ref as Shape, State, Status, TableSummary, TrapClass, Value};

@@ -246,16 +246,15 @@ fn draw_knobs(u: &mut Unstructured) -> arbitrary::Result<Knobs> {
         let choice = u.choose(&knob.choices())?.clone();
         drawn.insert(knob, choice);
     }
-    // A reservation of its own gets a growth reservation of its own, and a
-    // pinned heap keeps the default reservation (see `case::knobs`).
+    // A reservation of its own gets a growth reservation of its own; a
+    // pinned heap or the pooling allocator goes where it conflicts (see
+    // `case::knobs`).
     for (reservation, growth) in knobs::GROWTH_PAIRS {
         if drawn.contains_key(&reservation) && !drawn.contains_key(&growth) {
             drawn.insert(growth, Setting::Bytes(1 << 20));
         }
     }
-    if knobs::check(&drawn).is_err() {
-        drawn.remove(&Knob::GcHeapMayMove);
-    }
+    knobs::settle(&mut drawn);
     debug_assert!(knobs::check(&drawn).is_ok());
     Ok(drawn)
 }

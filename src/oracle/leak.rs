@@ -6,7 +6,7 @@
 //!
 //! The margin: everything Null allocated fits in [`YARDSTICK`] (its GC heap
 //! at the end, which only ever grew to hold what it allocated), a sixteenth
-//! of the limit every configuration runs under (`engine::MEMORY_LIMIT`). A
+//! of the limit every configuration runs under (`case::host::MEMORY_LIMIT`). A
 //! collector holds at most what Null allocated, with larger headers: DRC's
 //! 24-byte header against Null's 8 is at most 4× for the smallest object
 //! (¼ of the limit), Copying's 16-byte minimum at most 2× (⅛ of the limit,
@@ -16,7 +16,7 @@
 
 use super::finding::Finding;
 use crate::case::ConfigId;
-use crate::engine::MEMORY_LIMIT;
+use crate::case::host::MEMORY_LIMIT;
 use crate::outcome::{Exhausted, Outcome, Status};
 
 /// The most GC heap Null may have held for an exhaustion elsewhere to count

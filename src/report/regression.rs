@@ -12,7 +12,7 @@
 //! `host.extern_id` reads it back the same way, but code that converts such
 //! a reference back to `anyref` sees an `i31` where the fuzzing host had none.
 
-use crate::case::{Arg, ConfigId, ModuleInfo, Profile, TestCase, host, linked_name};
+use crate::case::{Arg, ConfigId, ModuleInfo, PLAN_LINE, Plan, Profile, TestCase, host, linked_name};
 use crate::line::{self, Cap};
 use crate::outcome::{Exhausted, Outcome, Ref, Status, TrapClass, Value};
 use anyhow::{Context, Result};
@@ -59,6 +59,9 @@ pub fn wast(case: &TestCase, signature: &str, reference: Option<&Outcome>, summa
         writeln!(out, ";;! {key} = true")?;
     }
     writeln!(out, "\n;; gcfuzz {signature}: {summary}")?;
+    // The settings, for `gcfuzz repro` to read the script back.
+    let settings = Plan { calls: vec![], linked: vec![], ..case.plan.clone() };
+    writeln!(out, "{PLAN_LINE}{}", serde_json::to_string(&settings)?)?;
     // Only lines with the zeal counter apply the plan's.
     if let Some(zeal) = case.plan.zeal.filter(|_| line::has(Cap::Zeal)) {
         let collecting = case.plan.configs.iter().any(|c| *c != ConfigId::Null);

@@ -66,7 +66,7 @@ impl Report {
 }
 
 /// How a file is read: a module (`.wasm` by its magic, `.wat` by its
-/// extension) or else a raw fuzz input as libFuzzer saves it, for the
+/// extension), a regression script (`.wast`) or else a raw fuzz input as libFuzzer saves it, for the
 /// target whose generator is `generator`, made into the case the target
 /// made of it: with the known bugs' avoid rules (`avoid`), which the rooted
 /// pass honours.
@@ -76,9 +76,9 @@ pub fn load(
     generator: Generator,
     avoid: &[AvoidRule],
 ) -> Result<(TestCase, Option<Vec<u8>>)> {
-    let is_wat = path.extension().is_some_and(|e| e == "wat");
-    if bytes.starts_with(b"\0asm") || is_wat {
-        Ok((TestCase::from_module_bytes(bytes)?, None))
+    let is_text = path.extension().is_some_and(|e| e == "wat" || e == "wast");
+    if bytes.starts_with(b"\0asm") || is_text {
+        Ok((super::open::parse(path, bytes)?, None))
     } else {
         Ok((generate::case_avoiding(generator, bytes, avoid).context("not a fuzz input")?, Some(bytes.to_vec())))
     }

@@ -1,4 +1,5 @@
-//! Opening a reproducer: read a `.wasm` or `.wat` file, say where it was
+//! Opening a reproducer: read a `.wasm`, `.wat` or regression `.wast` file
+//! (`TestCase::from_wast`), say where it was
 //! recorded when that was another engine version, and check it on its
 //! configurations. Every command that starts from a file (`repro`, `shrink`,
 //! `narrow`, `regression`) begins here.
@@ -22,8 +23,17 @@ pub struct Opened {
 pub fn open(file: &Path) -> Result<Opened> {
     let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
     let note = file.parent().and_then(replay_note);
-    let case = TestCase::from_module_bytes(&bytes).with_context(|| format!("{}", file.display()))?;
+    let case = parse(file, &bytes).with_context(|| format!("{}", file.display()))?;
     Ok(Opened { case, note })
+}
+
+/// The case in a reproducer's bytes: a regression script by its `.wast`
+/// extension, else a module (`.wasm` or `.wat`).
+pub fn parse(file: &Path, bytes: &[u8]) -> Result<TestCase> {
+    match file.extension().and_then(|e| e.to_str()) {
+        Some("wast") => TestCase::from_wast(&String::from_utf8_lossy(bytes)),
+        _ => TestCase::from_module_bytes(bytes),
+    }
 }
 
 /// The names of the plan's configurations, only those in `only` when it is

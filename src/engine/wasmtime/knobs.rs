@@ -4,8 +4,8 @@
 //! a knob that silently did not apply would make every finding under it
 //! unreproducible, so on lines with `Engine::get_*` each knob is read back.
 
-use crate::case::{Knob, Knobs, Setting};
-use wasmtime::{Config, OptLevel, Store, UpdateDeadline};
+use crate::case::{Knob, Knobs, Setting, knobs};
+use wasmtime::{Config, InstanceAllocationStrategy, OptLevel, PoolingAllocationConfig, Store, UpdateDeadline};
 
 /// Sets each knob on `c`.
 pub fn apply(c: &mut Config, knobs: &Knobs) {
@@ -84,11 +84,33 @@ pub fn apply(c: &mut Config, knobs: &Knobs) {
             Knob::NanCanonicalization => {
                 c.cranelift_nan_canonicalization(flag);
             }
+            Knob::PoolingAllocator => {
+                c.allocation_strategy(InstanceAllocationStrategy::Pooling(pool(setting)));
+            }
             // The plan codec drops knobs the line lacks.
             #[allow(unreachable_patterns)]
             _ => {}
         }
     }
+}
+
+/// The pool of `case::knobs::Pool`.
+fn pool(setting: &Setting) -> PoolingAllocationConfig {
+    let pool = knobs::Pool::of(setting);
+    let mut p = PoolingAllocationConfig::new();
+    p.total_core_instances(pool.instances)
+        .total_memories(pool.memories)
+        .total_tables(pool.tables)
+        .total_gc_heaps(pool.gc_heaps)
+        .total_stacks(0)
+        .max_memories_per_module(pool.per_module)
+        .max_tables_per_module(pool.per_module)
+        .max_memory_size(pool.max_memory_size)
+        .table_elements(pool.table_elements)
+        .max_unused_warm_slots(0)
+        .linear_memory_keep_resident(pool.keep_resident)
+        .table_keep_resident(pool.keep_resident);
+    p
 }
 
 fn opt_level(setting: &Setting) -> OptLevel {
@@ -157,6 +179,12 @@ pub fn verify(engine: &wasmtime::Engine, knobs: &Knobs) -> Result<(), String> {
             Knob::Inlining => flag(engine.get_compiler_inlining() != wasmtime::Inlining::No),
             Knob::EpochInterruption => flag(engine.get_epoch_interruption()),
             Knob::NanCanonicalization => flag(engine.get_cranelift_nan_canonicalization() == Some(true)),
+            Knob::PoolingAllocator => match engine.get_pooling_config() {
+                None => Some(Setting::Name("on-demand".into())),
+                Some(p) => Some(Setting::Name(
+                    if p.get_memory_keep_resident() > 0 { "keep-resident" } else { "decommit" }.into(),
+                )),
+            },
         };
         if let Some(actual) = actual.filter(|a| a != setting) {
             return Err(format!("knob {}: asked {setting}, the engine has {actual}", knob.name()));
@@ -169,7 +197,7 @@ pub fn verify(engine: &wasmtime::Engine, knobs: &Knobs) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::case::{ConfigId, knobs};
+    use crate::case::ConfigId;
     use crate::engine::wasmtime::WasmtimeEngine;
 
     fn engine(id: ConfigId, knobs: &Knobs) -> wasmtime::Engine {
@@ -195,9 +223,7 @@ mod tests {
         }
         for i in 0..widest {
             let mut all: Knobs = offered.iter().map(|k| (*k, k.choices()[i % k.choices().len()].clone())).collect();
-            if knobs::check(&all).is_err() {
-                all.remove(&Knob::GcHeapMayMove);
-            }
+            knobs::settle(&mut all);
             sets.push(all);
         }
         let mut ran = 0;

@@ -17,10 +17,8 @@ mod typed;
 mod walk;
 pub mod wast;
 
-use super::{
-    CALL_FUEL, Engine, Held, Instance, MEMORY_LIMIT, TABLE_LIMIT, callee, compile_modules, held_name, state_name,
-};
-use crate::case::host::{self, HostFunc};
+use super::{CALL_FUEL, Engine, Held, Instance, callee, compile_modules, held_name, state_name};
+use crate::case::host::{self, HostFunc, MEMORY_LIMIT, TABLE_LIMIT};
 use crate::case::{Arg, Call, ConfigId, Knobs, TestCase, linked_name};
 use crate::line::{self, Cap};
 use crate::outcome::vocab::TABLE_ELEMS;
