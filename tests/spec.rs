@@ -1,6 +1,6 @@
 //! Conformance of the reference interpreter: the official specification
-//! test scripts (Wasm 3.0, plus the GC and exception-handling proposal
-//! scripts) must pass in full, except directives that need a feature outside
+//! test scripts (Wasm 3.0, plus the GC, exception-handling, multi-memory
+//! and SIMD proposal scripts) must pass in full, except directives that need a feature outside
 //! the interpreter's scope, which are counted and listed with the reason.
 //!
 //! `cargo test --test spec -- --nocapture` prints the table in README.
@@ -13,7 +13,8 @@ fn spec_scripts_pass() {
     let files = data::spec(SpecVersion::V3)
         .chain(data::proposal(Proposal::GC))
         .chain(data::proposal(Proposal::ExceptionHandling))
-        .chain(data::proposal(Proposal::MultiMemory));
+        .chain(data::proposal(Proposal::MultiMemory))
+        .chain(data::proposal(Proposal::Simd));
     let mut failures = Vec::new();
     let (mut passed, mut total) = (0, 0);
     println!("| file | directives passed / total |");
@@ -48,7 +49,7 @@ fn spec_scripts_pass() {
         }
     }
     println!("\n{passed} of {total} directives passed, {} failed", failures.len());
-    assert!(total > 10_000, "the suite shrank to {total} directives");
+    assert!(total > 45_000, "the suite shrank to {total} directives");
     assert!(failures.is_empty(), "{} directives failed:\n{}", failures.len(), failures.join("\n"));
 }
 

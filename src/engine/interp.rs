@@ -252,7 +252,8 @@ fn arg_val(arg: &Arg) -> Option<Val> {
         Arg::Extern(id) => Val::Ref(Ref::Extern(AnyRef::Host(*id))),
         // `I31::wrapping_i32`: the low 31 bits.
         Arg::I31(v) => Val::Ref(Ref::Any(AnyRef::I31(*v as u32 & 0x7fff_ffff))),
-        Arg::V128(_) | Arg::Earlier { .. } => return None,
+        Arg::V128(v) => Val::V128(*v),
+        Arg::Earlier { .. } => return None,
     })
 }
 
@@ -286,6 +287,7 @@ impl<'s, 'a> Walker<'s, 'a> {
             Val::I64(v) => Value::I64(v),
             Val::F32(b) => Value::f32(b),
             Val::F64(b) => Value::f64(b),
+            Val::V128(v) => Value::V128(v),
             Val::Ref(r) => Value::Ref(self.reference(r, depth)),
         }
     }

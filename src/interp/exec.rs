@@ -14,6 +14,7 @@ use super::edges;
 use super::module::Module;
 use super::numeric::*;
 use super::origin::{Operands, Origin};
+use super::simd;
 use super::store::{FuncInst, Host, PAGE, Store, any_convert_extern, default_val, extern_convert_any, pack, unpacked};
 use super::types::{Heap, Storage, TypeId, heap_type, storage_size};
 use super::{AnyRef, Ref, Stop, Val, trap};
@@ -103,6 +104,7 @@ fn read_storage(s: Storage<TypeId>, b: &[u8]) -> Val {
         Storage::Val(ValTy::F32) => Val::F32(u32::from_le_bytes(b.try_into().unwrap())),
         Storage::Val(ValTy::I64) => Val::I64(i64::from_le_bytes(b.try_into().unwrap())),
         Storage::Val(ValTy::F64) => Val::F64(u64::from_le_bytes(b.try_into().unwrap())),
+        Storage::Val(ValTy::V128) => Val::V128(u128::from_le_bytes(b.try_into().unwrap())),
         Storage::Val(other) => unreachable!("validated code: {other:?} array from data"),
     }
 }
@@ -1108,9 +1110,74 @@ impl<'a> Store<'a> {
                         self.arrays[o as usize].vals[d..d + n].copy_from_slice(&items);
                     }
 
-                    other => {
-                        return Err(Stop::Error(format!("instruction outside the interpreter's scope: {other:?}")));
+                    // SIMD memory access.
+                    Operator::V128Load { memarg } => load!(memarg, 16, |b| Val::V128(u128::from_le_bytes(b))),
+                    op @ (Operator::V128Load8x8S { memarg }
+                    | Operator::V128Load8x8U { memarg }
+                    | Operator::V128Load16x4S { memarg }
+                    | Operator::V128Load16x4U { memarg }
+                    | Operator::V128Load32x2S { memarg }
+                    | Operator::V128Load32x2U { memarg }) => {
+                        load!(memarg, 8, |b| Val::V128(simd::load_extend(op, b)))
                     }
+                    Operator::V128Load8Splat { memarg } => {
+                        load!(memarg, 1, |b: [u8; 1]| Val::V128(simd::splat_bytes(&b)))
+                    }
+                    Operator::V128Load16Splat { memarg } => {
+                        load!(memarg, 2, |b: [u8; 2]| Val::V128(simd::splat_bytes(&b)))
+                    }
+                    Operator::V128Load32Splat { memarg } => {
+                        load!(memarg, 4, |b: [u8; 4]| Val::V128(simd::splat_bytes(&b)))
+                    }
+                    Operator::V128Load64Splat { memarg } => {
+                        load!(memarg, 8, |b: [u8; 8]| Val::V128(simd::splat_bytes(&b)))
+                    }
+                    Operator::V128Load32Zero { memarg } => {
+                        load!(memarg, 4, |b| Val::V128(u32::from_le_bytes(b) as u128))
+                    }
+                    Operator::V128Load64Zero { memarg } => {
+                        load!(memarg, 8, |b| Val::V128(u64::from_le_bytes(b) as u128))
+                    }
+                    Operator::V128Store { memarg } => store!(memarg, v128, 16, |v: u128| v.to_le_bytes()),
+                    op @ (Operator::V128Load8Lane { memarg, lane }
+                    | Operator::V128Load16Lane { memarg, lane }
+                    | Operator::V128Load32Lane { memarg, lane }
+                    | Operator::V128Load64Lane { memarg, lane }
+                    | Operator::V128Store8Lane { memarg, lane }
+                    | Operator::V128Store16Lane { memarg, lane }
+                    | Operator::V128Store32Lane { memarg, lane }
+                    | Operator::V128Store64Lane { memarg, lane }) => {
+                        let w = match op {
+                            Operator::V128Load8Lane { .. } | Operator::V128Store8Lane { .. } => 1,
+                            Operator::V128Load16Lane { .. } | Operator::V128Store16Lane { .. } => 2,
+                            Operator::V128Load32Lane { .. } | Operator::V128Store32Lane { .. } => 4,
+                            _ => 8,
+                        };
+                        let v = pop!().v128();
+                        let base = pop!().i32();
+                        let mi = self.mem_index(ii, linear_memory(memarg));
+                        let ea = self.address(mi, base, memarg.offset, w as u64)?;
+                        let data = &mut self.mems[mi].data[ea..ea + w];
+                        match op {
+                            Operator::V128Load8Lane { .. }
+                            | Operator::V128Load16Lane { .. }
+                            | Operator::V128Load32Lane { .. }
+                            | Operator::V128Load64Lane { .. } => {
+                                m.stack.push(Val::V128(simd::with_lane(v, *lane, data)));
+                            }
+                            _ => data.copy_from_slice(&simd::lane_bytes(v, *lane, w)),
+                        }
+                    }
+
+                    other => match simd::operands(other) {
+                        Some(n) => {
+                            let args = m.pop_n(n);
+                            m.stack.push(simd::eval(other, &args));
+                        }
+                        None => {
+                            return Err(Stop::Error(format!("instruction outside the interpreter's scope: {other:?}")));
+                        }
+                    },
                 }
             }
         }

@@ -16,6 +16,7 @@ mod exec;
 pub mod module;
 mod numeric;
 pub mod origin;
+mod simd;
 pub mod store;
 pub mod types;
 mod value;
@@ -28,7 +29,7 @@ pub use value::{AnyRef, Ref, Stop, Val};
 use wasmparser::WasmFeatures;
 
 /// What the interpreter runs: every proposal gcfuzz fuzzes (Wasm 3.0
-/// without SIMD, memory64 and threads).
+/// without memory64 and threads), and SIMD (not relaxed SIMD).
 pub fn features() -> WasmFeatures {
-    crate::case::fuzzed_features()
+    crate::case::fuzzed_features() | WasmFeatures::SIMD
 }

@@ -371,6 +371,7 @@ impl<'a> Store<'a> {
                 Operator::I64Const { value } => Val::I64(value),
                 Operator::F32Const { value } => Val::F32(value.bits()),
                 Operator::F64Const { value } => Val::F64(value.bits()),
+                Operator::V128Const { value } => Val::V128(u128::from_le_bytes(*value.bytes())),
                 Operator::RefNull { .. } => Val::Ref(Ref::Null),
                 Operator::RefFunc { function_index } => {
                     Val::Ref(Ref::Func(self.insts[ii as usize].funcs[function_index as usize]))
@@ -578,7 +579,7 @@ pub fn default_val(t: VT) -> Val {
         ValTy::I64 => Val::I64(0),
         ValTy::F32 => Val::F32(0),
         ValTy::F64 => Val::F64(0),
-        ValTy::V128 => unreachable!("SIMD is outside the interpreter's validated feature set"),
+        ValTy::V128 => Val::V128(0),
         ValTy::Ref { .. } => Val::Ref(Ref::Null),
     }
 }

@@ -33,6 +33,7 @@ pub enum Val {
     I64(i64),
     F32(u32),
     F64(u64),
+    V128(u128),
     Ref(Ref),
 }
 
@@ -59,6 +60,12 @@ impl Val {
         match self {
             Val::F64(v) => f64::from_bits(v),
             other => unreachable!("validated code: expected f64, found {other:?}"),
+        }
+    }
+    pub fn v128(self) -> u128 {
+        match self {
+            Val::V128(v) => v,
+            other => unreachable!("validated code: expected v128, found {other:?}"),
         }
     }
     pub fn reference(self) -> Ref {

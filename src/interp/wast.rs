@@ -9,7 +9,7 @@ use super::types::{Heap, ValTy};
 use super::{AnyRef, Ref, Stop, Val};
 use crate::outcome::{Exhausted, TrapClass};
 use std::collections::HashMap;
-use wast::core::{NanPattern, WastArgCore, WastRetCore};
+use wast::core::{NanPattern, V128Pattern, WastArgCore, WastRetCore};
 use wast::{Wast, WastArg, WastDirective, WastExecute, WastInvoke, WastRet};
 
 /// What became of one script's directives.
@@ -408,7 +408,7 @@ fn arg(a: &WastArg) -> Option<Val> {
         WastArgCore::RefNull(_) => Val::Ref(Ref::Null),
         WastArgCore::RefExtern(n) => Val::Ref(Ref::Extern(AnyRef::Host(*n))),
         WastArgCore::RefHost(n) => Val::Ref(Ref::Any(AnyRef::Host(*n))),
-        WastArgCore::V128(_) => return None,
+        WastArgCore::V128(v) => Val::V128(u128::from_le_bytes(v.to_le_bytes())),
     })
 }
 
@@ -431,6 +431,7 @@ fn matches_core(v: &Val, want: &WastRetCore) -> bool {
             NanPattern::ArithmeticNan => f64::from_bits(*x).is_nan() && x & 0x0008_0000_0000_0000 != 0,
             NanPattern::Value(f) => f.bits == *x,
         },
+        (WastRetCore::V128(p), Val::V128(x)) => v128_matches(p, *x),
         (WastRetCore::RefNull(_), Val::Ref(r)) => *r == Ref::Null,
         (WastRetCore::RefExtern(None), Val::Ref(r)) => matches!(r, Ref::Extern(_)),
         (WastRetCore::RefExtern(Some(n)), Val::Ref(r)) => *r == Ref::Extern(AnyRef::Host(*n)),
@@ -445,6 +446,26 @@ fn matches_core(v: &Val, want: &WastRetCore) -> bool {
         (WastRetCore::RefI31, Val::Ref(r)) => matches!(r, Ref::Any(AnyRef::I31(_))),
         (WastRetCore::Either(alts), v) => alts.iter().any(|w| matches_core(v, w)),
         _ => false,
+    }
+}
+
+/// Lane by lane, floats by their NaN patterns.
+fn v128_matches(p: &V128Pattern, x: u128) -> bool {
+    let b = x.to_le_bytes();
+    let lane = |i: usize, w: usize| &b[i * w..(i + 1) * w];
+    match p {
+        V128Pattern::I8x16(l) => l.iter().enumerate().all(|(i, v)| v.to_le_bytes() == lane(i, 1)),
+        V128Pattern::I16x8(l) => l.iter().enumerate().all(|(i, v)| v.to_le_bytes() == lane(i, 2)),
+        V128Pattern::I32x4(l) => l.iter().enumerate().all(|(i, v)| v.to_le_bytes() == lane(i, 4)),
+        V128Pattern::I64x2(l) => l.iter().enumerate().all(|(i, v)| v.to_le_bytes() == lane(i, 8)),
+        V128Pattern::F32x4(l) => l.iter().enumerate().all(|(i, p)| {
+            let x = Val::F32(u32::from_le_bytes(lane(i, 4).try_into().unwrap()));
+            matches_core(&x, &WastRetCore::F32(*p))
+        }),
+        V128Pattern::F64x2(l) => l.iter().enumerate().all(|(i, p)| {
+            let x = Val::F64(u64::from_le_bytes(lane(i, 8).try_into().unwrap()));
+            matches_core(&x, &WastRetCore::F64(*p))
+        }),
     }
 }
 
@@ -484,13 +505,20 @@ mod tests {
             (assert_return (invoke "neg") (i32.const 255))
             (assert_trap (invoke "div" (i32.const 0)) "integer divide by zero")
             (assert_trap (invoke "div" (i32.const 1)) "integer divide by zero")
-            (module (func (export "v") (result v128) (v128.const i64x2 0 0)))
+            (module (func (export "v") (result v128)
+              (i32x4.relaxed_trunc_f32x4_s (v128.const i64x2 0 0))))
             (assert_return (invoke "v") (v128.const i64x2 0 0))
+            (module (func (export "w") (param v128) (result v128)
+              (i16x8.add_sat_s (local.get 0) (v128.const i16x8 1 1 1 1 1 1 1 1))))
+            (assert_return (invoke "w" (v128.const i16x8 32767 0 0 0 0 0 0 -1))
+              (v128.const i16x8 32767 1 1 1 1 1 1 0))
+            (assert_return (invoke "w" (v128.const i16x8 0 0 0 0 0 0 0 0))
+              (v128.const i16x8 0 1 1 1 1 1 1 1))
         "#;
         let report = run(script).unwrap();
-        assert_eq!(report.passed, 3, "{report:?}");
+        assert_eq!(report.passed, 5, "{report:?}");
         let failed: Vec<usize> = report.failed.iter().map(|(line, _)| *line).collect();
-        assert_eq!(failed, [9, 11], "{report:?}");
+        assert_eq!(failed, [9, 11, 19], "{report:?}");
         assert_eq!(report.skipped.len(), 2, "{report:?}");
         assert!(report.skipped[0].1.contains("outside the interpreter's scope"), "{report:?}");
     }
