@@ -15,8 +15,8 @@ use wasm_smith::{InstructionKind, InstructionKinds};
 /// A wasm-smith configuration for `profile`, with knobs drawn from `u`.
 pub fn smith_config(profile: Profile, u: &mut Unstructured) -> Result<wasm_smith::Config> {
     let mut c = wasm_smith::Config {
-        // Proposals the engines under test do not run, or that we do not fuzz yet.
-        simd_enabled: false,
+        // Proposals the engines under test do not run, or that we do not
+        // fuzz (relaxed SIMD may differ between correct engines).
         relaxed_simd_enabled: false,
         threads_enabled: false,
         shared_everything_threads_enabled: false,
@@ -72,6 +72,11 @@ pub fn smith_config(profile: Profile, u: &mut Unstructured) -> Result<wasm_smith
     match profile {
         Profile::Gc => {
             c.gc_enabled = true;
+            // `v128` fields, locals and globals, and SIMD code around GC
+            // code, in a third of the GC modules: decided by a value already
+            // drawn, so an input whose module has no SIMD makes the module
+            // it made before SIMD was fuzzed.
+            c.simd_enabled = c.max_instructions % 4 == 1;
             c.exceptions_enabled = u.ratio(1, 2)? && line::has(Cap::Exceptions);
             c.max_tags = if c.exceptions_enabled { u.int_in_range(1..=4)? } else { 0 };
             c.tail_call_enabled = u.ratio(1, 2)?;
@@ -79,20 +84,25 @@ pub fn smith_config(profile: Profile, u: &mut Unstructured) -> Result<wasm_smith
         }
         Profile::RefTypes => {
             c.gc_enabled = false;
+            c.simd_enabled = false;
             c.exceptions_enabled = false;
             c.tail_call_enabled = u.ratio(1, 2)?;
             c.min_tables = 1;
             c.max_tables = u.int_in_range(1..=4)?;
         }
     }
-    c.allowed_instructions = instruction_kinds(profile, c.allow_floats, u)?;
+    // SIMD code in half the modules with SIMD types (by another value
+    // already drawn): its instructions would otherwise crowd out the GC
+    // ones (a third of the modules with both lost rare reach-matrix cells).
+    let simd_code = c.simd_enabled && c.max_nesting_depth.is_multiple_of(2);
+    c.allowed_instructions = instruction_kinds(profile, c.allow_floats, simd_code, u)?;
     Ok(c)
 }
 
 /// Swarm choice of instruction kinds, biased to aggregate, reference and
 /// control instructions: those are always on, the rest only sometimes, so
 /// their share of generated code goes up.
-fn instruction_kinds(profile: Profile, floats: bool, u: &mut Unstructured) -> Result<InstructionKinds> {
+fn instruction_kinds(profile: Profile, floats: bool, simd: bool, u: &mut Unstructured) -> Result<InstructionKinds> {
     use InstructionKind::*;
     let mut kinds = vec![Reference, Control, Variable, Parametric, NumericInt];
     if profile == Profile::Gc {
@@ -107,6 +117,9 @@ fn instruction_kinds(profile: Profile, floats: bool, u: &mut Unstructured) -> Re
     }
     if u.ratio(2, 5)? {
         kinds.push(if floats { Memory } else { MemoryInt });
+    }
+    if simd {
+        kinds.push(if floats { Vector } else { VectorInt });
     }
     Ok(InstructionKinds::new(&kinds))
 }
@@ -126,6 +139,7 @@ pub fn plain_module(u: &mut Unstructured) -> Result<Vec<u8>> {
     config.reference_types_enabled = true;
     config.threads_enabled = false;
     config.shared_everything_threads_enabled = false;
+    config.relaxed_simd_enabled = false;
     config.exceptions_enabled &= line::has(Cap::Exceptions);
     config.available_imports = Some(wat::parse_str(host::imports_wat(Profile::Gc)).expect("import module parses"));
     config.export_everything = true;

@@ -18,8 +18,23 @@ pub enum Value {
     I64(i64),
     F32(u32),
     F64(u64),
-    V128(u128),
+    /// As a hex string in JSON: records are read through serde's buffered
+    /// enum path, which has no 128-bit integers.
+    V128(#[serde(with = "hex128")] u128),
     Ref(Ref),
+}
+
+mod hex128 {
+    use serde::{Deserialize, Deserializer, Serializer, de::Error};
+
+    pub fn serialize<S: Serializer>(v: &u128, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format!("{v:#034x}"))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<u128, D::Error> {
+        let text = String::deserialize(d)?;
+        u128::from_str_radix(text.trim_start_matches("0x"), 16).map_err(D::Error::custom)
+    }
 }
 
 impl Value {

@@ -117,7 +117,9 @@ pub fn store(
     let target = dir.join(signature);
     let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
     let existing = read_record(&target).ok();
-    let new = existing.is_none();
+    // A record that exists but cannot be read (written by another version)
+    // is replaced, its folder kept.
+    let new = !target.exists();
     let replace = existing.as_ref().is_none_or(&better);
     let mut record = existing.unwrap_or_else(|| Record { first_seen: now.clone(), hits: 0, ..fresh.clone() });
     record.hits += 1;
@@ -401,6 +403,33 @@ mod tests {
         store_wasm(&work, &finding, &case, None, Origin::default(), &[], true).unwrap();
         assert_eq!(read_record(&path).unwrap().hits, 2);
         assert_eq!(read_record(&promoted).unwrap().hits, 1);
+    }
+
+    /// Outcomes with v128 values survive the record; a record that cannot
+    /// be read is replaced rather than retried forever.
+    #[test]
+    fn v128_outcomes_round_trip_and_an_unreadable_record_is_replaced() {
+        use crate::outcome::{CallRecord, Outcome, Status, Value};
+        let work = tempfile::tempdir().unwrap();
+        let case = TestCase::from_module_bytes(b"(module (func (export \"f\")))").unwrap();
+        let finding = planted_crash();
+        let v = Value::V128(0xffff_0000_0000_0000_0000_0000_0000_0001);
+        let outcome = Outcome {
+            config: "null".into(),
+            instantiate: Status::Returned(vec![]),
+            calls: vec![CallRecord { export: "f".into(), status: Status::Returned(vec![v.clone()]), fuel: None }],
+            state: None,
+            micros: 0,
+            gc_heap_bytes: None,
+            producers: Default::default(),
+        };
+        let (path, _) = store_wasm(work.path(), &finding, &case, None, Origin::default(), &[outcome], true).unwrap();
+        let record = read_record(&path).unwrap();
+        assert_eq!(record.wasm().unwrap().outcomes[0].calls[0].status, Status::Returned(vec![v]));
+        std::fs::write(path.join("finding.json"), "{ not a record").unwrap();
+        let (again, new) = store_wasm(work.path(), &finding, &case, None, Origin::default(), &[], true).unwrap();
+        assert_eq!((again, new), (path.clone(), false));
+        assert_eq!(read_record(&path).unwrap().hits, 1);
     }
 
     /// A stored reproducer is only ever one a fresh worker confirmed: an

@@ -26,12 +26,11 @@ impl Encoder<'_> {
                 let index = i.as_module_index().expect("by module index");
                 match &self.a.sub_type(index).expect("known type").composite_type.inner {
                     CompositeInnerType::Struct(s) => {
-                        match s.fields.iter().position(|f| {
-                            !matches!(
-                                f.element_type,
-                                StorageType::Val(wasmparser::ValType::Ref(_) | wasmparser::ValType::V128)
-                            )
-                        }) {
+                        match s
+                            .fields
+                            .iter()
+                            .position(|f| !matches!(f.element_type, StorageType::Val(wasmparser::ValType::Ref(_))))
+                        {
                             Some(field) => {
                                 f.instruction(&Instruction::LocalGet(local));
                                 read_scalar(f, s.fields[field].element_type, |packed| match packed {
@@ -57,10 +56,7 @@ impl Encoder<'_> {
                         f.instruction(&Instruction::LocalGet(local));
                         f.instruction(&Instruction::ArrayLen);
                         f.instruction(&Instruction::I64ExtendI32U);
-                        if !matches!(
-                            arr.0.element_type,
-                            StorageType::Val(wasmparser::ValType::Ref(_) | wasmparser::ValType::V128)
-                        ) {
+                        if !matches!(arr.0.element_type, StorageType::Val(wasmparser::ValType::Ref(_))) {
                             f.instruction(&Instruction::LocalGet(local));
                             f.instruction(&Instruction::ArrayLen);
                             f.instruction(&Instruction::If(BlockType::Result(ValType::I64)));
@@ -535,6 +531,15 @@ pub(super) fn read_scalar(f: &mut wasm_encoder::Function, s: StorageType, get: i
         StorageType::Val(wasmparser::ValType::F64) => {
             f.instruction(&get(false));
             f.instruction(&Instruction::I64ReinterpretF64);
+        }
+        // Sums of its 16-bit lanes by pairs, saturated to 16 bits, as the
+        // i64: one read and no scratch local, and every lane counts.
+        StorageType::Val(wasmparser::ValType::V128) => {
+            f.instruction(&get(false));
+            f.instruction(&Instruction::I32x4ExtAddPairwiseI16x8S);
+            f.instruction(&Instruction::V128Const(0));
+            f.instruction(&Instruction::I16x8NarrowI32x4S);
+            f.instruction(&Instruction::I64x2ExtractLane(0));
         }
         StorageType::Val(_) => unreachable!("callers pick scalar storage"),
     }
