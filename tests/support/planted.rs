@@ -181,6 +181,12 @@ fn i31_zero_extends(wat: &str) -> String {
     wat.replace("i31.get_s", "i31.get_u")
 }
 
+/// `i64x2.extract_lane 0` reads lane 1: a SIMD lane-index bug, in the code
+/// that folds `v128` fields into the rooted pass's observation too.
+fn extract_lane_swapped(wat: &str) -> String {
+    wat.replace("i64x2.extract_lane 0", "i64x2.extract_lane 1")
+}
+
 /// `struct.get $t 0` reads field 1, the neighbouring field.
 fn neighbour_field(wat: &str) -> String {
     wat.lines()
@@ -249,6 +255,9 @@ pub fn factory(name: &str) -> Option<Box<dyn Engine>> {
     match name {
         "planted-i31-zero-extends" => return mistranslated("planted-i31-zero-extends", i31_zero_extends),
         "planted-neighbour-field" => return mistranslated("planted-neighbour-field", neighbour_field),
+        "planted-extract-lane-swapped" => {
+            return mistranslated("planted-extract-lane-swapped", extract_lane_swapped);
+        }
         "planted-cast-always-succeeds" => return mistranslated("planted-cast-always-succeeds", cast_always_succeeds),
         "planted-cast-from-top-never-branches" => {
             return mistranslated("planted-cast-from-top-never-branches", cast_from_top_never_branches);
