@@ -22,6 +22,7 @@
 //! | `Engine::get_*` (settings read back from an engine) | yes | yes | no | no | no |
 //! | `wasmtime::Inlining` modes (before: a flag) | yes | yes | no | no | no |
 //! | `OwnedRooted` (before: `ManuallyRooted`, which must be unrooted by hand) | yes | yes | yes | no | no |
+//! | GC objects with `v128` fields | yes | yes | yes | yes | no |
 
 /// One thing a Wasmtime line has or lacks. Harness capabilities first, then
 /// shapes of the API that changed between lines.
@@ -72,6 +73,11 @@ pub enum Cap {
     InliningModes,
     /// `wasmtime::OwnedRooted`: manual roots the host holds across calls.
     OwnedRoots,
+    /// GC objects with `v128` fields: 31.0.0's free list refuses their
+    /// 16-byte alignment ("requested allocation's alignment of 16 is greater
+    /// than max supported alignment of 8"), a clean error Null does not
+    /// give, so modules with such types are refused there.
+    V128Fields,
     /// An array in a constant expression far past the GC heap's limit fails
     /// at once. 42.0.2 and 36.0.20 spend past the per-case time limit on
     /// one (a table initializer's `array.new_default` of ~10⁹ elements:
@@ -103,6 +109,7 @@ impl Cap {
         Cap::InliningModes,
         Cap::OwnedRoots,
         Cap::HugeConstArrays,
+        Cap::V128Fields,
     ];
 
     /// The `cfg` the build script emits when the line has this capability.
@@ -128,6 +135,7 @@ impl Cap {
             Cap::InliningModes => "wasmtime_inlining_modes",
             Cap::OwnedRoots => "wasmtime_owned_roots",
             Cap::HugeConstArrays => "wasmtime_huge_const_arrays",
+            Cap::V128Fields => "wasmtime_v128_fields",
         }
     }
 }
@@ -164,6 +172,7 @@ const NEWEST: &[Cap] = &[
     InliningModes,
     OwnedRoots,
     HugeConstArrays,
+    V128Fields,
 ];
 
 pub const LINES: &[Line] = &[
@@ -183,12 +192,22 @@ pub const LINES: &[Line] = &[
             WastAsync,
             WastRunWast,
             OwnedRoots,
+            V128Fields,
         ],
     },
     Line {
         feature: "wasmtime-36",
         release: "36.0.20",
-        caps: &[ExnHeapTypes, Inlining, ConstConversions, GcSizeHint, WastAsync, WastOwnsStore, WastRunWast],
+        caps: &[
+            ExnHeapTypes,
+            Inlining,
+            ConstConversions,
+            GcSizeHint,
+            WastAsync,
+            WastOwnsStore,
+            WastRunWast,
+            V128Fields,
+        ],
     },
     Line { feature: "wasmtime-31", release: "31.0.0", caps: &[SinglePass, WastOwnsStore, HugeConstArrays] },
 ];

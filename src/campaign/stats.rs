@@ -148,7 +148,7 @@ pub fn measure(generator: Generator, seed: u64, count: u64) -> GeneratorStats {
         s.with_forced_live_safepoint += (p.forced_live_safepoints > 0) as u64;
         let modules = case.modules().unwrap_or_default();
         s.with_simd += modules.iter().any(|m| uses_simd(m)) as u64;
-        s.with_v128_fields += modules.iter().any(|m| has_v128_fields(m)) as u64;
+        s.with_v128_fields += modules.iter().any(|m| crate::case::has_v128_fields(m)) as u64;
         forced_sites += p.forced_live_safepoints;
         live_sites += p.live_safepoints;
         allocs += p.allocation_sites;
@@ -213,22 +213,6 @@ pub fn matrix_table(s: &GeneratorStats) -> String {
 fn uses_simd(wasm: &[u8]) -> bool {
     let without = crate::case::Profile::Gc.features().difference(wasmparser::WasmFeatures::SIMD);
     wasmparser::Validator::new_with_features(without).validate_all(wasm).is_err()
-}
-
-/// Whether a struct or array type of `wasm` has a `v128` field.
-fn has_v128_fields(wasm: &[u8]) -> bool {
-    use wasmparser::{CompositeInnerType as C, StorageType, ValType};
-    let v128 = |s: &StorageType| matches!(s, StorageType::Val(ValType::V128));
-    wasmparser::Parser::new(0).parse_all(wasm).any(|p| match p {
-        Ok(wasmparser::Payload::TypeSection(r)) => r.into_iter().flatten().any(|group| {
-            group.types().any(|t| match &t.composite_type.inner {
-                C::Struct(s) => s.fields.iter().any(|f| v128(&f.element_type)),
-                C::Array(a) => v128(&a.0.element_type),
-                _ => false,
-            })
-        }),
-        _ => false,
-    })
 }
 
 /// A per-1000 figure as printed: whole numbers, one decimal below 10.

@@ -51,10 +51,29 @@ impl Profile {
     }
 }
 
+/// Whether a struct or array type of `wasm` has a `v128` field.
+pub fn has_v128_fields(wasm: &[u8]) -> bool {
+    use wasmparser::{CompositeInnerType as C, StorageType, ValType};
+    let v128 = |s: &StorageType| matches!(s, StorageType::Val(ValType::V128));
+    wasmparser::Parser::new(0).parse_all(wasm).any(|p| match p {
+        Ok(wasmparser::Payload::TypeSection(r)) => r.into_iter().flatten().any(|group| {
+            group.types().any(|t| match &t.composite_type.inner {
+                C::Struct(s) => s.fields.iter().any(|f| v128(&f.element_type)),
+                C::Array(a) => v128(&a.0.element_type),
+                _ => false,
+            })
+        }),
+        _ => false,
+    })
+}
+
 /// What in a valid module (under `Profile::Gc`) the line under test refuses
 /// although the specification allows it, if anything: generated modules with
 /// it are dropped, reproducers with it refused with this reason.
 pub fn line_refuses(wasm: &[u8]) -> Option<&'static str> {
+    if !line::has(Cap::V128Fields) && has_v128_fields(wasm) {
+        return Some("a v128 field in a struct or array type");
+    }
     if line::has(Cap::ConstConversions) {
         return None;
     }
