@@ -110,7 +110,7 @@ mod tests {
         ("ArraySet", &["null", "one past", "far out"]),
         ("ArrayFill", &["null", "one past", "far out"]),
         ("ArrayCopy", &["null", "one past", "far out"]),
-        ("ArrayInitData", &["null", "length 0", "to the end", "one past", "far out", "past segment"]),
+        ("ArrayInitData", &["null", "to the end", "one past", "far out", "past segment"]),
         ("ArrayInitElem", &["null", "length 0", "to the end", "one past", "far out", "past segment"]),
         ("ArrayNew", &["huge"]),
         ("ArrayNewData", &["length 0", "huge"]),

@@ -220,6 +220,11 @@ struct Analysis {
     tables: u32,
     /// Tags likewise.
     tags: u32,
+    /// Data segments, when the module declares their count (what
+    /// `array.init_data` needs to validate).
+    data_count: Option<u32>,
+    /// Each element segment's reference type (for `array.init_elem`).
+    elem_types: Vec<wasmparser::RefType>,
     plans: Vec<FuncPlan>,
 }
 
@@ -233,6 +238,8 @@ impl Analysis {
             globals: 0,
             tables: 0,
             tags: 0,
+            data_count: None,
+            elem_types: Vec::new(),
             plans: Vec::new(),
         };
         let mut id_to_index: HashMap<wasmparser::types::CoreTypeId, u32> = HashMap::new();
@@ -267,6 +274,15 @@ impl Analysis {
                 Payload::GlobalSection(reader) => a.globals += reader.count(),
                 Payload::TableSection(reader) => a.tables += reader.count(),
                 Payload::TagSection(reader) => a.tags += reader.count(),
+                Payload::DataCountSection { count, .. } => a.data_count = Some(*count),
+                Payload::ElementSection(reader) => {
+                    for element in reader.clone() {
+                        a.elem_types.push(match element?.items {
+                            wasmparser::ElementItems::Functions(_) => wasmparser::RefType::FUNC,
+                            wasmparser::ElementItems::Expressions(ty, _) => ty,
+                        });
+                    }
+                }
                 _ => {}
             }
             let valid = validator.payload(&payload)?;

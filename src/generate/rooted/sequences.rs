@@ -286,12 +286,14 @@ impl Encoder<'_> {
         if let Some(via) = via {
             self.collect(f, via, scratch.collected);
         }
-        if let Fresh::Module(index, len) = fresh {
-            self.write_fresh_array(f, index, len, local);
-        }
         let r = fresh_ref(index);
         if via.is_some() {
             self.reuse(f, local, r, scratch);
+        }
+        // After the reuse's allocations too: the writes use a reference
+        // that lived across both.
+        if let Fresh::Module(index, len) = fresh {
+            self.write_fresh_array(f, index, len, local);
         }
         if throw {
             self.throw_and_catch(f, local, r, local);
@@ -382,9 +384,11 @@ impl Encoder<'_> {
     /// After the collection, writes to a fresh array of a mutable element
     /// type (nobody else holds it, so the module's computation is
     /// unchanged): `array.set` of its first and last elements, `array.fill`
-    /// to its end and an
-    /// overlapping `array.copy` onto itself, each a use of a reference that
-    /// lived across the collection.
+    /// to its end, an overlapping `array.copy` onto itself, and, where the
+    /// module has a segment of a fitting kind, an empty `array.init_data` or
+    /// `array.init_elem` (empty: a segment may have been dropped, and an
+    /// empty one never traps), each a use of a reference that lived across
+    /// the collection.
     pub(super) fn write_fresh_array(&self, f: &mut wasm_encoder::Function, index: u32, len: i32, local: u32) {
         let CompositeInnerType::Array(a) = &self.a.sub_type(index).expect("known type").composite_type.inner else {
             return;
@@ -415,6 +419,31 @@ impl Encoder<'_> {
         f.instruction(&Instruction::I32Const(len.min(1)));
         f.instruction(&Instruction::I32Const((len - 1).max(0)));
         f.instruction(&Instruction::ArrayCopy { array_type_index_dst: index, array_type_index_src: index });
+        let init = match a.0.element_type {
+            StorageType::Val(wasmparser::ValType::Ref(r)) => {
+                // A segment whose references fit: the same type, or a
+                // non-null one of the same heap type for a nullable array.
+                let fits = |s: &wasmparser::RefType| {
+                    *s == r || (r.is_nullable() && !s.is_nullable() && s.heap_type() == r.heap_type())
+                };
+                self.a.elem_types.iter().position(fits).map(|segment| Instruction::ArrayInitElem {
+                    array_type_index: index,
+                    array_elem_index: segment as u32,
+                })
+            }
+            _ => self
+                .a
+                .data_count
+                .filter(|n| *n > 0)
+                .map(|_| Instruction::ArrayInitData { array_type_index: index, array_data_index: 0 }),
+        };
+        if let Some(init) = init {
+            f.instruction(&Instruction::LocalGet(local));
+            for _ in 0..3 {
+                f.instruction(&Instruction::I32Const(0));
+            }
+            f.instruction(&init);
+        }
     }
 
     pub(super) fn emit_site(
