@@ -242,12 +242,7 @@ impl Knob {
             Knob::Inlining => format!("-C inlining={value}"),
             Knob::EpochInterruption | Knob::NanCanonicalization => format!("-W {}={value}", self.name()),
             Knob::PoolingAllocator => std::iter::once("-O pooling-allocator=y".to_string())
-                .chain(
-                    Pool::of(setting)
-                        .settings()
-                        .iter()
-                        .map(|(name, n)| format!("-O pooling-{}={n}", name.replace('_', "-"))),
-                )
+                .chain(Pool::of(setting).settings().iter().map(|(_, option, n)| format!("-O {option}={n}")))
                 .collect::<Vec<_>>()
                 .join(" "),
             _ => format!("-O {}={value}", self.name()),
@@ -283,7 +278,7 @@ impl Knob {
                 Pool::of(setting)
                     .settings()
                     .iter()
-                    .map(|(name, n)| format!("pool.{name}({n});"))
+                    .map(|(method, _, n)| format!("pool.{method}({n});"))
                     .collect::<Vec<_>>()
                     .join(" ")
             ),
@@ -313,6 +308,8 @@ pub struct Pool {
     pub per_module: u32,
     pub max_memory_size: usize,
     pub table_elements: usize,
+    pub stacks: u32,
+    pub warm_slots: u32,
     /// Bytes of each memory and table slot reset in place rather than
     /// decommitted.
     pub keep_resident: usize,
@@ -328,26 +325,29 @@ impl Pool {
             per_module: 16,
             max_memory_size: super::host::MEMORY_LIMIT,
             table_elements: super::host::TABLE_LIMIT,
+            stacks: 0,
+            warm_slots: 0,
             keep_resident: if *setting == Setting::Name("keep-resident".into()) { 64 << 10 } else { 0 },
         }
     }
 
-    /// `PoolingAllocationConfig` method names and values.
-    pub fn settings(&self) -> Vec<(&'static str, u64)> {
+    /// `PoolingAllocationConfig` method names, the `wasmtime` CLI's `-O`
+    /// option names, and values.
+    pub fn settings(&self) -> Vec<(&'static str, &'static str, u64)> {
         let (count, size) = (|n: u32| u64::from(n), |n: usize| n as u64);
         vec![
-            ("total_core_instances", count(self.instances)),
-            ("total_memories", count(self.memories)),
-            ("total_tables", count(self.tables)),
-            ("total_gc_heaps", count(self.gc_heaps)),
-            ("total_stacks", 0),
-            ("max_memories_per_module", count(self.per_module)),
-            ("max_tables_per_module", count(self.per_module)),
-            ("max_memory_size", size(self.max_memory_size)),
-            ("table_elements", size(self.table_elements)),
-            ("max_unused_warm_slots", 0),
-            ("linear_memory_keep_resident", size(self.keep_resident)),
-            ("table_keep_resident", size(self.keep_resident)),
+            ("total_core_instances", "pooling-total-core-instances", count(self.instances)),
+            ("total_memories", "pooling-total-memories", count(self.memories)),
+            ("total_tables", "pooling-total-tables", count(self.tables)),
+            ("total_gc_heaps", "pooling-total-gc-heaps", count(self.gc_heaps)),
+            ("total_stacks", "pooling-total-stacks", count(self.stacks)),
+            ("max_memories_per_module", "pooling-max-memories-per-module", count(self.per_module)),
+            ("max_tables_per_module", "pooling-max-tables-per-module", count(self.per_module)),
+            ("max_memory_size", "pooling-max-memory-size", size(self.max_memory_size)),
+            ("table_elements", "pooling-table-elements", size(self.table_elements)),
+            ("max_unused_warm_slots", "pooling-max-unused-warm-slots", count(self.warm_slots)),
+            ("linear_memory_keep_resident", "pooling-memory-keep-resident", size(self.keep_resident)),
+            ("table_keep_resident", "pooling-table-keep-resident", size(self.keep_resident)),
         ]
     }
 }

@@ -56,10 +56,16 @@ impl TestCase {
                 | WastDirective::AssertTrap { exec: WastExecute::Wat(mut wat), .. } => {
                     let id = match &wat {
                         wast::Wat::Module(m) => m.id.map(|i| i.name().to_string()),
-                        wast::Wat::Component(_) => bail!("components are not test cases at {}", at(span)),
+                        wast::Wat::Component(_) => bail!("a component at {}: a case holds core modules", at(span)),
                     };
                     let wasm = wat.encode().map_err(parse_error)?;
-                    if id.as_deref() != Some(HOST_ID) {
+                    // An `assert_trap` of a module instantiates the main
+                    // module's copy (the writer defines the module, then
+                    // asserts that a copy traps): it stands for that module.
+                    let copy = id.is_none() && modules.last().is_some_and(|m| !m.registered);
+                    if copy {
+                        modules.last_mut().expect("a main module").wasm = wasm;
+                    } else if id.as_deref() != Some(HOST_ID) {
                         modules.push(Defined { id, wasm, registered: false });
                     }
                     continue;
@@ -87,7 +93,11 @@ impl TestCase {
                 | WastDirective::AssertTrap { exec: WastExecute::Invoke(i), .. }
                 | WastDirective::AssertException { exec: WastExecute::Invoke(i), .. }
                 | WastDirective::AssertExhaustion { call: i, .. } => i,
-                other => bail!("{} is not a directive of a regression script at {}", kind(&other), at(span)),
+                other => bail!(
+                    "{} at {}: a regression script has modules, `register`, `invoke` and assertions on invocations",
+                    kind(&other),
+                    at(span)
+                ),
             };
             if invoke.module.map(|m| m.name()) == Some(HOST_ID) {
                 if invoke.name != "gc" || !invoke.args.is_empty() {
@@ -180,9 +190,9 @@ fn kind(d: &WastDirective) -> &'static str {
         WastDirective::AssertMalformed { .. } | WastDirective::AssertMalformedCustom { .. } => "assert_malformed",
         WastDirective::AssertInvalid { .. } | WastDirective::AssertInvalidCustom { .. } => "assert_invalid",
         WastDirective::AssertUnlinkable { .. } => "assert_unlinkable",
-        WastDirective::ModuleDefinition(_) | WastDirective::ModuleInstance { .. } => "module definition",
-        WastDirective::Module(_) => "quoted module",
-        _ => "this directive",
+        WastDirective::ModuleDefinition(_) | WastDirective::ModuleInstance { .. } => "a module definition",
+        WastDirective::Module(_) => "a quoted module",
+        _ => "a directive of another kind",
     }
 }
 
@@ -220,6 +230,19 @@ mod tests {
         // No plan line: the settings a module without a plan gets.
         assert_eq!(case.plan.configs[0], ConfigId::Null);
         assert_eq!(case.plan.zeal, Some(1));
+    }
+
+    /// The writer's form for a module that traps at instantiation: the
+    /// module, then `assert_trap` of a copy; read back, one main module.
+    #[test]
+    fn an_instantiation_trap_is_the_main_module() {
+        let script = format!(
+            "{HOST}\n(module $test (func $f unreachable) (start $f))\n\
+             (assert_trap (module binary \"\\00asm\\01\\00\\00\\00\") \"unreachable\")"
+        );
+        let case = TestCase::from_wast(&script).unwrap();
+        assert!(case.linked().unwrap().is_empty());
+        assert_eq!(case.wasm, b"\0asm\x01\0\0\0");
     }
 
     #[test]

@@ -102,12 +102,12 @@ fn pool(setting: &Setting) -> PoolingAllocationConfig {
         .total_memories(pool.memories)
         .total_tables(pool.tables)
         .total_gc_heaps(pool.gc_heaps)
-        .total_stacks(0)
+        .total_stacks(pool.stacks)
         .max_memories_per_module(pool.per_module)
         .max_tables_per_module(pool.per_module)
         .max_memory_size(pool.max_memory_size)
         .table_elements(pool.table_elements)
-        .max_unused_warm_slots(0)
+        .max_unused_warm_slots(pool.warm_slots)
         .linear_memory_keep_resident(pool.keep_resident)
         .table_keep_resident(pool.keep_resident);
     p
