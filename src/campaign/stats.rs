@@ -269,7 +269,7 @@ mod tests {
         ("use: ArrayFill", &["call", "call_ref", "in-try", "throw"]),
         ("use: ArrayCopy", &["call", "call_ref", "in-try", "throw"]),
         ("use: ArrayInitData", &["call", "call_ref", "in-try", "throw"]),
-        ("use: ArrayInitElem", &["host-gc", "alloc", "call", "call_indirect", "call_ref", "in-try", "throw"]),
+        ("use: ArrayInitElem", &["call", "call_ref", "in-try", "throw"]),
         ("use: TableSet", &["call_ref", "throw"]),
         ("use: GlobalSet", &["throw"]),
     ];

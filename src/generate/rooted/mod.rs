@@ -223,8 +223,8 @@ struct Analysis {
     /// Data segments, when the module declares their count (what
     /// `array.init_data` needs to validate).
     data_count: Option<u32>,
-    /// Each element segment's reference type (for `array.init_elem`).
-    elem_types: Vec<wasmparser::RefType>,
+    /// Element segments: the pass's own come after them.
+    elems: u32,
     plans: Vec<FuncPlan>,
 }
 
@@ -239,7 +239,7 @@ impl Analysis {
             tables: 0,
             tags: 0,
             data_count: None,
-            elem_types: Vec::new(),
+            elems: 0,
             plans: Vec::new(),
         };
         let mut id_to_index: HashMap<wasmparser::types::CoreTypeId, u32> = HashMap::new();
@@ -275,14 +275,7 @@ impl Analysis {
                 Payload::TableSection(reader) => a.tables += reader.count(),
                 Payload::TagSection(reader) => a.tags += reader.count(),
                 Payload::DataCountSection { count, .. } => a.data_count = Some(*count),
-                Payload::ElementSection(reader) => {
-                    for element in reader.clone() {
-                        a.elem_types.push(match element?.items {
-                            wasmparser::ElementItems::Functions(_) => wasmparser::RefType::FUNC,
-                            wasmparser::ElementItems::Expressions(ty, _) => ty,
-                        });
-                    }
-                }
+                Payload::ElementSection(reader) => a.elems += reader.count(),
                 _ => {}
             }
             let valid = validator.payload(&payload)?;
@@ -572,6 +565,11 @@ struct Encoder<'a> {
     chain: (u32, u32),
     chain_function: Option<usize>,
     next_function: usize,
+    /// Empty passive element segments appended for `array.init_elem` on the
+    /// pass's fresh arrays: one per array type of a mutable reference
+    /// element, of that element type, after the module's own segments.
+    own_elems: Vec<(u32, wasmparser::RefType)>,
+    elems_done: bool,
 }
 
 impl<'a> Encoder<'a> {
@@ -612,7 +610,35 @@ impl<'a> Encoder<'a> {
             chain: (empty_func_type + 3, chain_depth(a)),
             chain_function: a.plans.iter().position(|p| p.entry.is_some()),
             next_function: 0,
+            own_elems: a
+                .types
+                .iter()
+                .enumerate()
+                .filter_map(|(i, t)| match &t.composite_type.inner {
+                    CompositeInnerType::Array(arr) if arr.0.mutable => match arr.0.element_type {
+                        wasmparser::StorageType::Val(wasmparser::ValType::Ref(r)) => Some((i as u32, r)),
+                        _ => None,
+                    },
+                    _ => None,
+                })
+                .collect(),
+            elems_done: false,
         }
+    }
+
+    /// The element segment `array.init_elem` on a fresh array of type
+    /// `index` reads from (see `own_elems`).
+    fn own_elem(&self, index: u32) -> Option<u32> {
+        let k = self.own_elems.iter().position(|(t, _)| *t == index)?;
+        Some(self.a.elems + k as u32)
+    }
+
+    fn emit_elems(&mut self, elems: &mut wasm_encoder::ElementSection) {
+        for (_, r) in self.own_elems.clone() {
+            let ty = self.encode_ref(r);
+            elems.passive(wasm_encoder::Elements::Expressions(ty, std::borrow::Cow::Borrowed(&[])));
+        }
+        self.elems_done = true;
     }
 
     /// The one-slot table holding `$gc`.
@@ -730,6 +756,16 @@ impl Reencode for Encoder<'_> {
         Ok(())
     }
 
+    fn parse_element_section(
+        &mut self,
+        elems: &mut wasm_encoder::ElementSection,
+        section: wasmparser::ElementSectionReader<'_>,
+    ) -> Result<(), ReencodeError> {
+        utils::parse_element_section(self, elems, section)?;
+        self.emit_elems(elems);
+        Ok(())
+    }
+
     fn parse_import_section(
         &mut self,
         imports: &mut wasm_encoder::ImportSection,
@@ -762,6 +798,11 @@ impl Reencode for Encoder<'_> {
             let mut tags = wasm_encoder::TagSection::new();
             self.emit_tag(&mut tags);
             module.section(&tags);
+        }
+        if !self.elems_done && !self.own_elems.is_empty() && later(wasm_encoder::SectionId::Element) {
+            let mut elems = wasm_encoder::ElementSection::new();
+            self.emit_elems(&mut elems);
+            module.section(&elems);
         }
         Ok(())
     }

@@ -384,11 +384,12 @@ impl Encoder<'_> {
     /// After the collection, writes to a fresh array of a mutable element
     /// type (nobody else holds it, so the module's computation is
     /// unchanged): `array.set` of its first and last elements, `array.fill`
-    /// to its end, an overlapping `array.copy` onto itself, and, where the
-    /// module has a segment of a fitting kind, an empty `array.init_data` or
-    /// `array.init_elem` (empty: a segment may have been dropped, and an
-    /// empty one never traps), each a use of a reference that lived across
-    /// the collection.
+    /// to its end, an overlapping `array.copy` onto itself, and an empty
+    /// `array.init_elem` from the pass's own segment of the element type
+    /// (`Encoder::own_elems`) or, where the module declares a data count,
+    /// an empty `array.init_data` (empty: a segment may have been dropped,
+    /// and an empty one never traps), each a use of a reference that lived
+    /// across the collection.
     pub(super) fn write_fresh_array(&self, f: &mut wasm_encoder::Function, index: u32, len: i32, local: u32) {
         let CompositeInnerType::Array(a) = &self.a.sub_type(index).expect("known type").composite_type.inner else {
             return;
@@ -420,17 +421,9 @@ impl Encoder<'_> {
         f.instruction(&Instruction::I32Const((len - 1).max(0)));
         f.instruction(&Instruction::ArrayCopy { array_type_index_dst: index, array_type_index_src: index });
         let init = match a.0.element_type {
-            StorageType::Val(wasmparser::ValType::Ref(r)) => {
-                // A segment whose references fit: the same type, or a
-                // non-null one of the same heap type for a nullable array.
-                let fits = |s: &wasmparser::RefType| {
-                    *s == r || (r.is_nullable() && !s.is_nullable() && s.heap_type() == r.heap_type())
-                };
-                self.a.elem_types.iter().position(fits).map(|segment| Instruction::ArrayInitElem {
-                    array_type_index: index,
-                    array_elem_index: segment as u32,
-                })
-            }
+            StorageType::Val(wasmparser::ValType::Ref(_)) => self
+                .own_elem(index)
+                .map(|segment| Instruction::ArrayInitElem { array_type_index: index, array_elem_index: segment }),
             _ => self
                 .a
                 .data_count
