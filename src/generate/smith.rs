@@ -72,10 +72,11 @@ pub fn smith_config(profile: Profile, u: &mut Unstructured) -> Result<wasm_smith
     match profile {
         Profile::Gc => {
             c.gc_enabled = true;
-            // `v128` fields, locals and globals, and SIMD code around GC
-            // code, in a third of the GC modules: decided by a value already
-            // drawn, so an input whose module has no SIMD makes the module
-            // it made before SIMD was fuzzed.
+            // `v128` fields, locals and globals (and, in half of these
+            // modules, SIMD code around GC code) in a quarter of the GC
+            // modules: decided by a value already drawn, so an input whose
+            // module has no SIMD makes the module it made before SIMD was
+            // fuzzed.
             c.simd_enabled = c.max_instructions % 4 == 1;
             c.exceptions_enabled = u.ratio(1, 2)? && line::has(Cap::Exceptions);
             c.max_tags = if c.exceptions_enabled { u.int_in_range(1..=4)? } else { 0 };
