@@ -114,7 +114,7 @@ mod tests {
         ("ArrayInitElem", &["null", "to the end", "one past", "far out", "past segment"]),
         ("ArrayNew", &["huge"]),
         ("ArrayNewData", &["length 0", "huge"]),
-        ("ArrayNewElem", &["length 0", "huge", "past segment"]),
+        ("ArrayNewElem", &["huge", "past segment"]),
         ("StructSet", &["null"]),
         ("TableSet", &["last", "one past"]),
         ("TableFill", &["length 0", "to the end", "one past", "far out"]),

@@ -279,7 +279,20 @@ impl Encoder<'_> {
             Fresh::Module(index, len) => {
                 f.instruction(&Instruction::I32Const(len));
                 f.instruction(&Instruction::LocalSet(scratch.len));
-                self.new_filled(f, index, scratch.len, true);
+                match (len, self.own_elem(index)) {
+                    // An empty array of reference elements comes from the
+                    // pass's own (empty, never dropped) segment: the same
+                    // object `array.new` makes, by `array.new_elem`.
+                    (0, Some(segment)) => {
+                        f.instruction(&Instruction::I32Const(0));
+                        f.instruction(&Instruction::I32Const(0));
+                        f.instruction(&Instruction::ArrayNewElem {
+                            array_type_index: index,
+                            array_elem_index: segment,
+                        });
+                    }
+                    _ => self.new_filled(f, index, scratch.len, true),
+                }
             }
         }
         f.instruction(&Instruction::LocalSet(local));
