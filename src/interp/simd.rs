@@ -204,11 +204,7 @@ fn shift(op: &Operator, a: u128, n: u32) -> u128 {
     }
 }
 
-/// All ones for true, lane by lane.
-fn mask<T: Copy>(a: [T; 4], b: [T; 4], f: impl Fn(T, T) -> bool) -> u128 {
-    from_i32s(std::array::from_fn(|i| -(f(a[i], b[i]) as i32)))
-}
-
+/// All ones where `f` holds, lane by lane, as lanes of `$t`.
 macro_rules! cmp {
     ($read:ident, $write:ident, $t:ty, $n:literal, $a:expr, $b:expr, $f:expr) => {{
         let (x, y) = ($read($a), $read($b));
@@ -260,28 +256,28 @@ fn binary(op: &Operator, a: u128, b: u128) -> Option<u128> {
         I16x8LeU => cmp!(u16s, from_i16s, i16, 8, a, b, |x, y| x <= y),
         I16x8GeS => cmp!(i16s, from_i16s, i16, 8, a, b, |x, y| x >= y),
         I16x8GeU => cmp!(u16s, from_i16s, i16, 8, a, b, |x, y| x >= y),
-        I32x4Eq => mask(i32s(a), i32s(b), |x, y| x == y),
-        I32x4Ne => mask(i32s(a), i32s(b), |x, y| x != y),
-        I32x4LtS => mask(i32s(a), i32s(b), |x, y| x < y),
-        I32x4LtU => mask(u32s(a), u32s(b), |x, y| x < y),
-        I32x4GtS => mask(i32s(a), i32s(b), |x, y| x > y),
-        I32x4GtU => mask(u32s(a), u32s(b), |x, y| x > y),
-        I32x4LeS => mask(i32s(a), i32s(b), |x, y| x <= y),
-        I32x4LeU => mask(u32s(a), u32s(b), |x, y| x <= y),
-        I32x4GeS => mask(i32s(a), i32s(b), |x, y| x >= y),
-        I32x4GeU => mask(u32s(a), u32s(b), |x, y| x >= y),
+        I32x4Eq => cmp!(i32s, from_i32s, i32, 4, a, b, |x, y| x == y),
+        I32x4Ne => cmp!(i32s, from_i32s, i32, 4, a, b, |x, y| x != y),
+        I32x4LtS => cmp!(i32s, from_i32s, i32, 4, a, b, |x, y| x < y),
+        I32x4LtU => cmp!(u32s, from_i32s, i32, 4, a, b, |x, y| x < y),
+        I32x4GtS => cmp!(i32s, from_i32s, i32, 4, a, b, |x, y| x > y),
+        I32x4GtU => cmp!(u32s, from_i32s, i32, 4, a, b, |x, y| x > y),
+        I32x4LeS => cmp!(i32s, from_i32s, i32, 4, a, b, |x, y| x <= y),
+        I32x4LeU => cmp!(u32s, from_i32s, i32, 4, a, b, |x, y| x <= y),
+        I32x4GeS => cmp!(i32s, from_i32s, i32, 4, a, b, |x, y| x >= y),
+        I32x4GeU => cmp!(u32s, from_i32s, i32, 4, a, b, |x, y| x >= y),
         I64x2Eq => cmp!(i64s, from_i64s, i64, 2, a, b, |x, y| x == y),
         I64x2Ne => cmp!(i64s, from_i64s, i64, 2, a, b, |x, y| x != y),
         I64x2LtS => cmp!(i64s, from_i64s, i64, 2, a, b, |x, y| x < y),
         I64x2GtS => cmp!(i64s, from_i64s, i64, 2, a, b, |x, y| x > y),
         I64x2LeS => cmp!(i64s, from_i64s, i64, 2, a, b, |x, y| x <= y),
         I64x2GeS => cmp!(i64s, from_i64s, i64, 2, a, b, |x, y| x >= y),
-        F32x4Eq => mask(f32s(a), f32s(b), |x, y| x == y),
-        F32x4Ne => mask(f32s(a), f32s(b), |x, y| x != y),
-        F32x4Lt => mask(f32s(a), f32s(b), |x, y| x < y),
-        F32x4Gt => mask(f32s(a), f32s(b), |x, y| x > y),
-        F32x4Le => mask(f32s(a), f32s(b), |x, y| x <= y),
-        F32x4Ge => mask(f32s(a), f32s(b), |x, y| x >= y),
+        F32x4Eq => cmp!(f32s, from_i32s, i32, 4, a, b, |x, y| x == y),
+        F32x4Ne => cmp!(f32s, from_i32s, i32, 4, a, b, |x, y| x != y),
+        F32x4Lt => cmp!(f32s, from_i32s, i32, 4, a, b, |x, y| x < y),
+        F32x4Gt => cmp!(f32s, from_i32s, i32, 4, a, b, |x, y| x > y),
+        F32x4Le => cmp!(f32s, from_i32s, i32, 4, a, b, |x, y| x <= y),
+        F32x4Ge => cmp!(f32s, from_i32s, i32, 4, a, b, |x, y| x >= y),
         F64x2Eq => cmp!(f64s, from_i64s, i64, 2, a, b, |x: f64, y: f64| x == y),
         F64x2Ne => cmp!(f64s, from_i64s, i64, 2, a, b, |x: f64, y: f64| x != y),
         F64x2Lt => cmp!(f64s, from_i64s, i64, 2, a, b, |x: f64, y: f64| x < y),
