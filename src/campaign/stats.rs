@@ -147,7 +147,7 @@ pub fn measure(generator: Generator, seed: u64, count: u64) -> GeneratorStats {
         s.with_live_safepoint += (p.live_safepoints > 0) as u64;
         s.with_forced_live_safepoint += (p.forced_live_safepoints > 0) as u64;
         let modules = case.modules().unwrap_or_default();
-        s.with_simd += modules.iter().any(|m| uses_simd(m)) as u64;
+        s.with_simd += modules.iter().any(|m| crate::case::needs(m, wasmparser::WasmFeatures::SIMD)) as u64;
         s.with_v128_fields += modules.iter().any(|m| crate::case::has_v128_fields(m)) as u64;
         forced_sites += p.forced_live_safepoints;
         live_sites += p.live_safepoints;
@@ -207,12 +207,6 @@ pub fn matrix_table(s: &GeneratorStats) -> String {
     let missed = s.missed_cells();
     out.push_str(&format!("{} of {cells} cells hit at least once\n", cells - missed.len()));
     out
-}
-
-/// Whether `wasm` needs the SIMD proposal to validate.
-fn uses_simd(wasm: &[u8]) -> bool {
-    let without = crate::case::Profile::Gc.features().difference(wasmparser::WasmFeatures::SIMD);
-    wasmparser::Validator::new_with_features(without).validate_all(wasm).is_err()
 }
 
 /// A per-1000 figure as printed: whole numbers, one decimal below 10.

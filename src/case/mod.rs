@@ -20,6 +20,6 @@ pub use config::ConfigId;
 pub use info::{AvoidRule, ModuleInfo, allocates, contains_sequence, is_allocation, operator_name};
 pub use knobs::{Knob, Knobs, Setting};
 pub use plan::{Arg, Call, Plan, arg_possible, linked_name};
-pub use profile::{Profile, fuzzed_features, has_v128_fields, line_refuses};
+pub use profile::{Profile, fuzzed_features, has_v128_fields, line_refuses, needs};
 pub use script::PLAN_LINE;
 pub use testcase::{TestCase, plan_input, seeded_input};

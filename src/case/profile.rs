@@ -51,6 +51,12 @@ impl Profile {
     }
 }
 
+/// Whether `wasm` needs proposal `feature` (a valid module under
+/// [`Profile::Gc`] that no longer validates without it).
+pub fn needs(wasm: &[u8], feature: WasmFeatures) -> bool {
+    wasmparser::Validator::new_with_features(Profile::Gc.features().difference(feature)).validate_all(wasm).is_err()
+}
+
 /// Whether a struct or array type of `wasm` has a `v128` field.
 pub fn has_v128_fields(wasm: &[u8]) -> bool {
     use wasmparser::{CompositeInnerType as C, StorageType, ValType};

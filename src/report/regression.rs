@@ -12,7 +12,7 @@
 //! `host.extern_id` reads it back the same way, but code that converts such
 //! a reference back to `anyref` sees an `i31` where the fuzzing host had none.
 
-use crate::case::{Arg, ConfigId, ModuleInfo, PLAN_LINE, Plan, Profile, TestCase, host, linked_name};
+use crate::case::{Arg, ConfigId, ModuleInfo, PLAN_LINE, Plan, TestCase, host, linked_name, needs};
 use crate::line::{self, Cap};
 use crate::outcome::{Exhausted, Outcome, Ref, Status, TrapClass, Value};
 use anyhow::{Context, Result};
@@ -33,13 +33,7 @@ const FEATURE_KEYS: &[(&str, WasmFeatures)] = &[
 
 /// The proposals `wasm` needs: each one it no longer validates without.
 pub fn needed_features(wasm: &[u8]) -> Vec<(&'static str, WasmFeatures)> {
-    FEATURE_KEYS
-        .iter()
-        .filter(|(_, f)| {
-            wasmparser::Validator::new_with_features(Profile::Gc.features().difference(*f)).validate_all(wasm).is_err()
-        })
-        .copied()
-        .collect()
+    FEATURE_KEYS.iter().filter(|(_, f)| needs(wasm, *f)).copied().collect()
 }
 
 /// The proposals any of `modules` needs (a linked case's modules: one may
