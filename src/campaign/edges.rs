@@ -111,7 +111,7 @@ mod tests {
         ("ArrayFill", &["null", "one past", "far out"]),
         ("ArrayCopy", &["null", "one past", "far out"]),
         ("ArrayInitData", &["null", "to the end", "one past", "far out", "past segment"]),
-        ("ArrayInitElem", &["null", "to the end", "one past", "far out", "past segment"]),
+        ("ArrayInitElem", &["null", "one past", "far out", "past segment"]),
         ("ArrayNew", &["huge"]),
         ("ArrayNewData", &["length 0", "huge"]),
         ("ArrayNewElem", &["huge", "past segment"]),

@@ -63,6 +63,11 @@ pub fn supported_columns() -> Vec<Column> {
         .collect()
 }
 
+/// The rows this line can fill: throws need exceptions.
+pub fn supported_rows() -> Vec<&'static str> {
+    ROWS.iter().copied().filter(|r| *r != "use: Throw" || line::has(Cap::Exceptions)).collect()
+}
+
 /// One cell of the matrix over a sample: cases holding a reference of
 /// `row` across a collection at `column`, and of those, cases reading it
 /// afterwards.
@@ -109,10 +114,12 @@ impl GeneratorStats {
         1000.0 * (if observed { cell.observed } else { cell.cases }) as f64 / self.modules.max(1) as f64
     }
 
-    /// The supported cells (`ROWS` × `supported_columns`) no case hit.
+    /// The supported cells (`supported_rows` × `supported_columns`) no
+    /// case hit.
     pub fn missed_cells(&self) -> Vec<String> {
         let columns = supported_columns();
-        ROWS.iter()
+        supported_rows()
+            .into_iter()
             .flat_map(|r| columns.iter().map(move |c| format!("{r}|{}", c.name())))
             .filter(|k| !self.matrix.contains_key(k))
             .collect()
@@ -188,13 +195,13 @@ pub fn measure(generator: Generator, seed: u64, count: u64) -> GeneratorStats {
 /// cases per 1000 that hold such a reference across such a collection, and
 /// after the slash those that read it afterwards; `-` for none.
 pub fn matrix_table(s: &GeneratorStats) -> String {
-    let columns = supported_columns();
+    let (rows, columns) = (supported_rows(), supported_columns());
     let mut out = format!("reach matrix, {} ({} modules; per 1000: live/read)\n{:<20}", s.generator, s.modules, "");
     for c in &columns {
         out.push_str(&format!(" {:>13}", c.name()));
     }
     out.push('\n');
-    for row in ROWS {
+    for row in &rows {
         out.push_str(&format!("{row:<20}"));
         for c in &columns {
             let (live, read) = (s.per_1000(row, *c, false), s.per_1000(row, *c, true));
@@ -203,7 +210,7 @@ pub fn matrix_table(s: &GeneratorStats) -> String {
         }
         out.push('\n');
     }
-    let cells = ROWS.len() * columns.len();
+    let cells = rows.len() * columns.len();
     let missed = s.missed_cells();
     out.push_str(&format!("{} of {cells} cells hit at least once\n", cells - missed.len()));
     out
@@ -256,15 +263,9 @@ mod tests {
     /// 1000 cases, every module of a linked case counted), as the README's
     /// matrix says: every other cell must stay hit.
     const UNCOVERED: &[(&str, &[&str])] = &[
-        ("ArrayNewElem", &["host-gc", "call", "throw"]),
-        ("StructGet", &["throw"]),
-        ("ArrayGet", &["alloc", "call", "call_ref", "in-try", "throw"]),
-        ("use: ArraySet", &["call", "call_ref", "in-try", "throw"]),
-        ("use: ArrayFill", &["call", "call_ref", "in-try", "throw"]),
-        ("use: ArrayCopy", &["call", "call_ref", "in-try", "throw"]),
-        ("use: ArrayInitData", &["call", "call_ref", "in-try", "throw"]),
-        ("use: ArrayInitElem", &["call", "call_ref", "in-try", "throw"]),
-        ("use: TableSet", &["call_ref", "throw"]),
+        ("ArrayNewElem", &["host-gc"]),
+        ("ArrayGet", &["alloc"]),
+        ("use: TableSet", &["alloc", "call_ref", "throw"]),
         ("use: GlobalSet", &["throw"]),
     ];
 
@@ -277,12 +278,14 @@ mod tests {
         let s = measure(Generator::Rooted, 0, 1000);
         let uncovered: Vec<String> =
             UNCOVERED.iter().flat_map(|(row, cols)| cols.iter().map(move |c| format!("{row}|{c}"))).collect();
-        let lost: Vec<String> = s.missed_cells().into_iter().filter(|k| !uncovered.contains(k)).collect();
+        let missed = s.missed_cells();
+        let lost: Vec<&String> = missed.iter().filter(|k| !uncovered.contains(k)).collect();
         assert!(lost.is_empty(), "cells the default generator no longer reaches: {lost:?}");
-        // At least 60% of all cases allocate (README: 75.9%).
+        // A cell reached now that the README lists as empty: both lists
+        // are to be brought up to date.
+        let gained: Vec<&String> = uncovered.iter().filter(|k| !missed.contains(k)).collect();
+        assert!(gained.is_empty(), "cells reached that UNCOVERED and the README list as empty: {gained:?}");
+        // At least 60% of all cases allocate (README: 76.7%).
         assert!(s.with_allocation * 100 >= 60 * s.modules, "{} of {} modules allocate", s.with_allocation, s.modules);
-        // The matrix is not trivially full: a cell of a row nothing makes
-        // stays empty.
-        assert!(s.missed_cells().iter().any(|k| k.starts_with("use: ArrayFill|")));
     }
 }

@@ -33,10 +33,15 @@
 //! a collection, write to it, throw and catch it, and observe it, so that
 //! most GC modules allocate.
 //!
-//! Each collection goes to `$gc` by one of three paths, drawn per insertion:
+//! Each collection goes to `$gc` by one of four paths, drawn per insertion:
 //! a direct `call`, `call_indirect` through a one-slot table the pass adds,
-//! or `call_ref` of `ref.func $gc`: the stack maps of all three kinds of call
-//! are put to work. After a collection that ran and before the observation
+//! `call_ref` of `ref.func $gc`, or a direct call of `$collect`, a function
+//! the pass appends that calls `$gc`: the stack maps of every kind of call,
+//! host and Wasm callees alike, are put to work. A site on an object that
+//! holds references may carry one of them (a field, an array's last
+//! element) across the collection instead ([`Load`]); after the
+//! collection the module's own mutable arrays are written in place with
+//! what they hold (`accesses`). After a collection that ran and before the observation
 //! the pass allocates two objects of the observed type filled with values no
 //! default has: a DRC object freed by a lost root is then reused, so the loss
 //! shows as a wrong value rather than only under `gc_zeal`'s poisoning.
@@ -61,6 +66,7 @@ use wasm_encoder::reencode::{Reencode, RoundtripReencoder, utils};
 use wasm_encoder::{Instruction, ValType};
 use wasmparser::{CompositeInnerType, Operator, Parser, Payload, StorageType, SubType, ValidPayload, Validator};
 
+mod accesses;
 mod edges;
 mod sequences;
 
@@ -88,12 +94,21 @@ const COLLECTION_BUDGET: i32 = 24;
 /// at each allocation under the zeal counter, cost 44% of throughput.
 const ENTRY_BUDGET: i32 = 16;
 
+/// Items (nulls) of the pass's own element segments: as many as the
+/// longest fresh array, so every fresh array of nullable references can
+/// come from one.
+const OWN_ELEM_ITEMS: u32 = 8;
+
 /// How an inserted collection reaches `$gc`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Via {
     Call,
     CallIndirect,
     CallRef,
+    /// A direct call of the pass's own function `$collect`, which calls
+    /// `$gc`: a Wasm-to-Wasm call whose callee collects, the stack map of
+    /// a call between two Wasm frames.
+    Defined,
 }
 
 impl Via {
@@ -101,6 +116,7 @@ impl Via {
         match u.int_in_range(0..=3).unwrap_or(0) {
             0 => Via::CallIndirect,
             1 => Via::CallRef,
+            2 => Via::Defined,
             _ => Via::Call,
         }
     }
@@ -115,6 +131,9 @@ struct Entry {
     /// Whether the object then travels as an exception payload: thrown (an
     /// allocation of the exception) inside a `try_table` and caught again.
     throw: bool,
+    /// Whether the collection runs inside a `try_table` with a `catch_all`
+    /// (a call with exception handlers: its own stack map).
+    in_try: bool,
 }
 
 /// The fresh object allocated at a function's entry.
@@ -125,6 +144,41 @@ enum Fresh {
     /// One of the module's types whose fields all have a filler value
     /// (arrays: this many elements).
     Module(u32, i32),
+}
+
+/// A reference a site reads out of the object the instruction left (a
+/// struct's reference field, an array's last element) and carries in its
+/// place: `struct.get` and `array.get` results live across collections.
+#[derive(Clone, Copy, Debug)]
+struct Load {
+    /// The object's type (the instruction's result).
+    holder: wasmparser::RefType,
+    /// Its module type index, and the field (`None`: an array element).
+    index: u32,
+    field: Option<u32>,
+}
+
+/// The first reference field of struct or array type `r` (arrays: the
+/// element) whose values the pass can observe: the load and the nullable
+/// type of what it reads (null when the object is or its array is empty).
+fn loadable(r: wasmparser::RefType, types: &[SubType]) -> Option<(wasmparser::RefType, Load)> {
+    let wasmparser::HeapType::Concrete(i) = r.heap_type() else { return None };
+    let index = i.as_module_index()?;
+    let ref_of = |s: &StorageType| match s {
+        StorageType::Val(wasmparser::ValType::Ref(f)) => {
+            Some(wasmparser::RefType::new(true, f.heap_type()).expect("the same heap type fits"))
+        }
+        _ => None,
+    };
+    let (field, ty) =
+        match &types.get(index as usize)?.composite_type.inner {
+            CompositeInnerType::Struct(s) => s.fields.iter().enumerate().find_map(|(k, f)| {
+                ref_of(&f.element_type).filter(|t| eligible(t, types)).map(|t| (Some(k as u32), t))
+            })?,
+            CompositeInnerType::Array(a) => (None, ref_of(&a.0.element_type).filter(|t| eligible(t, types))?),
+            _ => return None,
+        };
+    Some((ty, Load { holder: r, index, field }))
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -150,7 +204,10 @@ enum Template {
 struct Site {
     /// Index of the instruction the sequence follows.
     after: usize,
+    /// The type of the reference the template carries: the instruction's
+    /// result, or what `load` reads from it.
     ty: wasmparser::RefType,
+    load: Option<Load>,
     template: Template,
     via: Via,
 }
@@ -353,7 +410,12 @@ fn plan_function(
     let mut plan = FuncPlan { params: total - declared, ..FuncPlan::default() };
     if with_entries && u.ratio(2, 3).unwrap_or(false) {
         let fillable: Vec<u32> = (0..types.len() as u32).filter(|&i| fillable(i, types)).collect();
-        let fresh = match u.choose(&fillable) {
+        // A quarter of the entries with a module type prefer arrays of
+        // nullable references (made by `array.new_elem`, which wasm-smith
+        // rarely writes), where the module has one.
+        let of_refs: Vec<u32> = fillable.iter().copied().filter(|&i| of_nullable_refs(i, types)).collect();
+        let pool = if !of_refs.is_empty() && u.ratio(1, 4).unwrap_or(false) { &of_refs } else { &fillable };
+        let fresh = match u.choose(pool) {
             Ok(&i) if u.ratio(1, 2).unwrap_or(false) => Fresh::Module(i, u.int_in_range(0..=8).unwrap_or(1)),
             _ => Fresh::Own(u.arbitrary().unwrap_or(0x5eed)),
         };
@@ -361,7 +423,8 @@ fn plan_function(
         // A collection at every entry would spend the instance's collection
         // budget on entries: a quarter of them collect.
         let via = if u.ratio(1, 4).unwrap_or(false) { Some(Via::draw(u)) } else { None };
-        plan.entry = Some(Entry { fresh, via, throw });
+        let in_try = crate::line::has(crate::line::Cap::Exceptions) && via.is_some() && u.ratio(1, 2).unwrap_or(false);
+        plan.entry = Some(Entry { fresh, via, throw, in_try });
     }
     let mut ops = body.get_operators_reader()?;
     let mut index = 0;
@@ -396,6 +459,13 @@ fn plan_function(
             && plan.sites.len() < MAX_SITES
             && u.ratio(1, 3).unwrap_or(false)
         {
+            // Sites on arrays of references (wasm-smith writes few), and a
+            // third of those on structs that hold references, carry the
+            // array's last element or the struct's field instead.
+            let (r, load) = match loadable(r, types) {
+                Some((field, load)) if load.field.is_none() || u.ratio(1, 3).unwrap_or(false) => (field, Some(load)),
+                _ => (r, None),
+            };
             let template = match u.int_in_range(0..=4).unwrap_or(0) {
                 // Half the local sites hold it in a non-nullable local
                 // (chosen by position: no input bytes drawn for it).
@@ -407,7 +477,7 @@ fn plan_function(
                 4 if matches!(r.heap_type(), wasmparser::HeapType::Concrete(_)) => Template::Widened,
                 _ => Template::Local,
             };
-            plan.sites.push(Site { after: index, ty: r, template, via: Via::draw(u) });
+            plan.sites.push(Site { after: index, ty: r, load, template, via: Via::draw(u) });
         }
         index += 1;
     }
@@ -488,6 +558,17 @@ fn widened(r: wasmparser::RefType) -> wasmparser::RefType {
     wasmparser::RefType::new(r.is_nullable(), any).expect("an abstract type fits")
 }
 
+/// Whether module type `index` is a mutable array of nullable references
+/// (what the pass's own segments can make: `Encoder::own_elem`).
+fn of_nullable_refs(index: u32, types: &[SubType]) -> bool {
+    types.get(index as usize).is_some_and(|t| match &t.composite_type.inner {
+        CompositeInnerType::Array(a) => {
+            a.0.mutable && matches!(a.0.element_type, StorageType::Val(wasmparser::ValType::Ref(r)) if r.is_nullable())
+        }
+        _ => false,
+    })
+}
+
 /// A non-null reference to type `index`.
 fn fresh_ref(index: u32) -> wasmparser::RefType {
     wasmparser::RefType::new(false, wasmparser::HeapType::Concrete(wasmparser::UnpackedIndex::Module(index)))
@@ -564,10 +645,17 @@ struct Encoder<'a> {
     /// 50.7).
     chain: (u32, u32),
     chain_function: Option<usize>,
+    /// The pass's own function `$collect` ([`Via::Defined`]), appended
+    /// after the module's functions, and its type `(func (result i32))`,
+    /// appended after the chain.
+    collect_fn: u32,
+    collect_type: u32,
     next_function: usize,
-    /// Empty passive element segments appended for `array.init_elem` on the
-    /// pass's fresh arrays: one per array type of a mutable reference
-    /// element, of that element type, after the module's own segments.
+    /// Passive element segments appended for `array.new_elem` and
+    /// `array.init_elem` on the pass's fresh arrays: one per array type of
+    /// a mutable reference element, of that element type, after the
+    /// module's own segments; [`OWN_ELEM_ITEMS`] nulls where the type is
+    /// nullable, empty where not.
     own_elems: Vec<(u32, wasmparser::RefType)>,
     elems_done: bool,
 }
@@ -608,6 +696,8 @@ impl<'a> Encoder<'a> {
             widen_types,
             twins,
             chain: (empty_func_type + 3, chain_depth(a)),
+            collect_fn: a.func_imports + a.gc_import.is_none() as u32 + a.plans.len() as u32,
+            collect_type: empty_func_type + 3 + chain_depth(a),
             chain_function: a.plans.iter().position(|p| p.entry.is_some()),
             next_function: 0,
             own_elems: a
@@ -626,17 +716,23 @@ impl<'a> Encoder<'a> {
         }
     }
 
-    /// The element segment `array.init_elem` on a fresh array of type
-    /// `index` reads from (see `own_elems`).
-    fn own_elem(&self, index: u32) -> Option<u32> {
+    /// The element segment `array.new_elem` and `array.init_elem` on a
+    /// fresh array of type `index` read from (see `own_elems`), and how
+    /// many items it has.
+    fn own_elem(&self, index: u32) -> Option<(u32, u32)> {
         let k = self.own_elems.iter().position(|(t, _)| *t == index)?;
-        Some(self.a.elems + k as u32)
+        let items = if self.own_elems[k].1.is_nullable() { OWN_ELEM_ITEMS } else { 0 };
+        Some((self.a.elems + k as u32, items))
     }
 
     fn emit_elems(&mut self, elems: &mut wasm_encoder::ElementSection) {
         for (_, r) in self.own_elems.clone() {
             let ty = self.encode_ref(r);
-            elems.passive(wasm_encoder::Elements::Expressions(ty, std::borrow::Cow::Borrowed(&[])));
+            let items = match r.is_nullable() {
+                true => vec![wasm_encoder::ConstExpr::ref_null(ty.heap_type); OWN_ELEM_ITEMS as usize],
+                false => vec![],
+            };
+            elems.passive(wasm_encoder::Elements::Expressions(ty, std::borrow::Cow::Owned(items)));
         }
         self.elems_done = true;
     }
@@ -732,6 +828,31 @@ impl Reencode for Encoder<'_> {
                     describes: None,
                 },
             });
+        }
+        types.ty().function([], [ValType::I32]);
+        Ok(())
+    }
+
+    fn parse_function_section(
+        &mut self,
+        functions: &mut wasm_encoder::FunctionSection,
+        section: wasmparser::FunctionSectionReader<'_>,
+    ) -> Result<(), ReencodeError> {
+        utils::parse_function_section(self, functions, section)?;
+        if !self.a.plans.is_empty() {
+            functions.function(self.collect_type);
+        }
+        Ok(())
+    }
+
+    fn parse_code_section(
+        &mut self,
+        code: &mut wasm_encoder::CodeSection,
+        section: wasmparser::CodeSectionReader<'_>,
+    ) -> Result<(), ReencodeError> {
+        utils::parse_code_section(self, code, section)?;
+        if !self.a.plans.is_empty() {
+            code.function(&self.collect_function());
         }
         Ok(())
     }
@@ -861,19 +982,25 @@ impl Reencode for Encoder<'_> {
                 Template::NonNull => self.encode_val(non_null(site.ty)),
                 _ => t,
             };
+            // The third holds the object a load reads from.
+            let holder = site.load.map_or(t, |l| self.encode_val(l.holder));
             locals.push((1, t));
             locals.push((1, u));
+            locals.push((1, holder));
         }
         // Then the two i32 scratch locals and the entry object's local.
-        let len = first_new + 2 * sites.len() as u32;
+        let len = first_new + 3 * sites.len() as u32;
         let scratch = Scratch { len, collected: len + 1 };
         locals.push((2, ValType::I32));
+        // Then the entry object's local, and its caught copy's when it is
+        // thrown.
         let entry = plan.entry;
-        if let Some(Entry { fresh, .. }) = entry {
-            locals.push((1, self.encode_val(fresh_ref(self.fresh_type(fresh)))));
+        if let Some(Entry { fresh, throw, .. }) = entry {
+            let r = self.encode_val(fresh_ref(self.fresh_type(fresh)));
+            locals.push((1 + throw as u32, r));
         }
         // Then one `(ref null $array)` local per edge that measures an array.
-        let mut next_local = len + 2 + entry.is_some() as u32;
+        let mut next_local = len + 2 + entry.map_or(0, |e| 1 + e.throw as u32);
         let mut edge_locals = Vec::new();
         for (_, edge) in &plan.edges {
             edge_locals.push(edge.local_type().map(|array| {
@@ -912,8 +1039,16 @@ impl Reencode for Encoder<'_> {
             }
             f.instruction(&self.instruction(op)?);
             for (k, site) in sites.iter().enumerate().filter(|(_, s)| s.after == index) {
-                let t = first_new + 2 * k as u32;
-                self.emit_site(&mut f, site, t, t + 1, scratch);
+                let t = first_new + 3 * k as u32;
+                match site.load {
+                    Some(load) => {
+                        f.instruction(&Instruction::LocalTee(t + 2));
+                        self.load(&mut f, t + 2, load, site.ty);
+                        self.emit_site(&mut f, site, t, t + 1, scratch);
+                        f.instruction(&Instruction::Drop);
+                    }
+                    None => self.emit_site(&mut f, site, t, t + 1, scratch),
+                }
             }
             index += 1;
         }

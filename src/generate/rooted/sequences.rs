@@ -155,6 +155,11 @@ impl Encoder<'_> {
     /// `i32` local `collected` to whether it ran: stack-neutral, so the
     /// references around it stay live across it.
     pub(super) fn collect(&self, f: &mut wasm_encoder::Function, via: Via, collected: u32) {
+        if via == Via::Defined {
+            f.instruction(&Instruction::Call(self.collect_fn));
+            f.instruction(&Instruction::LocalSet(collected));
+            return;
+        }
         f.instruction(&Instruction::I32Const(0));
         f.instruction(&Instruction::LocalSet(collected));
         self.open_budget(f, self.collection_budget);
@@ -170,8 +175,19 @@ impl Encoder<'_> {
                 f.instruction(&Instruction::RefFunc(self.gc));
                 f.instruction(&Instruction::CallRef(self.gc_type))
             }
+            Via::Defined => unreachable!("handled above"),
         };
         f.instruction(&Instruction::End);
+    }
+
+    /// The body of `$collect`: `call $gc` while the collection budget
+    /// lasts, returning whether it ran.
+    pub(super) fn collect_function(&self) -> wasm_encoder::Function {
+        let mut f = wasm_encoder::Function::new([(1, ValType::I32)]);
+        self.collect(&mut f, Via::Call, 0);
+        f.instruction(&Instruction::LocalGet(0));
+        f.instruction(&Instruction::End);
+        f
     }
 
     /// Allocates a module type `index` object of [`filler_value`]s (the
@@ -255,8 +271,10 @@ impl Encoder<'_> {
     }
 
     /// At entry, while the entry budget lasts: allocate the fresh object
-    /// into `local`, collect, reuse, observe; then the chain's object into
-    /// `chain` (`new_chain_object`, `check_chain_object`).
+    /// into `local`, collect (maybe inside a `try_table`), reuse, throw and
+    /// catch a copy into `local + 1`, write to it and observe; then the
+    /// chain's object into `chain` (`new_chain_object`,
+    /// `check_chain_object`).
     pub(super) fn emit_entry(
         &mut self,
         f: &mut wasm_encoder::Function,
@@ -265,7 +283,7 @@ impl Encoder<'_> {
         chain: Option<u32>,
         scratch: Scratch,
     ) {
-        let Entry { fresh, via, throw } = entry;
+        let Entry { fresh, via, throw, in_try } = entry;
         self.open_budget(f, self.entry_budget);
         if let Some(chain) = chain {
             self.new_chain_object(f, chain);
@@ -280,12 +298,12 @@ impl Encoder<'_> {
                 f.instruction(&Instruction::I32Const(len));
                 f.instruction(&Instruction::LocalSet(scratch.len));
                 match (len, self.own_elem(index)) {
-                    // An empty array of reference elements comes from the
-                    // pass's own (empty, never dropped) segment: the same
-                    // object `array.new` makes, by `array.new_elem`.
-                    (0, Some(segment)) => {
+                    // An array of nullable references comes from the
+                    // pass's own segment of nulls (never dropped): the
+                    // object `array.new` would make, by `array.new_elem`.
+                    (_, Some((segment, items))) if len as u32 <= items => {
                         f.instruction(&Instruction::I32Const(0));
-                        f.instruction(&Instruction::I32Const(0));
+                        f.instruction(&Instruction::LocalGet(scratch.len));
                         f.instruction(&Instruction::ArrayNewElem {
                             array_type_index: index,
                             array_elem_index: segment,
@@ -297,21 +315,36 @@ impl Encoder<'_> {
         }
         f.instruction(&Instruction::LocalSet(local));
         if let Some(via) = via {
+            if in_try {
+                f.instruction(&Instruction::Block(BlockType::Empty));
+                f.instruction(&Instruction::TryTable(
+                    BlockType::Empty,
+                    vec![wasm_encoder::Catch::All { label: 0 }].into(),
+                ));
+            }
             self.collect(f, via, scratch.collected);
+            if in_try {
+                f.instruction(&Instruction::End);
+                f.instruction(&Instruction::End);
+            }
         }
         let r = fresh_ref(index);
         if via.is_some() {
             self.reuse(f, local, r, scratch);
         }
-        // After the reuse's allocations too: the writes use a reference
-        // that lived across both.
+        let observed = match throw {
+            true => {
+                self.throw_and_catch(f, local, r, local + 1);
+                local + 1
+            }
+            false => local,
+        };
+        // After the reuse's allocations and the throw: the writes use a
+        // reference that lived across all of them.
         if let Fresh::Module(index, len) = fresh {
             self.write_fresh_array(f, index, len, local);
         }
-        if throw {
-            self.throw_and_catch(f, local, r, local);
-        }
-        self.observe(f, local, r);
+        self.observe(f, observed, r);
         if let Some(chain) = chain {
             self.check_chain_object(f, chain);
         }
@@ -394,64 +427,6 @@ impl Encoder<'_> {
         f.instruction(&Instruction::LocalSet(to));
     }
 
-    /// After the collection, writes to a fresh array of a mutable element
-    /// type (nobody else holds it, so the module's computation is
-    /// unchanged): `array.set` of its first and last elements, `array.fill`
-    /// to its end, an overlapping `array.copy` onto itself, and an empty
-    /// `array.init_elem` from the pass's own segment of the element type
-    /// (`Encoder::own_elems`) or, where the module declares a data count,
-    /// an empty `array.init_data` (empty: a segment may have been dropped,
-    /// and an empty one never traps), each a use of a reference that lived
-    /// across the collection.
-    pub(super) fn write_fresh_array(&self, f: &mut wasm_encoder::Function, index: u32, len: i32, local: u32) {
-        let CompositeInnerType::Array(a) = &self.a.sub_type(index).expect("known type").composite_type.inner else {
-            return;
-        };
-        if !a.0.mutable {
-            return;
-        }
-        let value = filler_value(&a.0.element_type, true).expect("fillable");
-        let ends = match len {
-            0 => vec![],
-            1 => vec![0],
-            _ => vec![0, len - 1],
-        };
-        for at in ends {
-            f.instruction(&Instruction::LocalGet(local));
-            f.instruction(&Instruction::I32Const(at));
-            f.instruction(&value);
-            f.instruction(&Instruction::ArraySet(index));
-        }
-        f.instruction(&Instruction::LocalGet(local));
-        f.instruction(&Instruction::I32Const(len.min(1)));
-        f.instruction(&value);
-        f.instruction(&Instruction::I32Const((len - 1).max(0)));
-        f.instruction(&Instruction::ArrayFill(index));
-        f.instruction(&Instruction::LocalGet(local));
-        f.instruction(&Instruction::I32Const(0));
-        f.instruction(&Instruction::LocalGet(local));
-        f.instruction(&Instruction::I32Const(len.min(1)));
-        f.instruction(&Instruction::I32Const((len - 1).max(0)));
-        f.instruction(&Instruction::ArrayCopy { array_type_index_dst: index, array_type_index_src: index });
-        let init = match a.0.element_type {
-            StorageType::Val(wasmparser::ValType::Ref(_)) => self
-                .own_elem(index)
-                .map(|segment| Instruction::ArrayInitElem { array_type_index: index, array_elem_index: segment }),
-            _ => self
-                .a
-                .data_count
-                .filter(|n| *n > 0)
-                .map(|_| Instruction::ArrayInitData { array_type_index: index, array_data_index: 0 }),
-        };
-        if let Some(init) = init {
-            f.instruction(&Instruction::LocalGet(local));
-            for _ in 0..3 {
-                f.instruction(&Instruction::I32Const(0));
-            }
-            f.instruction(&init);
-        }
-    }
-
     pub(super) fn emit_site(
         &mut self,
         f: &mut wasm_encoder::Function,
@@ -466,6 +441,7 @@ impl Encoder<'_> {
                 f.instruction(&Instruction::LocalTee(t));
                 self.collect(f, site.via, scratch.collected);
                 self.reuse(f, t, site.ty, scratch);
+                self.rewrite_in_place(f, t, site.ty, scratch.len);
                 self.observe(f, t, site.ty);
             }
             Template::NonNull => {
@@ -482,6 +458,7 @@ impl Encoder<'_> {
                 f.instruction(&Instruction::LocalGet(u_local));
                 f.instruction(&Instruction::RefAsNonNull);
                 f.instruction(&Instruction::Drop);
+                self.rewrite_in_place(f, t, site.ty, scratch.len);
                 self.observe(f, t, site.ty);
                 f.instruction(&Instruction::End);
             }
@@ -492,6 +469,7 @@ impl Encoder<'_> {
                 f.instruction(&Instruction::End);
                 f.instruction(&Instruction::LocalTee(t));
                 self.reuse(f, t, site.ty, scratch);
+                self.rewrite_in_place(f, t, site.ty, scratch.len);
                 self.observe(f, t, site.ty);
             }
             Template::Widened => {
@@ -506,6 +484,7 @@ impl Encoder<'_> {
                 f.instruction(&Instruction::End);
                 f.instruction(&Instruction::LocalTee(t));
                 self.reuse(f, t, site.ty, scratch);
+                self.rewrite_in_place(f, t, site.ty, scratch.len);
                 self.observe(f, t, site.ty);
             }
             Template::Throw => {
@@ -514,6 +493,7 @@ impl Encoder<'_> {
                 f.instruction(&Instruction::LocalTee(t));
                 self.open_budget(f, self.collection_budget);
                 self.throw_and_catch(f, t, site.ty, u_local);
+                self.rewrite_in_place(f, t, site.ty, scratch.len);
                 self.observe(f, u_local, site.ty);
                 f.instruction(&Instruction::End);
             }
@@ -537,6 +517,7 @@ impl Encoder<'_> {
                 f.instruction(&Instruction::LocalSet(u_local));
                 self.collect(f, site.via, scratch.collected);
                 self.reuse(f, u_local, site.ty, scratch);
+                self.rewrite_in_place(f, u_local, site.ty, scratch.len);
                 self.observe(f, u_local, site.ty);
                 f.instruction(&Instruction::LocalGet(t));
             }
