@@ -113,7 +113,7 @@ mod tests {
         ("ArrayInitData", &["null", "to the end", "one past", "far out", "past segment"]),
         ("ArrayInitElem", &["null", "one past", "far out", "past segment"]),
         ("ArrayNew", &["huge"]),
-        ("ArrayNewData", &["length 0", "huge"]),
+        ("ArrayNewData", &["huge"]),
         ("ArrayNewElem", &["huge", "past segment"]),
         ("StructSet", &["null"]),
         ("TableSet", &["last", "one past"]),

@@ -262,6 +262,15 @@ impl Encoder<'_> {
         f.instruction(&Instruction::End);
     }
 
+    /// Whether module type `index` is an array of numbers or vectors
+    /// (what `array.new_data` makes).
+    fn of_numbers(&self, index: u32) -> bool {
+        matches!(
+            &self.a.sub_type(index).expect("known type").composite_type.inner,
+            CompositeInnerType::Array(a) if !matches!(a.0.element_type, StorageType::Val(wasmparser::ValType::Ref(_)))
+        )
+    }
+
     /// The type of a fresh object.
     pub(super) fn fresh_type(&self, fresh: Fresh) -> u32 {
         match fresh {
@@ -308,6 +317,14 @@ impl Encoder<'_> {
                             array_type_index: index,
                             array_elem_index: segment,
                         });
+                    }
+                    // An empty array of numbers comes from data segment 0
+                    // (empty at offset 0 even when dropped) by
+                    // `array.new_data`, where the module declares a count.
+                    (0, None) if self.a.data_count.is_some_and(|n| n > 0) && self.of_numbers(index) => {
+                        f.instruction(&Instruction::I32Const(0));
+                        f.instruction(&Instruction::I32Const(0));
+                        f.instruction(&Instruction::ArrayNewData { array_type_index: index, array_data_index: 0 });
                     }
                     _ => self.new_filled(f, index, scratch.len, true),
                 }
