@@ -120,6 +120,16 @@ pub fn run(opts: &Options) -> Summary {
     t.summary
 }
 
+/// The share of the jobs' wall time triage may take (with at least
+/// [`TRIAGE_FLOOR`] for the first searches). Past it, a finding that would
+/// need a history search is kept as unreproducible without one, and a
+/// smaller case of a new signature is not re-run to replace the stored one:
+/// on a line with many bugs (42.0.2, once the pass reached its `try_table`
+/// stack-map bugs) searches of up to 24 fresh-worker runs each took nearly
+/// all of a campaign's time (700 cases in 280 s against about 150 a second).
+const TRIAGE_SHARE: f64 = 0.25;
+const TRIAGE_FLOOR: Duration = Duration::from_secs(30);
+
 /// Runs `f`, a confirmation or a history search, counting its wall time as
 /// triage (apart from the harness overhead).
 fn timed_triage<T>(totals: &Mutex<Totals>, f: impl FnOnce() -> T) -> T {
@@ -154,6 +164,7 @@ fn job(
 ) {
     let mut job = Job {
         opts,
+        start: deadline - opts.time,
         totals,
         confirmed,
         worker: Worker::new(opts.worker.clone(), opts.timeout),
@@ -215,6 +226,8 @@ fn job(
 /// A job's worker and what it remembers between cases.
 struct Job<'a> {
     opts: &'a Options,
+    /// When the campaign began (for the triage budget).
+    start: Instant,
     totals: &'a Mutex<Totals>,
     confirmed: &'a Mutex<BTreeSet<String>>,
     worker: Worker,
@@ -229,12 +242,21 @@ struct Job<'a> {
     searched: BTreeSet<String>,
 }
 
+/// Whether triage has spent its share ([`TRIAGE_SHARE`]) of the `jobs`'
+/// time since `start`.
+fn triage_over_budget(totals: &Mutex<Totals>, start: Instant, jobs: usize) -> bool {
+    let budget = start.elapsed().mul_f64(TRIAGE_SHARE * jobs.max(1) as f64).max(TRIAGE_FLOOR);
+    totals.lock().unwrap().triage_micros > budget.as_micros() as u64
+}
+
 impl Job<'_> {
     /// Runs, judges, stores and counts one case; `input` is the fuzz input
     /// it was generated from (a first plan's), `case_start` when its
     /// generation began.
     fn case(&mut self, case: &TestCase, input: Option<&[u8]>, origin: Origin, case_start: Instant) {
         let Job { opts, totals, confirmed, .. } = *self;
+        let start = self.start;
+        let over_budget = || triage_over_budget(totals, start, opts.jobs);
         let (worker, fresh, recent, searched) =
             (&mut self.worker, &mut self.fresh, &mut self.recent, &mut self.searched);
         let index = origin.index.unwrap_or_default();
@@ -270,7 +292,10 @@ impl Job<'_> {
             // on every configuration (on a line with many known crashes
             // those re-runs were most of the harness's time).
             let known = opts.known.contains(&f.signature);
-            let wanted = record::stored_size(&opts.out, &f.signature).is_none_or(|stored| !known && size < stored);
+            let wanted = match record::stored_size(&opts.out, &f.signature) {
+                None => true,
+                Some(stored) => !known && size < stored && !over_budget(),
+            };
             let (reproduces, gives_known) = if wanted {
                 let rerun = || timed_triage(totals, || confirm::rerun(case, &configs, fresh));
                 match again.get_or_insert_with(rerun) {
@@ -302,7 +327,11 @@ impl Job<'_> {
             // A crash that needs what earlier cases left in the worker's
             // engines: the shortest such history makes it reproducible.
             let mut reproducer = None;
-            if status == Status::Unreproducible && needs_history_search(f) && searched.insert(f.signature.clone()) {
+            let search =
+                status == Status::Unreproducible && needs_history_search(f) && !searched.contains(&f.signature);
+            if search && over_budget() {
+                totals.lock().unwrap().summary.history_searches_skipped += 1;
+            } else if search && searched.insert(f.signature.clone()) {
                 let earlier: Vec<TestCase> = recent.iter().cloned().collect();
                 match timed_triage(totals, || history::shortest(case, &earlier, &configs, &f.signature, fresh)) {
                     Ok(Some(with_history)) => {
@@ -362,5 +391,24 @@ impl Job<'_> {
         let restarts = (worker.restarts() - restarts_before, worker.warm_starts - warm_before);
         let wall_micros = case_start.elapsed().as_micros() as u64;
         totals.lock().unwrap().count(case, &report, stored, restarts, generate_micros, wall_micros);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn triage_takes_its_share_of_the_jobs_time_and_no_more() {
+        let spent = |secs: u64| Mutex::new(Totals { triage_micros: secs * 1_000_000, ..Totals::default() });
+        let ago = |secs: u64| Instant::now() - Duration::from_secs(secs);
+        // 200 s of two jobs: a quarter is 100 s.
+        assert!(!triage_over_budget(&spent(80), ago(200), 2));
+        assert!(triage_over_budget(&spent(120), ago(200), 2));
+        // One job has half that share.
+        assert!(triage_over_budget(&spent(80), ago(200), 1));
+        // At the start the floor lets the first searches run.
+        assert!(!triage_over_budget(&spent(20), ago(1), 2));
+        assert!(triage_over_budget(&spent(40), ago(1), 2));
     }
 }

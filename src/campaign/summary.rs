@@ -96,6 +96,9 @@ pub struct Summary {
     pub known_hits: u64,
     /// Findings that did not reproduce in a fresh worker.
     pub unreproducible: u64,
+    /// Of those, crashes whose history was not searched because triage had
+    /// spent its share of the time (`campaign::run::TRIAGE_SHARE`).
+    pub history_searches_skipped: u64,
     /// Generated cases not run because they contain a known bug's trigger
     /// (`Options::avoid`), by that bug's signature.
     pub avoided: BTreeMap<String, u64>,
@@ -122,12 +125,16 @@ impl Summary {
             0 => String::new(),
             n => format!(", {n} cases skipped by known bugs' avoid rules"),
         };
+        let skipped = match self.history_searches_skipped {
+            0 => String::new(),
+            n => format!(" ({n} without a history search: triage had spent its share of the time)"),
+        };
         let restarts = match self.worker_restarts {
             0 => String::new(),
             n => format!(", {n} worker restarts ({} by a warm spare)", self.warm_restarts),
         };
         format!(
-            "{} execs ({} modules) in {:.1}s ({:.1}/s), {:.0}% with GC allocations, {:.0}% with changed engine settings, {:.0}% with host round-trips, {:.0}%/{:.0}% with 2/3 modules, {inconclusive} inconclusive, {} findings ({} new, {} known in {} cases ({:.3}%), {} unreproducible){avoided}{restarts}; replay with --seed {}",
+            "{} execs ({} modules) in {:.1}s ({:.1}/s), {:.0}% with GC allocations, {:.0}% with changed engine settings, {:.0}% with host round-trips, {:.0}%/{:.0}% with 2/3 modules, {inconclusive} inconclusive, {} findings ({} new, {} known in {} cases ({:.3}%), {} unreproducible{skipped}){avoided}{restarts}; replay with --seed {}",
             self.execs,
             self.modules,
             self.elapsed_secs,
