@@ -143,6 +143,7 @@ fn build(generator: Generator, data: &[u8], avoid: &[AvoidRule], edges: bool) ->
     if !linked.is_empty() {
         plan::call_linked(&mut plan, &linked, &main, &mut plan_u)?;
     }
+    plan::call_probe(&mut plan, &main);
     if modules.iter().chain([&wasm]).any(|m| crate::case::knobs::nan_bits_open(m)) {
         plan.knobs.remove(&crate::case::knobs::Knob::NanCanonicalization);
     }
@@ -167,6 +168,7 @@ pub fn replan(generator: Generator, case: &TestCase, data: &[u8]) -> Result<Opti
     if !linked.is_empty() {
         plan::call_linked(&mut plan, &linked, &main, &mut u)?;
     }
+    plan::call_probe(&mut plan, &main);
     plan.configs.clone_from(&first.configs);
     plan.knobs.clone_from(&first.knobs);
     plan.gc_heap_initial = first.gc_heap_initial;

@@ -2,6 +2,7 @@
 //! arguments, host-forced collections, zeal and heap settings, and the
 //! configurations taking part.
 
+use super::rooted::PROBE_EXPORT;
 use crate::case::knobs::{self, Knob, Knobs, Setting};
 use crate::case::{Arg, Call, ConfigId, ModuleInfo, Plan, Profile, arg_possible};
 use arbitrary::Unstructured;
@@ -12,7 +13,7 @@ const MAX_CALLS: usize = 16;
 
 /// Draws a plan for a generated module.
 pub fn draw(profile: Profile, info: &ModuleInfo, u: &mut Unstructured) -> arbitrary::Result<Plan> {
-    let callable: Vec<_> = info.exported_funcs.iter().filter(|(_, params)| params.iter().all(arg_possible)).collect();
+    let callable = callable(info);
     let mut calls = Vec::new();
     for (name, params) in callable.iter().take(MAX_CALLS - 4) {
         calls.push(Call {
@@ -69,6 +70,30 @@ pub fn draw(profile: Profile, info: &ModuleInfo, u: &mut Unstructured) -> arbitr
     Ok(Plan { profile, calls, zeal, gc_heap_initial, knobs, configs, history: vec![], linked: vec![] })
 }
 
+/// The rooting pass's edge probe, called last (after the linked modules'
+/// calls are placed), without a draw: its trap ends only its own call.
+pub fn call_probe(plan: &mut Plan, main: &ModuleInfo) {
+    if main.params_of(PROBE_EXPORT).is_some() {
+        plan.calls.push(Call {
+            export: PROBE_EXPORT.into(),
+            args: vec![],
+            collect_before: false,
+            expect: None,
+            module: None,
+        });
+    }
+}
+
+/// The exports a plan draws calls of: those the host can make arguments
+/// for, the probe aside (called once, last, without a draw: modules the pass
+/// rewrote get the plan of the module it was given, plus that call).
+fn callable(info: &ModuleInfo) -> Vec<&(String, Vec<ValType>)> {
+    info.exported_funcs
+        .iter()
+        .filter(|(name, params)| name != PROBE_EXPORT && params.iter().all(arg_possible))
+        .collect()
+}
+
 /// Calls of the linked modules' exports (`Call::module`), one to three of
 /// each module's, at drawn places among the main module's calls: what one
 /// instance left in its globals, tables and memories is then read through
@@ -80,8 +105,7 @@ pub fn call_linked(
     u: &mut Unstructured,
 ) -> arbitrary::Result<()> {
     for (module, info) in linked.iter().enumerate() {
-        let callable: Vec<_> =
-            info.exported_funcs.iter().filter(|(_, params)| params.iter().all(arg_possible)).collect();
+        let callable = callable(info);
         if callable.is_empty() {
             continue;
         }

@@ -68,6 +68,7 @@ use wasmparser::{CompositeInnerType, Operator, Parser, Payload, StorageType, Sub
 
 mod accesses;
 mod edges;
+mod probe;
 mod sequences;
 
 use edges::EdgeOperand;
@@ -76,6 +77,8 @@ type ReencodeError = wasm_encoder::reencode::Error<std::convert::Infallible>;
 
 /// Name of the observation global's export.
 pub const OBSERVE_EXPORT: &str = "gcfuzz:observe";
+/// Name of the edge probe's export (`probe`).
+pub const PROBE_EXPORT: &str = "gcfuzz:probe";
 
 /// At most this many insertions per function, of each kind. Each inserted
 /// collection costs (a full DRC collection with gc_zeal's heap checks); these
@@ -734,16 +737,26 @@ impl<'a> Encoder<'a> {
             };
             elems.passive(wasm_encoder::Elements::Expressions(ty, std::borrow::Cow::Owned(items)));
         }
+        // The probe's: `[ref.func $gc]` and `[ref.null any]`.
+        elems.passive(wasm_encoder::Elements::Functions(std::borrow::Cow::Owned(vec![self.gc])));
+        elems.passive(wasm_encoder::Elements::Expressions(
+            wasm_encoder::RefType::ANYREF,
+            std::borrow::Cow::Owned(vec![wasm_encoder::ConstExpr::ref_null(wasm_encoder::HeapType::Abstract {
+                shared: false,
+                ty: wasm_encoder::AbstractHeapType::Any,
+            })]),
+        ));
         self.elems_done = true;
     }
 
-    /// The one-slot table holding `$gc`.
+    /// The two-slot table holding `$gc` (a second slot and a maximum of two
+    /// give the probe's table edges: a last index, a failing grow).
     fn emit_table(&mut self, tables: &mut wasm_encoder::TableSection) {
         let ty = wasm_encoder::TableType {
             element_type: wasm_encoder::RefType::FUNCREF,
             table64: false,
-            minimum: 1,
-            maximum: Some(1),
+            minimum: 2,
+            maximum: Some(2),
             shared: false,
         };
         tables.table_with_init(ty, &wasm_encoder::ConstExpr::ref_func(self.gc));
@@ -830,6 +843,10 @@ impl Reencode for Encoder<'_> {
             });
         }
         types.ty().function([], [ValType::I32]);
+        // The probe's arrays: `(array (mut i64))`, `(array (mut anyref))`.
+        for element in [ValType::I64, ValType::Ref(wasm_encoder::RefType::ANYREF)] {
+            types.ty().array(&wasm_encoder::StorageType::Val(element), true);
+        }
         Ok(())
     }
 
@@ -841,6 +858,7 @@ impl Reencode for Encoder<'_> {
         utils::parse_function_section(self, functions, section)?;
         if !self.a.plans.is_empty() {
             functions.function(self.collect_type);
+            functions.function(self.empty_func_type());
         }
         Ok(())
     }
@@ -853,6 +871,7 @@ impl Reencode for Encoder<'_> {
         utils::parse_code_section(self, code, section)?;
         if !self.a.plans.is_empty() {
             code.function(&self.collect_function());
+            code.function(&self.probe_function());
         }
         Ok(())
     }
@@ -920,7 +939,7 @@ impl Reencode for Encoder<'_> {
             self.emit_tag(&mut tags);
             module.section(&tags);
         }
-        if !self.elems_done && !self.own_elems.is_empty() && later(wasm_encoder::SectionId::Element) {
+        if !self.elems_done && later(wasm_encoder::SectionId::Element) {
             let mut elems = wasm_encoder::ElementSection::new();
             self.emit_elems(&mut elems);
             module.section(&elems);
@@ -956,6 +975,9 @@ impl Reencode for Encoder<'_> {
     ) -> Result<(), ReencodeError> {
         utils::parse_export_section(self, exports, section)?;
         exports.export(OBSERVE_EXPORT, wasm_encoder::ExportKind::Global, self.observe_global);
+        if !self.a.plans.is_empty() {
+            exports.export(PROBE_EXPORT, wasm_encoder::ExportKind::Func, self.collect_fn + 1);
+        }
         Ok(())
     }
 
