@@ -52,19 +52,8 @@ impl Encoder<'_> {
         f.instruction(&Instruction::ArrayCopy { array_type_index_dst: index, array_type_index_src: index });
         // Elements the init copies: all the array holds where the pass's
         // segment has them, none from a module's data (it may be dropped).
-        let mut n = 0;
-        let init = match a.0.element_type {
-            StorageType::Val(wasmparser::ValType::Ref(_)) => self.own_elem(index).map(|(segment, items)| {
-                n = (len as u32).min(items) as i32;
-                Instruction::ArrayInitElem { array_type_index: index, array_elem_index: segment }
-            }),
-            _ => self
-                .a
-                .data_count
-                .filter(|n| *n > 0)
-                .map(|_| Instruction::ArrayInitData { array_type_index: index, array_data_index: 0 }),
-        };
-        if let Some(init) = init {
+        if let Some((init, items)) = self.array_init(index, a.0.element_type) {
+            let n = (len as u32).min(items) as i32;
             f.instruction(&Instruction::LocalGet(local));
             f.instruction(&Instruction::I32Const(0));
             f.instruction(&Instruction::I32Const(0));
@@ -135,17 +124,7 @@ impl Encoder<'_> {
         f.instruction(&Instruction::I32Const(0));
         f.instruction(&Instruction::LocalGet(len));
         f.instruction(&Instruction::ArrayCopy { array_type_index_dst: index, array_type_index_src: index });
-        let init = match a.0.element_type {
-            StorageType::Val(wasmparser::ValType::Ref(_)) => self
-                .own_elem(index)
-                .map(|(segment, _)| Instruction::ArrayInitElem { array_type_index: index, array_elem_index: segment }),
-            _ => self
-                .a
-                .data_count
-                .filter(|n| *n > 0)
-                .map(|_| Instruction::ArrayInitData { array_type_index: index, array_data_index: 0 }),
-        };
-        if let Some(init) = init {
+        if let Some((init, _)) = self.array_init(index, a.0.element_type) {
             f.instruction(&Instruction::LocalGet(local));
             for _ in 0..3 {
                 f.instruction(&Instruction::I32Const(0));
@@ -153,6 +132,24 @@ impl Encoder<'_> {
             f.instruction(&init);
         }
         f.instruction(&Instruction::End);
+    }
+
+    /// The `array.init_*` that fills array type `index` (of `element`s)
+    /// from a segment that is there whatever the module did: the pass's
+    /// own element segment (and how many items it has), or data segment 0
+    /// where the module declares a data count (none counted: the module may
+    /// have dropped it).
+    fn array_init(&self, index: u32, element: StorageType) -> Option<(Instruction<'static>, u32)> {
+        match element {
+            StorageType::Val(wasmparser::ValType::Ref(_)) => self.own_elem(index).map(|(segment, items)| {
+                (Instruction::ArrayInitElem { array_type_index: index, array_elem_index: segment }, items)
+            }),
+            _ => self
+                .a
+                .data_count
+                .filter(|n| *n > 0)
+                .map(|_| (Instruction::ArrayInitData { array_type_index: index, array_data_index: 0 }, 0)),
+        }
     }
 
     /// Pushes what `load` reads from the object in `holder`, as the

@@ -94,53 +94,43 @@ impl Encoder<'_> {
         let get = |f: &mut Function, local: u32| {
             f.instruction(&Instruction::LocalGet(local));
         };
+        // An array in a local, or null.
+        let array = |f: &mut Function, local: Option<u32>, ty: u32| match local {
+            Some(local) => get(f, local),
+            None => null(f, ty),
+        };
         let ints = |f: &mut Function, ks: &[i32]| {
             for k in ks {
                 f.instruction(&Instruction::I32Const(*k));
             }
         };
-        let set = |f: &mut Function, array: Option<u32>, index: i32| {
-            match array {
-                Some(local) => get(f, local),
-                None => null(f, p),
-            }
+        let set = |f: &mut Function, target: Option<u32>, index: i32| {
+            array(f, target, p);
             i(f, index);
             f.instruction(&Instruction::I64Const(0));
             f.instruction(&Instruction::ArraySet(p));
         };
-        let fill = |f: &mut Function, array: Option<u32>, at: i32, n: i32| {
-            match array {
-                Some(local) => get(f, local),
-                None => null(f, p),
-            }
+        let fill = |f: &mut Function, target: Option<u32>, at: i32, n: i32| {
+            array(f, target, p);
             i(f, at);
             f.instruction(&Instruction::I64Const(0));
             i(f, n);
             f.instruction(&Instruction::ArrayFill(p));
         };
         let copy = |f: &mut Function, dst: Option<u32>, at: i32, n: i32| {
-            match dst {
-                Some(local) => get(f, local),
-                None => null(f, p),
-            }
+            array(f, dst, p);
             i(f, at);
             get(f, a);
             ints(f, &[0, n]);
             f.instruction(&Instruction::ArrayCopy { array_type_index_dst: p, array_type_index_src: p });
         };
-        let init_elem = |f: &mut Function, array: Option<u32>, ks: &[i32]| {
-            match array {
-                Some(local) => get(f, local),
-                None => null(f, r),
-            }
+        let init_elem = |f: &mut Function, target: Option<u32>, ks: &[i32]| {
+            array(f, target, r);
             ints(f, ks);
             f.instruction(&Instruction::ArrayInitElem { array_type_index: r, array_elem_index: anys });
         };
-        let init_data = |f: &mut Function, array: Option<u32>, ks: &[i32]| {
-            match array {
-                Some(local) => get(f, local),
-                None => null(f, p),
-            }
+        let init_data = |f: &mut Function, target: Option<u32>, ks: &[i32]| {
+            array(f, target, p);
             ints(f, ks);
             f.instruction(&Instruction::ArrayInitData { array_type_index: p, array_data_index: 0 });
         };
