@@ -165,3 +165,30 @@ fn a_planted_simd_bug_in_v128_field_reads_is_found_by_the_default_generator() {
     // lanes agree: seeded, 1 of 20.
     assert!(caught >= 1, "caught in none of {folded}");
 }
+
+/// The rooting pass's edge probe puts table operands at their edges: a
+/// planted engine that does not enforce a table's maximum (its failing
+/// `table.grow` succeeds, so the probe's writes one past the end no longer
+/// trap) is caught in a short seeded sweep of the default generator.
+#[test]
+fn a_planted_table_bounds_bug_is_found_by_the_edge_probe() {
+    let mut exec = InProcess::new(planted::factory);
+    let known =
+        gcfuzz::report::record::known_avoid_rules(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("crashes"));
+    let (mut probed, mut caught) = (0, 0);
+    for i in 0..200 {
+        let case = generate::case_avoiding(Generator::Rooted, &seeded_input(84, i), &known).unwrap();
+        if !case.plan.calls.iter().any(|c| c.export == gcfuzz::generate::rooted::PROBE_EXPORT) {
+            continue;
+        }
+        probed += 1;
+        let report = check_case(&case, &names(&["null", "planted-table-maximum-ignored"]), &mut exec).unwrap();
+        caught += report.findings.iter().any(|f| f.configs == ["planted-table-maximum-ignored"]) as u32;
+    }
+    eprintln!("the probe called in {probed} of 200 cases, the planted bug caught in {caught}");
+    assert!(probed >= 100, "the probe called in only {probed} of 200 cases");
+    // Four of the probe's 25 trapping edges write one past the table's
+    // end; the other probes and the module's own code do not tell
+    // (seeded: 21 of 166).
+    assert!(caught >= 5, "caught in only {caught} of {probed}");
+}

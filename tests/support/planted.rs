@@ -187,6 +187,19 @@ fn extract_lane_swapped(wat: &str) -> String {
     wat.replace("i64x2.extract_lane 0", "i64x2.extract_lane 1")
 }
 
+/// A table of `$gc` with a maximum of two (the rooting pass's) has none:
+/// `table.grow` past it succeeds, and the edge probe's writes one past the
+/// end that should trap (the table's size was two) do not.
+fn table_maximum_ignored(wat: &str) -> String {
+    wat.lines()
+        .map(|line| match line.trim_start().starts_with("(table (;") && line.contains(" 2 2 funcref ref.func ") {
+            true => line.replacen(" 2 2 funcref", " 2 funcref", 1),
+            false => line.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 /// `struct.get $t 0` reads field 1, the neighbouring field.
 fn neighbour_field(wat: &str) -> String {
     wat.lines()
@@ -255,6 +268,9 @@ pub fn factory(name: &str) -> Option<Box<dyn Engine>> {
     match name {
         "planted-i31-zero-extends" => return mistranslated("planted-i31-zero-extends", i31_zero_extends),
         "planted-neighbour-field" => return mistranslated("planted-neighbour-field", neighbour_field),
+        "planted-table-maximum-ignored" => {
+            return mistranslated("planted-table-maximum-ignored", table_maximum_ignored);
+        }
         "planted-extract-lane-swapped" => {
             return mistranslated("planted-extract-lane-swapped", extract_lane_swapped);
         }
