@@ -192,3 +192,31 @@ fn a_planted_table_bounds_bug_is_found_by_the_edge_probe() {
     // (seeded: 21 of 166).
     assert!(caught >= 5, "caught in only {caught} of {probed}");
 }
+
+/// Constant expressions allocate at instantiation: a planted engine that
+/// makes an initializer's `array.new` or `array.new_default` one element
+/// longer is caught in a short seeded sweep of the default generator.
+#[test]
+fn a_planted_constant_expression_bug_is_found_by_the_default_generator() {
+    let mut exec = InProcess::new(planted::factory);
+    let known =
+        gcfuzz::report::record::known_avoid_rules(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("crashes"));
+    let (mut with, mut caught) = (0, 0);
+    for i in 0..1000 {
+        let case = generate::case_avoiding(Generator::Rooted, &seeded_input(85, i), &known).unwrap();
+        let changed = |m: &Vec<u8>| {
+            let wat = wasmprinter::print_bytes(m).unwrap();
+            planted::const_array_one_longer(&wat) != wat.lines().collect::<Vec<_>>().join("\n")
+        };
+        if !changed(&case.wasm) {
+            continue;
+        }
+        with += 1;
+        let report = check_case(&case, &names(&["null", "planted-const-array-one-longer"]), &mut exec).unwrap();
+        caught += report.findings.iter().any(|f| f.configs == ["planted-const-array-one-longer"]) as u32;
+    }
+    eprintln!("initializers allocating arrays in {with} of 1000 cases, the planted bug caught in {caught}");
+    assert!(with >= 10, "only {with} of 1000 cases");
+    // Seeded: 13 of 20 (the others never read the longer array).
+    assert!(caught >= 1, "caught in none of {with}");
+}

@@ -200,6 +200,30 @@ fn table_maximum_ignored(wat: &str) -> String {
         .join("\n")
 }
 
+/// `array.new` and `array.new_default` in a global's, table's or element
+/// segment's initializer make one element more than their length asks: a
+/// constant expression evaluated wrongly at instantiation.
+pub fn const_array_one_longer(wat: &str) -> String {
+    let in_initializer = |code: &str| ["(global ", "(table ", "(elem "].iter().any(|p| code.starts_with(p));
+    wat.lines()
+        .map(|line| {
+            let code = line.trim_start();
+            let op = [" array.new_default ", " array.new "].into_iter().find(|op| code.contains(op));
+            let (Some(op), true) = (op, in_initializer(code)) else { return line.to_string() };
+            let (before, after) = code.split_once(op).expect("found");
+            let Some((head, length)) = before.rsplit_once("i32.const ") else { return line.to_string() };
+            match length.trim().parse::<i32>() {
+                Ok(n) if (0..1000).contains(&n) => {
+                    let indent = &line[..line.len() - code.len()];
+                    format!("{indent}{head}i32.const {}{op}{after}", n + 1)
+                }
+                _ => line.to_string(),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 /// `struct.get $t 0` reads field 1, the neighbouring field.
 fn neighbour_field(wat: &str) -> String {
     wat.lines()
@@ -268,6 +292,9 @@ pub fn factory(name: &str) -> Option<Box<dyn Engine>> {
     match name {
         "planted-i31-zero-extends" => return mistranslated("planted-i31-zero-extends", i31_zero_extends),
         "planted-neighbour-field" => return mistranslated("planted-neighbour-field", neighbour_field),
+        "planted-const-array-one-longer" => {
+            return mistranslated("planted-const-array-one-longer", const_array_one_longer);
+        }
         "planted-table-maximum-ignored" => {
             return mistranslated("planted-table-maximum-ignored", table_maximum_ignored);
         }
