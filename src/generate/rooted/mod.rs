@@ -34,7 +34,7 @@
 //! most GC modules allocate.
 //!
 //! Each collection goes to `$gc` by one of four paths, drawn per insertion:
-//! a direct `call`, `call_indirect` through a one-slot table the pass adds,
+//! a direct `call`, `call_indirect` through a two-slot table the pass adds,
 //! `call_ref` of `ref.func $gc`, or a direct call of `$collect`, a function
 //! the pass appends that calls `$gc`: the stack maps of every kind of call,
 //! host and Wasm callees alike, are put to work. A site on an object that
