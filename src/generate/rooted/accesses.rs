@@ -4,10 +4,10 @@
 //! out of a field or an array element, to carry across a collection in
 //! the object's place.
 
-use super::{Encoder, Load, filler_value};
+use super::{Encoder, Load, array_field, filler_value, type_index};
 use wasm_encoder::reencode::{Reencode, RoundtripReencoder};
 use wasm_encoder::{BlockType, Instruction};
-use wasmparser::{CompositeInnerType, StorageType};
+use wasmparser::StorageType;
 
 impl Encoder<'_> {
     /// After the collection, writes to a fresh array of a mutable element
@@ -21,13 +21,8 @@ impl Encoder<'_> {
     /// empty one never traps), each a use of a reference that lived across
     /// the collection and the entry's throw.
     pub(super) fn write_fresh_array(&self, f: &mut wasm_encoder::Function, index: u32, len: i32, local: u32) {
-        let CompositeInnerType::Array(a) = &self.a.sub_type(index).expect("known type").composite_type.inner else {
-            return;
-        };
-        if !a.0.mutable {
-            return;
-        }
-        let value = filler_value(&a.0.element_type, true).expect("fillable");
+        let Some(field) = array_field(index, &self.a.types).filter(|f| f.mutable) else { return };
+        let value = filler_value(&field.element_type, true).expect("fillable");
         let ends = match len {
             0 => vec![],
             1 => vec![0],
@@ -52,7 +47,7 @@ impl Encoder<'_> {
         f.instruction(&Instruction::ArrayCopy { array_type_index_dst: index, array_type_index_src: index });
         // Elements the init copies: all the array holds where the pass's
         // segment has them, none from a module's data (it may be dropped).
-        if let Some((init, items)) = self.array_init(index, a.0.element_type) {
+        if let Some((init, items)) = self.array_init(index, field.element_type) {
             let n = (len as u32).min(items) as i32;
             f.instruction(&Instruction::LocalGet(local));
             f.instruction(&Instruction::I32Const(0));
@@ -77,19 +72,9 @@ impl Encoder<'_> {
         r: wasmparser::RefType,
         len: u32,
     ) {
-        let Some(index) = (match r.heap_type() {
-            wasmparser::HeapType::Concrete(i) => i.as_module_index(),
-            _ => None,
-        }) else {
-            return;
-        };
-        let Some(CompositeInnerType::Array(a)) = self.a.sub_type(index).map(|t| &t.composite_type.inner) else {
-            return;
-        };
-        if !a.0.mutable {
-            return;
-        }
-        let packed = matches!(a.0.element_type, StorageType::I8 | StorageType::I16);
+        let Some(index) = type_index(&r) else { return };
+        let Some(field) = array_field(index, &self.a.types).filter(|f| f.mutable) else { return };
+        let packed = matches!(field.element_type, StorageType::I8 | StorageType::I16);
         let get = if packed { Instruction::ArrayGetU(index) } else { Instruction::ArrayGet(index) };
         let last = |f: &mut wasm_encoder::Function| {
             f.instruction(&Instruction::LocalGet(len));
@@ -124,7 +109,7 @@ impl Encoder<'_> {
         f.instruction(&Instruction::I32Const(0));
         f.instruction(&Instruction::LocalGet(len));
         f.instruction(&Instruction::ArrayCopy { array_type_index_dst: index, array_type_index_src: index });
-        if let Some((init, _)) = self.array_init(index, a.0.element_type) {
+        if let Some((init, _)) = self.array_init(index, field.element_type) {
             f.instruction(&Instruction::LocalGet(local));
             for _ in 0..3 {
                 f.instruction(&Instruction::I32Const(0));

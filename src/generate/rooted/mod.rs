@@ -165,8 +165,7 @@ struct Load {
 /// element) whose values the pass can observe: the load and the nullable
 /// type of what it reads (null when the object is or its array is empty).
 fn loadable(r: wasmparser::RefType, types: &[SubType]) -> Option<(wasmparser::RefType, Load)> {
-    let wasmparser::HeapType::Concrete(i) = r.heap_type() else { return None };
-    let index = i.as_module_index()?;
+    let index = type_index(&r)?;
     let ref_of = |s: &StorageType| match s {
         StorageType::Val(wasmparser::ValType::Ref(f)) => {
             Some(wasmparser::RefType::new(true, f.heap_type()).expect("the same heap type fits"))
@@ -510,8 +509,7 @@ fn is_extern(r: &wasmparser::RefType) -> bool {
 
 /// Whether `struct.new_default` / `array.new_default` can make a `T`.
 fn defaultable(r: &wasmparser::RefType, types: &[SubType]) -> bool {
-    let wasmparser::HeapType::Concrete(i) = r.heap_type() else { return false };
-    let Some(t) = i.as_module_index().and_then(|i| types.get(i as usize)) else { return false };
+    let Some(t) = type_index(r).and_then(|i| types.get(i as usize)) else { return false };
     let ok = |s: &StorageType| match s {
         StorageType::Val(wasmparser::ValType::Ref(r)) => r.is_nullable(),
         _ => true,
@@ -561,15 +559,37 @@ fn widened(r: wasmparser::RefType) -> wasmparser::RefType {
     wasmparser::RefType::new(r.is_nullable(), any).expect("an abstract type fits")
 }
 
+/// The module type index a reference to a concrete type names.
+fn type_index(r: &wasmparser::RefType) -> Option<u32> {
+    match r.heap_type() {
+        wasmparser::HeapType::Concrete(i) => i.as_module_index(),
+        _ => None,
+    }
+}
+
+/// The element field of module type `index`, when it is an array type.
+fn array_field(index: u32, types: &[SubType]) -> Option<&wasmparser::FieldType> {
+    match &types.get(index as usize)?.composite_type.inner {
+        CompositeInnerType::Array(a) => Some(&a.0),
+        _ => None,
+    }
+}
+
+/// The reference type of a mutable array's elements (what the pass's own
+/// segments are made for: `Encoder::own_elems`).
+fn mutable_ref_elements(index: u32, types: &[SubType]) -> Option<wasmparser::RefType> {
+    match array_field(index, types)? {
+        wasmparser::FieldType { mutable: true, element_type: StorageType::Val(wasmparser::ValType::Ref(r)) } => {
+            Some(*r)
+        }
+        _ => None,
+    }
+}
+
 /// Whether module type `index` is a mutable array of nullable references
 /// (what the pass's own segments can make: `Encoder::own_elem`).
 fn of_nullable_refs(index: u32, types: &[SubType]) -> bool {
-    types.get(index as usize).is_some_and(|t| match &t.composite_type.inner {
-        CompositeInnerType::Array(a) => {
-            a.0.mutable && matches!(a.0.element_type, StorageType::Val(wasmparser::ValType::Ref(r)) if r.is_nullable())
-        }
-        _ => false,
-    })
+    mutable_ref_elements(index, types).is_some_and(|r| r.is_nullable())
 }
 
 /// A non-null reference to type `index`.
@@ -703,17 +723,8 @@ impl<'a> Encoder<'a> {
             collect_type: empty_func_type + 3 + chain_depth(a),
             chain_function: a.plans.iter().position(|p| p.entry.is_some()),
             next_function: 0,
-            own_elems: a
-                .types
-                .iter()
-                .enumerate()
-                .filter_map(|(i, t)| match &t.composite_type.inner {
-                    CompositeInnerType::Array(arr) if arr.0.mutable => match arr.0.element_type {
-                        wasmparser::StorageType::Val(wasmparser::ValType::Ref(r)) => Some((i as u32, r)),
-                        _ => None,
-                    },
-                    _ => None,
-                })
+            own_elems: (0..a.types.len() as u32)
+                .filter_map(|i| mutable_ref_elements(i, &a.types).map(|r| (i, r)))
                 .collect(),
             elems_done: false,
         }

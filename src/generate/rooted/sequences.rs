@@ -3,7 +3,9 @@
 //! call, the fresh object at a function's entry and the allocations that
 //! reuse a freed object's memory before the observation reads it.
 
-use super::{Encoder, Entry, Fresh, Scratch, Site, Template, Via, fillable, filler_value, fresh_ref};
+use super::{
+    Encoder, Entry, Fresh, Scratch, Site, Template, Via, array_field, fillable, filler_value, fresh_ref, type_index,
+};
 use wasm_encoder::reencode::{Reencode, RoundtripReencoder};
 use wasm_encoder::{BlockType, HeapType, Instruction, ValType};
 use wasmparser::{CompositeInnerType, StorageType};
@@ -218,12 +220,7 @@ impl Encoder<'_> {
     /// collection budget.
     pub(super) fn reuse(&self, f: &mut wasm_encoder::Function, local: u32, r: wasmparser::RefType, scratch: Scratch) {
         let Scratch { len: scratch, collected } = scratch;
-        let Some(index) = (match r.heap_type() {
-            wasmparser::HeapType::Concrete(i) => i.as_module_index(),
-            _ => None,
-        }) else {
-            return;
-        };
+        let Some(index) = type_index(&r) else { return };
         if index != self.own_type && !fillable(index, &self.a.types) {
             return;
         }
@@ -238,7 +235,7 @@ impl Encoder<'_> {
             f.instruction(&Instruction::End);
             return;
         }
-        if let CompositeInnerType::Array(_) = &self.a.sub_type(index).expect("known type").composite_type.inner {
+        if array_field(index, &self.a.types).is_some() {
             f.instruction(&Instruction::LocalGet(local));
             f.instruction(&Instruction::RefIsNull);
             f.instruction(&Instruction::If(BlockType::Result(ValType::I32)));
@@ -265,10 +262,8 @@ impl Encoder<'_> {
     /// Whether module type `index` is an array of numbers or vectors
     /// (what `array.new_data` makes).
     fn of_numbers(&self, index: u32) -> bool {
-        matches!(
-            &self.a.sub_type(index).expect("known type").composite_type.inner,
-            CompositeInnerType::Array(a) if !matches!(a.0.element_type, StorageType::Val(wasmparser::ValType::Ref(_)))
-        )
+        array_field(index, &self.a.types)
+            .is_some_and(|f| !matches!(f.element_type, StorageType::Val(wasmparser::ValType::Ref(_))))
     }
 
     /// The type of a fresh object.
