@@ -356,6 +356,26 @@ fn faults_are_told_apart_by_where_they_happened() {
 }
 
 #[test]
+fn hangs_are_told_apart_by_where_they_hang() {
+    let mut worker = Worker::new(planted_worker(), Duration::from_secs(1));
+    let hang = |worker: &mut Worker, config: &str| {
+        let report = check_case(&case(), &names(&["null", config]), worker).unwrap();
+        let f = report.findings.iter().find(|f| f.configs == [config]).unwrap_or_else(|| panic!("{report:?}"));
+        assert_eq!(f.kind, FindingKind::Timeout);
+        f.clone()
+    };
+    let (sleep, spin) = (hang(&mut worker, "planted-hang"), hang(&mut worker, "planted-spin"));
+    // The samples of the worker's stack name where each hung.
+    let frames = &spin.crash.as_ref().unwrap().frames;
+    assert!(frames.first().is_some_and(|f| f.ends_with("spin_in_place")), "{frames:?}");
+    assert!(spin.summary.ends_with("(in planted_worker::planted::spin_in_place)"), "{}", spin.summary);
+    // Two places, two bugs; the same place again, the same bug.
+    assert_ne!(sleep.signature, spin.signature);
+    assert_eq!(hang(&mut worker, "planted-spin").signature, spin.signature);
+    assert_eq!(hang(&mut worker, "planted-hang").signature, sleep.signature);
+}
+
+#[test]
 fn a_worker_past_its_memory_limit_is_an_oom_finding() {
     let mut worker = Worker::new(planted_worker().memory_limit_mb(256), Duration::from_secs(60));
     let report = check_case(&case(), &names(&["null", "planted-leak", "drc"]), &mut worker).unwrap();

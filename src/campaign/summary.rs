@@ -84,6 +84,9 @@ pub struct Summary {
     pub mismatches: u64,
     pub crashes: u64,
     pub timeouts: u64,
+    /// Configuration runs left out of a case because another configuration
+    /// of their collector family hung on it (`oracle::check`).
+    pub skipped_after_hang: u64,
     pub out_of_memory: u64,
     /// Cases where a collector ran out of GC heap and Null did not come near
     /// the limit (`oracle::leak`).
@@ -129,12 +132,16 @@ impl Summary {
             0 => String::new(),
             n => format!(" ({n} without a history search: triage had spent its share of the time)"),
         };
+        let hangs = match self.skipped_after_hang {
+            0 => String::new(),
+            n => format!(", {n} configuration runs left out after a hang in their collector family"),
+        };
         let restarts = match self.worker_restarts {
             0 => String::new(),
             n => format!(", {n} worker restarts ({} by a warm spare)", self.warm_restarts),
         };
         format!(
-            "{} execs ({} modules) in {:.1}s ({:.1}/s), {:.0}% with GC allocations, {:.0}% with changed engine settings, {:.0}% with host round-trips, {:.0}%/{:.0}% with 2/3 modules, {inconclusive} inconclusive, {} findings ({} new, {} known in {} cases ({:.3}%), {} unreproducible{skipped}){avoided}{restarts}; replay with --seed {}",
+            "{} execs ({} modules) in {:.1}s ({:.1}/s), {:.0}% with GC allocations, {:.0}% with changed engine settings, {:.0}% with host round-trips, {:.0}%/{:.0}% with 2/3 modules, {inconclusive} inconclusive, {} findings ({} new, {} known in {} cases ({:.3}%), {} unreproducible{skipped}){avoided}{hangs}{restarts}; replay with --seed {}",
             self.execs,
             self.modules,
             self.elapsed_secs,
@@ -235,6 +242,7 @@ impl Totals {
         s.mismatches += has(FindingKind::Mismatch);
         s.crashes += has(FindingKind::Crash);
         s.timeouts += has(FindingKind::Timeout);
+        s.skipped_after_hang += report.skipped_after_hang.len() as u64;
         s.out_of_memory += has(FindingKind::OutOfMemory);
         s.leaks += has(FindingKind::Leak);
         s.worker_restarts += restarts;

@@ -85,12 +85,18 @@ impl Finding {
         let message = normalize_message(&crash.message);
         // A fatal signal's Wasm frames above the fault are the path that
         // called down to it, not the place: only the faulting frame counts.
-        let frames = match crash.location.is_none() && crash.signal.is_some() {
-            true => {
+        let hang = kind == FindingKind::Timeout;
+        let frames = match (hang, crash.location.is_none() && crash.signal.is_some()) {
+            // A hang's Wasm frames are where it was called from: its place
+            // in Wasm is `wasm`, keyed below like a safepoint's.
+            (true, _) => significant_frames(
+                &crash.frames.iter().filter(|f| !f.starts_with("wasm ")).cloned().collect::<Vec<_>>(),
+            ),
+            (false, true) => {
                 let outer = crash.frames.iter().skip(1).filter(|f| !f.starts_with("wasm "));
                 significant_frames(&crash.frames.iter().take(1).chain(outer).cloned().collect::<Vec<_>>())
             }
-            false => significant_frames(&crash.frames),
+            (false, false) => significant_frames(&crash.frames),
         };
         let frames: Vec<String> = frames
             .into_iter()
@@ -117,7 +123,8 @@ impl Finding {
         // A failure compiled code detected is told apart by the Wasm
         // operator at the fault (its Rust frames are Wasmtime's plumbing); a
         // panic under Wasm frames by the safepoint that called out.
-        let called_out = crash.location.is_some() && !crate::outcome::detected_in_compiled_code(&crash.message);
+        let called_out =
+            hang || (crash.location.is_some() && !crate::outcome::detected_in_compiled_code(&crash.message));
         let mut key = format!("{how}|{message}|{}", frames.join("|"));
         if let Some(op) = &crash.wasm {
             let place = if called_out { safepoint(op, &crash.frames) } else { operator_family(op) };

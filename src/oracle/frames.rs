@@ -37,6 +37,10 @@ pub fn significant_frames(frames: &[String]) -> Vec<String> {
         "<alloc::",
         "<core::",
         "<std::",
+        // Containers: where a loop spends its time, not where a bug is (a
+        // hang's samples landed in the map a collector loop filled).
+        "hashbrown::",
+        "<hashbrown::",
         "__libc",
         "_start",
         "main",

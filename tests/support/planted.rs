@@ -28,8 +28,11 @@ enum Misbehaviour {
     NullRead,
     /// Writes through a null pointer on the first call, in `fault_writing`.
     NullWrite,
-    /// Never returns from the first call.
+    /// Never returns from the first call (sleeps).
     Hang,
+    /// Never returns from the first call, busy in `spin_in_place`: a hang
+    /// in another place than `Hang`'s.
+    Spin,
     /// Panics when a call returns a struct, like a GC bug that needs one
     /// particular instruction: what the shrinker must keep.
     PanicOnStruct,
@@ -349,6 +352,7 @@ pub fn factory(name: &str) -> Option<Box<dyn Engine>> {
         "planted-abort" => Misbehaviour::Abort,
         "planted-segfault" => Misbehaviour::Segfault,
         "planted-hang" => Misbehaviour::Hang,
+        "planted-spin" => Misbehaviour::Spin,
         "planted-null-read" => Misbehaviour::NullRead,
         "planted-null-write" => Misbehaviour::NullWrite,
         "planted-panic-on-struct" => Misbehaviour::PanicOnStruct,
@@ -447,6 +451,7 @@ impl Instance for PlantedInstance<'_> {
             Misbehaviour::Hang => loop {
                 std::thread::sleep(std::time::Duration::from_secs(1));
             },
+            Misbehaviour::Spin => spin_in_place(),
             Misbehaviour::WrongUnderZeal1 | Misbehaviour::PanicAfterPoison => self.inner.call(call),
             Misbehaviour::Leak => {
                 let mut hoard: Vec<Vec<u8>> = Vec::new();
@@ -485,6 +490,15 @@ pub fn fault_reading(p: *const u64) -> u64 {
 pub fn fault_writing(p: *mut u64) {
     // SAFETY: as in `fault_reading`.
     unsafe { std::ptr::write_volatile(p, 1) }
+}
+
+/// Busy forever in one function of its own.
+#[inline(never)]
+pub fn spin_in_place() -> ! {
+    let mut n = 0u64;
+    loop {
+        n = std::hint::black_box(n.wrapping_add(1));
+    }
 }
 
 /// A real engine under a planted name.

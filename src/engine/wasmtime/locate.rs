@@ -172,6 +172,12 @@ impl Drop for HostCall {
     }
 }
 
+/// Where Wasm called the host function running now on this thread, where
+/// recorded. Async-signal-safe (a thread-local load), for a hang's sample.
+pub fn host_site() -> Option<WasmAt> {
+    HOST_SITE.try_with(Cell::get).ok().flatten()
+}
+
 /// The operator that called the running host function, where recorded.
 pub fn host_call_operator() -> Option<String> {
     running_operator(HOST_SITE.with(Cell::get)?)

@@ -12,7 +12,11 @@ pub enum RunResult {
     /// The configuration cannot run this case (feature check).
     Unsupported,
     Crashed(CrashInfo),
-    TimedOut,
+    /// Past the time limit; `frames` say where it hung (`fatal::SAMPLE`),
+    /// named as a crash's are, or are empty.
+    TimedOut {
+        frames: Vec<String>,
+    },
 }
 
 /// Runs configurations on a case; in a worker process or in this process.

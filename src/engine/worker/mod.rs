@@ -188,6 +188,7 @@ pub fn serve(factory: Factory, memory_limit_mb: Option<u64>) -> Result<()> {
     unsafe { libc::setrlimit(libc::RLIMIT_CORE, &no_core) };
     // Before any engine: Wasmtime's handlers, installed later, go first.
     fatal::install();
+    fatal::answer_samples();
     // Move the protocol off fd 1: anything else that prints to stdout lands
     // on stderr instead of in the middle of a frame.
     // SAFETY: plain fd duplication on descriptors this process owns.

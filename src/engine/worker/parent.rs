@@ -56,8 +56,13 @@ struct Process {
     stderr_reader: std::thread::JoinHandle<()>,
 }
 
-/// Keeps this much of a worker's stderr, for crashes that print their reason.
-const STDERR_TAIL: usize = 16 * 1024;
+/// Keeps this much of a worker's stderr, for crashes that print their
+/// reason and for the samples of a hang (four of up to 160 frames).
+const STDERR_TAIL: usize = 64 * 1024;
+/// How many samples of a hung worker's stack are taken, 20 ms apart: a
+/// loop that calls out is caught in its own frame by one of them, nearly
+/// always.
+const HANG_SAMPLES: usize = 4;
 
 impl Process {
     fn start(command: &WorkerCommand) -> Result<Process> {
@@ -220,9 +225,10 @@ impl Worker {
             Ok(Frame::Data(bytes)) => Some(serde_json::from_slice::<Response>(&bytes).context("worker: bad response")?),
             Ok(Frame::Eof) | Err(RecvTimeoutError::Disconnected) => None,
             Err(RecvTimeoutError::Timeout) => {
+                let frames = self.sample_hang(case);
                 self.kill();
                 self.start_spare();
-                return Ok(RunResult::TimedOut);
+                return Ok(RunResult::TimedOut { frames });
             }
         };
         match response {
@@ -288,6 +294,36 @@ impl Worker {
             None => {}
         }
         crash
+    }
+
+    /// Where the live worker hangs: it is asked for [`HANG_SAMPLES`]
+    /// samples of its case thread's stack (`fatal::SAMPLE`), and the frames
+    /// they share are named. Empty when it does not answer (a hang holding
+    /// the unwinder's lock) or is gone.
+    fn sample_hang(&self, case: &TestCase) -> Vec<String> {
+        let Some(process) = self.process.as_ref() else { return vec![] };
+        let ends = || {
+            let tail = process.stderr_tail.lock().unwrap();
+            let text =
+                String::from_utf8_lossy(tail.as_slices().0).into_owned() + &String::from_utf8_lossy(tail.as_slices().1);
+            (text.matches(fatal::SAMPLE_END).count(), text)
+        };
+        let before = ends().0;
+        for n in 1..=HANG_SAMPLES {
+            // SAFETY: a signal to our own child, which is still ours to reap.
+            unsafe { libc::kill(process.child.id() as i32, fatal::SAMPLE) };
+            let deadline = Instant::now() + Duration::from_millis(500);
+            while ends().0 < before + n && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let modules = case.modules().unwrap_or_default();
+        let named: Vec<Vec<String>> = fatal::samples(&ends().1)
+            .iter()
+            .map(|sample| fatal::frame_names(sample, self.symbols(), &modules))
+            .collect();
+        fatal::held_in_common(&named)
     }
 
     /// The worker executable's symbols, read at the first crash.

@@ -14,9 +14,15 @@
 //! signal to whatever handler it replaced (Rust's stack-overflow reporter),
 //! or restores the default action, so the process dies of the same signal.
 //!
-//! The parent ([`parse`], [`Symbols`]) turns the report into frames: symbol
-//! names from the worker executable's symbol table, `wasm <Operator>` for
-//! Wasm code, so a crash signature names where the fault happened.
+//! The parent ([`parse`], [`Symbols`], in `read`) turns the report into
+//! frames: symbol names from the worker executable's symbol table,
+//! `wasm <Operator>` for Wasm code, so a crash signature names where the
+//! fault happened.
+//!
+//! A hang has no signal of its own: the parent sends [`SAMPLE`] to a worker
+//! past its time limit, and the same kind of report (a sample) comes back
+//! while the worker runs on; the frames several samples share are where it
+//! hangs ([`held_in_common`]).
 //!
 //! In process (a libFuzzer target, whose stderr fork mode throws away) the
 //! same report also goes to a file named ahead of time ([`report_file`]),
@@ -27,9 +33,14 @@ use std::path::Path;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicUsize, Ordering};
 
+mod read;
+pub use read::*;
+
 const SIGNALS: [c_int; 4] = [libc::SIGSEGV, libc::SIGBUS, libc::SIGILL, libc::SIGFPE];
 /// What every report line starts with.
-const TAG: &str = "gcfuzz-fatal:";
+pub(crate) const TAG: &str = "gcfuzz-fatal:";
+/// The line that closes a sample ([`SAMPLE`]): the parent counts these.
+pub const SAMPLE_END: &str = "gcfuzz-fatal: end\n";
 const MAX_FRAMES: usize = 48;
 
 static PREVIOUS: OnceLock<[libc::sigaction; 4]> = OnceLock::new();
@@ -63,6 +74,70 @@ pub fn report_file(path: Option<&Path>) {
     buf[..bytes.len()].copy_from_slice(bytes);
     buf[bytes.len()] = 0;
     REPORT_ARMED.store(true, Ordering::SeqCst);
+}
+
+/// The signal the parent sends a worker whose case overran its time limit:
+/// the case's thread writes where it is (a sample: its pc and return
+/// addresses, as a fatal report does) and runs on. Workers only: libFuzzer
+/// keeps SIGUSR2 for itself.
+pub const SAMPLE: c_int = libc::SIGUSR2;
+/// The thread that runs cases (the worker's main thread), which a sample
+/// request delivered to another thread is passed on to.
+static CASE_THREAD: AtomicI32 = AtomicI32::new(0);
+/// Return addresses a sample writes at most: a hang's place is found by
+/// lining up two samples from their outer ends, so they must reach past the
+/// Wasm frames of a deep call chain.
+const MAX_SAMPLE_FRAMES: usize = 160;
+
+/// Answers [`SAMPLE`] from now on, for the calling thread (a worker's main
+/// thread, after [`install`], whose alternate stack the handler uses).
+pub fn answer_samples() {
+    // SAFETY: plain libc calls; the action is fully initialized.
+    unsafe {
+        CASE_THREAD.store(libc::syscall(libc::SYS_gettid) as i32, Ordering::SeqCst);
+        let mut action: libc::sigaction = std::mem::zeroed();
+        action.sa_sigaction = sample as *const () as usize;
+        action.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK | libc::SA_RESTART;
+        libc::sigemptyset(&mut action.sa_mask);
+        libc::sigaction(SAMPLE, &action, std::ptr::null_mut());
+    }
+}
+
+unsafe extern "C" fn sample(sig: c_int, _info: *mut libc::siginfo_t, context: *mut c_void) {
+    // SAFETY: async-signal-safe calls only (gettid, tgkill, write, the
+    // unwinder); errno is restored for the code this interrupted.
+    unsafe {
+        let errno = *libc::__errno_location();
+        let case = CASE_THREAD.load(Ordering::SeqCst);
+        if case != 0 && libc::syscall(libc::SYS_gettid) as i32 != case {
+            libc::syscall(libc::SYS_tgkill, libc::getpid(), case, sig);
+        } else {
+            let mut line = Line::new();
+            line.str(" sample");
+            #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+            if !context.is_null() {
+                let uc = context as *const libc::ucontext_t;
+                line.str(" pc ").addr((*uc).uc_mcontext.gregs[libc::REG_RIP as usize] as usize);
+            }
+            #[cfg(not(all(target_os = "linux", target_arch = "x86_64")))]
+            let _ = context;
+            line.write();
+            let mut walk = [0usize, MAX_SAMPLE_FRAMES];
+            _Unwind_Backtrace(frame, (&mut walk as *mut [usize; 2]).cast());
+            // On Pulley a host function's Wasm caller is not on the native
+            // stack; where it was recorded, it ends the sample.
+            if let Some(at) = crate::engine::wasmtime::locate::host_site() {
+                Line::new()
+                    .str(" host-call wasm m")
+                    .num(at.module as u64, 10)
+                    .str(" ")
+                    .num(at.offset as u64, 16)
+                    .write();
+            }
+            Line::new().str(" end").write();
+        }
+        *libc::__errno_location() = errno;
+    }
 }
 
 /// Installs the handler for this process (a worker, at start).
@@ -186,7 +261,7 @@ impl Line {
     /// An address, classified: `exe+0x…`, `wasm 0x…` or `0x…`.
     fn addr(&mut self, pc: usize) -> &mut Line {
         let (base, end) = (EXE_BASE.load(Ordering::Relaxed), EXE_END.load(Ordering::Relaxed));
-        if let Some(at) = super::wasmtime::locate::wasm_offset_at(pc) {
+        if let Some(at) = crate::engine::wasmtime::locate::wasm_offset_at(pc) {
             self.str("wasm m").num(at.module as u64, 10).str(" ").num(at.offset as u64, 16)
         } else if (base..end).contains(&pc) {
             self.str("exe+").num((pc - base) as u64, 16)
@@ -212,18 +287,19 @@ unsafe extern "C" {
     fn _Unwind_GetIPInfo(ctx: *mut c_void, ip_before_insn: *mut c_int) -> usize;
 }
 
-unsafe extern "C" fn frame(ctx: *mut c_void, count: *mut c_void) -> c_int {
-    // SAFETY: `count` is the `usize` `handler` passes; `ctx` is the
+/// Writes one frame line; `walk` is `[frames so far, the most to write]`.
+unsafe extern "C" fn frame(ctx: *mut c_void, walk: *mut c_void) -> c_int {
+    // SAFETY: `walk` is the `[usize; 2]` the handlers pass; `ctx` is the
     // unwinder's.
     unsafe {
-        let count = &mut *(count as *mut usize);
+        let [count, limit] = &mut *(walk as *mut [usize; 2]);
         *count += 1;
         // A return address is one past its call: report the call itself,
         // except for the signal frame, whose address is the faulting pc.
         let mut exact: c_int = 0;
         let ip = _Unwind_GetIPInfo(ctx, &mut exact);
         Line::new().str(" frame ").addr(if exact != 0 { ip } else { ip.saturating_sub(1) }).write();
-        if *count >= MAX_FRAMES { 1 } else { 0 }
+        if *count >= *limit { 1 } else { 0 }
     }
 }
 
@@ -281,8 +357,8 @@ unsafe extern "C" fn handler(sig: c_int, info: *mut libc::siginfo_t, context: *m
             line.str(" pc ").addr((*uc).uc_mcontext.gregs[libc::REG_RIP as usize] as usize);
         }
         line.write();
-        let mut count = 0usize;
-        _Unwind_Backtrace(frame, (&mut count as *mut usize).cast());
+        let mut walk = [0usize, MAX_FRAMES];
+        _Unwind_Backtrace(frame, (&mut walk as *mut [usize; 2]).cast());
         let fd = REPORT_FD.swap(-1, Ordering::Relaxed);
         if fd >= 0 {
             libc::close(fd);
@@ -311,197 +387,9 @@ unsafe extern "C" fn handler(sig: c_int, info: *mut libc::siginfo_t, context: *m
     }
 }
 
-/// `SIGSEGV` for 11, and so on; the number for other signals.
-pub fn signal_name(signal: i32) -> String {
-    match signal {
-        libc::SIGSEGV => "SIGSEGV".into(),
-        libc::SIGBUS => "SIGBUS".into(),
-        libc::SIGILL => "SIGILL".into(),
-        libc::SIGFPE => "SIGFPE".into(),
-        n => n.to_string(),
-    }
-}
-
-/// Where one reported address is.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Addr {
-    /// An offset into the worker executable's image.
-    Exe(u64),
-    /// A Wasm byte offset in one of the running case's modules (index in
-    /// `TestCase::modules` order: linked ones first, the main one last).
-    Wasm {
-        module: u32,
-        offset: u64,
-    },
-    Other(u64),
-}
-
-/// A fatal-signal report read back from a dead worker's stderr.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Report {
-    pub signal: i32,
-    /// The pid that sent the signal, for a signal sent from outside.
-    pub sent_by: Option<i32>,
-    /// The address a fault touched (`si_addr`).
-    pub addr: Option<u64>,
-    pub pc: Option<Addr>,
-    /// Return addresses from the handler outwards (the handler's own frames
-    /// and the signal trampoline included).
-    pub frames: Vec<Addr>,
-}
-
-impl Report {
-    /// The frames from the faulting one outwards (what is above it is the
-    /// signal handling).
-    pub fn from_fault(&self) -> Vec<Addr> {
-        match self.pc.as_ref().and_then(|pc| self.frames.iter().position(|f| f == pc)) {
-            Some(i) => self.frames[i..].to_vec(),
-            None => self.pc.iter().cloned().collect(),
-        }
-    }
-}
-
-fn parse_addr(words: &[&str]) -> Option<Addr> {
-    let hex = |s: &str| u64::from_str_radix(s.trim_start_matches("0x"), 16).ok();
-    match words {
-        ["wasm", module, off, ..] => {
-            Some(Addr::Wasm { module: module.strip_prefix('m')?.parse().ok()?, offset: hex(off)? })
-        }
-        [w, ..] => match w.strip_prefix("exe+") {
-            Some(off) => Some(Addr::Exe(hex(off)?)),
-            None => Some(Addr::Other(hex(w)?)),
-        },
-        [] => None,
-    }
-}
-
-/// The report in `stderr`, if the worker wrote one, and the other lines.
-pub fn parse(stderr: &str) -> (Option<Report>, String) {
-    let mut report: Option<Report> = None;
-    let mut rest = String::new();
-    for line in stderr.lines() {
-        let Some(body) = line.strip_prefix(TAG) else {
-            rest.push_str(line);
-            rest.push('\n');
-            continue;
-        };
-        let words: Vec<&str> = body.split_whitespace().collect();
-        match words.as_slice() {
-            ["signal", sig, "code", _code, more @ ..] => {
-                let mut r = Report { signal: sig.parse().unwrap_or(0), ..Report::default() };
-                let mut more = more;
-                if let ["sent-by", pid, tail @ ..] = more {
-                    r.sent_by = pid.parse().ok();
-                    more = tail;
-                }
-                if let ["addr", addr, tail @ ..] = more {
-                    r.addr = u64::from_str_radix(addr.trim_start_matches("0x"), 16).ok();
-                    more = tail;
-                }
-                if let ["pc", addr @ ..] = more {
-                    r.pc = parse_addr(addr);
-                }
-                report = Some(r);
-            }
-            ["frame", addr @ ..] => {
-                if let (Some(r), Some(a)) = (report.as_mut(), parse_addr(addr)) {
-                    r.frames.push(a);
-                }
-            }
-            _ => {}
-        }
-    }
-    (report, rest)
-}
-
-/// Function symbols of a worker executable, for naming `Addr::Exe` offsets.
-#[derive(Default)]
-pub struct Symbols {
-    /// (start, name), sorted by start.
-    functions: Vec<(u64, String)>,
-}
-
-impl Symbols {
-    /// Reads the symbol table of `program`; empty when it has none.
-    pub fn read(program: &Path) -> Symbols {
-        use object::{Object, ObjectSymbol, SymbolKind};
-        let mut functions: Vec<(u64, String)> = std::fs::read(program)
-            .ok()
-            .and_then(|data| {
-                let file = object::File::parse(&*data).ok()?;
-                Some(
-                    file.symbols()
-                        .filter(|s| s.kind() == SymbolKind::Text && s.address() != 0)
-                        .filter_map(|s| Some((s.address(), format!("{:#}", rustc_demangle::demangle(s.name().ok()?)))))
-                        .collect(),
-                )
-            })
-            .unwrap_or_default();
-        functions.sort();
-        Symbols { functions }
-    }
-
-    /// This process's own executable's, read once.
-    pub fn own() -> &'static Symbols {
-        static OWN: std::sync::OnceLock<Symbols> = std::sync::OnceLock::new();
-        OWN.get_or_init(|| std::env::current_exe().map(|exe| Symbols::read(&exe)).unwrap_or_default())
-    }
-
-    /// Names for [`exe_offsets`]: `<unknown>` outside the executable, as
-    /// std's backtrace names them.
-    pub fn names(&self, offsets: &[Option<u64>]) -> Vec<String> {
-        offsets.iter().map(|o| o.and_then(|o| self.name(o)).unwrap_or("<unknown>").to_string()).collect()
-    }
-
-    /// The function containing image offset `offset` (reports give the
-    /// call instruction for return addresses, so no adjustment here).
-    pub fn name(&self, offset: u64) -> Option<&str> {
-        let i = self.functions.partition_point(|(start, _)| *start <= offset).checked_sub(1)?;
-        Some(&self.functions[i].1)
-    }
-}
-
-/// Names for `frames`: symbols for the executable's, `wasm <Operator>` for
-/// Wasm code (decoded from `modules`, the case's modules in
-/// `TestCase::modules` order), `<unknown>` otherwise.
-pub fn frame_names(frames: &[Addr], symbols: &Symbols, modules: &[Vec<u8>]) -> Vec<String> {
-    frames
-        .iter()
-        .map(|f| match f {
-            Addr::Exe(off) => symbols.name(*off).unwrap_or("<unknown>").to_string(),
-            Addr::Wasm { module, offset } => match modules
-                .get(*module as usize)
-                .and_then(|wasm| super::wasmtime::locate::operator_at(wasm, *offset as usize))
-            {
-                Some(op) => format!("wasm {op}"),
-                None => "<unknown>".into(),
-            },
-            Addr::Other(_) => "<unknown>".into(),
-        })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn reports_are_parsed_and_start_at_the_fault() {
-        let stderr = "some output\n\
-            gcfuzz-fatal: signal 11 code 1 addr 0x8 pc exe+0x40\n\
-            gcfuzz-fatal: frame exe+0x900\n\
-            gcfuzz-fatal: frame 0x7f0000001000\n\
-            gcfuzz-fatal: frame exe+0x40\n\
-            gcfuzz-fatal: frame wasm m1 0x1c\n";
-        let (report, rest) = parse(stderr);
-        let report = report.unwrap();
-        assert_eq!((report.signal, report.sent_by, report.addr), (11, None, Some(8)));
-        assert_eq!(report.from_fault(), [Addr::Exe(0x40), Addr::Wasm { module: 1, offset: 0x1c }]);
-        assert_eq!(rest, "some output\n");
-        let (sent, _) = parse("gcfuzz-fatal: signal 11 code 0 sent-by 4242 pc exe+0x10\n");
-        assert_eq!(sent.unwrap().sent_by, Some(4242));
-        assert_eq!(parse("no report\n").0, None);
-    }
 
     #[test]
     fn lines_format_numbers_without_allocating() {
@@ -514,9 +402,9 @@ mod tests {
     fn this_executable_names_its_own_functions() {
         install();
         let symbols = Symbols::read(&std::env::current_exe().unwrap());
-        let here = reports_are_parsed_and_start_at_the_fault as *const () as usize;
+        let here = lines_format_numbers_without_allocating as *const () as usize;
         let offset = (here - EXE_BASE.load(Ordering::Relaxed)) as u64;
         let name = symbols.name(offset + 4).unwrap();
-        assert!(name.contains("reports_are_parsed_and_start_at_the_fault"), "{name}");
+        assert!(name.contains("lines_format_numbers_without_allocating"), "{name}");
     }
 }
