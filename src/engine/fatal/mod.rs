@@ -37,10 +37,6 @@ mod read;
 pub use read::*;
 
 const SIGNALS: [c_int; 4] = [libc::SIGSEGV, libc::SIGBUS, libc::SIGILL, libc::SIGFPE];
-/// What every report line starts with.
-pub(crate) const TAG: &str = "gcfuzz-fatal:";
-/// The line that closes a sample ([`SAMPLE`]): the parent counts these.
-pub const SAMPLE_END: &str = "gcfuzz-fatal: end\n";
 const MAX_FRAMES: usize = 48;
 
 static PREVIOUS: OnceLock<[libc::sigaction; 4]> = OnceLock::new();

@@ -1,8 +1,12 @@
 //! The parent's side of a fatal-signal report or a hang's samples: parsed
 //! from a worker's stderr and named (executable symbols, Wasm operators).
 
-use super::TAG;
 use std::path::Path;
+
+/// What every report line starts with.
+pub(super) const TAG: &str = "gcfuzz-fatal:";
+/// The line that closes a sample (`SAMPLE`): the parent counts these.
+pub const SAMPLE_END: &str = "gcfuzz-fatal: end\n";
 
 /// `SIGSEGV` for 11, and so on; the number for other signals.
 pub fn signal_name(signal: i32) -> String {
@@ -60,7 +64,7 @@ fn from_pc(pc: Option<&Addr>, frames: &[Addr]) -> Vec<Addr> {
     }
 }
 
-/// The samples a hung worker wrote ([`SAMPLE`]), each from the pc it was
+/// The samples a hung worker wrote (`SAMPLE`), each from the pc it was
 /// interrupted at outwards, then the running host function's Wasm call
 /// site where the worker recorded one (Pulley); a sample cut short (no end
 /// line) is left out.
