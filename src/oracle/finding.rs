@@ -87,8 +87,7 @@ impl Finding {
         // called down to it, not the place: only the faulting frame counts.
         let hang = kind == FindingKind::Timeout;
         let frames = match (hang, crash.location.is_none() && crash.signal.is_some()) {
-            // A hang's Wasm frames are where it was called from: its place
-            // in Wasm is `wasm`, keyed below like a safepoint's.
+            // A hang's Wasm frames are the path that called in.
             (true, _) => significant_frames(
                 &crash.frames.iter().filter(|f| !f.starts_with("wasm ")).cloned().collect::<Vec<_>>(),
             ),
@@ -105,6 +104,11 @@ impl Finding {
                 None => f,
             })
             .collect();
+        let freed = FREED_OBJECT.iter().any(|m| message.contains(m));
+        let frames = match freed {
+            true => vec![freed_object_finder(&crash.frames).to_string()],
+            false => frames,
+        };
         let how = match (kind, &crash.location, crash.signal, crash.exit_code) {
             (FindingKind::Timeout, ..) => "timeout".to_string(),
             (FindingKind::OutOfMemory, ..) => "out of memory".to_string(),
@@ -123,10 +127,13 @@ impl Finding {
         // A failure compiled code detected is told apart by the Wasm
         // operator at the fault (its Rust frames are Wasmtime's plumbing); a
         // panic under Wasm frames by the safepoint that called out.
-        let called_out =
-            hang || (crash.location.is_some() && !crate::outcome::detected_in_compiled_code(&crash.message));
+        let called_out = crash.location.is_some() && !crate::outcome::detected_in_compiled_code(&crash.message);
         let mut key = format!("{how}|{message}|{}", frames.join("|"));
-        if let Some(op) = &crash.wasm {
+        // A hang is keyed on its frames alone: a loop that never ends in the
+        // runtime is a property of the state it walks (a corrupted heap),
+        // not of the instruction that called in. 42.0.2's DRC collection
+        // hung alike at a host call's collection and at one between calls.
+        if let Some(op) = crash.wasm.as_ref().filter(|_| !hang && !freed) {
             let place = if called_out { safepoint(op, &crash.frames) } else { operator_family(op) };
             key.push_str(&format!("|wasm {place}"));
         }
@@ -163,6 +170,26 @@ pub struct Problem {
     /// `safepoint-count`.
     pub kind: String,
     pub detail: String,
+}
+
+/// Asserts that find a freed object's header where a live object should be
+/// (a reference count of zero, no valid kind). They fire wherever the stale
+/// reference is touched next, which follows from when the case collects,
+/// not from the bug: on 31.0.0 one such assert came at a call's collection,
+/// an epoch check's, one between calls, and the same reproducers with a
+/// collection before each call all failed a free-list assert instead. So
+/// they are keyed on who found the object (`freed_object_finder`), not on
+/// the frames or the Wasm instruction the case happened to reach it by.
+const FREED_OBJECT: &[&str] = &["should have nonzero ref count", "invalid `VMGcKind`"];
+
+/// Who touched a freed object: a collection tracing its roots (a lost root
+/// in Wasm frames, tables or globals) or the host reading one it holds (a
+/// host root lost).
+fn freed_object_finder(frames: &[String]) -> &'static str {
+    match frames.iter().any(|f| f.contains("collect_increment") || f.contains("GarbageCollection")) {
+        true => "found by a collection",
+        false => "found by the host",
+    }
 }
 
 /// The operator a crash signature keys on: the nullable and non-null forms
@@ -336,6 +363,52 @@ mod tests {
         assert_ne!(bug(None).signature, get.signature);
         assert!(test.signature.starts_with("crash-bug-gc-heap-corruption-detected-in-"), "{}", test.signature);
         assert!(test.summary.ends_with("(at Wasm RefTestNonNull)"), "{}", test.summary);
+    }
+
+    #[test]
+    fn a_freed_object_is_one_symptom_wherever_a_collection_finds_it() {
+        const COUNT: &str = "assertion `left != right` failed: 0x18 is supposedly live; should have nonzero ref count";
+        let sweep =
+            ["wasmtime::drc::DrcHeap::dec_ref_and_maybe_dealloc", "wasmtime::drc::DrcCollection::collect_increment"];
+        let found = |message: &str, frames: &[&str], wasm: Option<&str>, extra: &[&str]| {
+            let mut frames: Vec<String> = frames.iter().map(|s| s.to_string()).collect();
+            frames.extend(extra.iter().map(|s| s.to_string()));
+            let c = CrashInfo {
+                location: Some("drc.rs:1".into()),
+                wasm: wasm.map(String::from),
+                frames,
+                ..crash(message, &[])
+            };
+            Finding::crash(FindingKind::Crash, c).signature
+        };
+        let at_call = found(COUNT, &sweep, Some("Call"), &[]);
+        assert_eq!(at_call, found(COUNT, &sweep, Some("Block"), &["wasmtime::store::new_epoch"]), "an epoch check");
+        assert_eq!(at_call, found(COUNT, &sweep, None, &["wasmtime::store::StoreOpaque::gc"]), "between calls");
+        assert_eq!(at_call, found(COUNT, &sweep, Some("StructNew"), &[]), "an allocation");
+        // A freed object the host held is another lost root.
+        let host =
+            found(COUNT, &["wasmtime::drc::DrcHeap::inc_ref", "wasmtime::drc::DrcHeap::clone_gc_ref"], None, &[]);
+        assert_ne!(at_call, host);
+        // Another symptom, another signature; asserts that are not about a
+        // freed object keep their safepoint.
+        assert_ne!(at_call, found("invalid `VMGcKind`: 0b0", &sweep, Some("Call"), &[]));
+        let roots = "every on-stack gc_ref inside a Wasm frame should have an entry: 0x110 is not in the table";
+        assert_ne!(found(roots, &sweep, Some("Call"), &[]), found(roots, &sweep, Some("StructNew"), &[]));
+    }
+
+    #[test]
+    fn a_hang_is_keyed_on_where_it_loops_not_on_what_called_in() {
+        let hang = |frames: &[&str], wasm: Option<&str>| {
+            let c =
+                CrashInfo { exit_code: None, wasm: wasm.map(String::from), ..crash("exceeded the time limit", frames) };
+            Finding::crash(FindingKind::Timeout, c)
+        };
+        let collect = ["wasmtime::drc::DrcCollection::collect_increment", "wasmtime::store::gc"];
+        let at_call = hang(&collect, Some("Call"));
+        assert_eq!(at_call.signature, hang(&collect, None).signature, "a collection between calls hangs alike");
+        assert!(at_call.summary.ends_with("(at Wasm Call)"), "{}", at_call.summary);
+        assert_ne!(at_call.signature, hang(&["cranelift_codegen::compile"], None).signature);
+        assert!(at_call.signature.starts_with("timeout-exceeded-the-time-limit-"), "{}", at_call.signature);
     }
 
     #[test]
@@ -517,8 +590,8 @@ mod tests {
     fn a_stale_reference_read_through_any_api_is_one_place() {
         let read = |frames: &[&str]| {
             let c = CrashInfo {
-                location: Some("wasmtime-environ-31.0.0/src/gc.rs:362".into()),
-                ..crash("invalid `VMGcKind`: 0b0", frames)
+                location: Some("wasmtime-36.0.20/src/runtime/store/gc.rs:40".into()),
+                ..crash("attempted to access the store's GC heap before it has been allocated", frames)
             };
             Finding::crash(FindingKind::Crash, c).signature
         };
