@@ -237,6 +237,26 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Write the case a campaign ran as a reproducer (.wasm, plan embedded):
+    /// its seed, and the index and plan a finding has in the JSON summary
+    /// (known hits included). The known bugs' avoid rules must be the
+    /// campaign's (`--known`).
+    Case {
+        /// The file to write.
+        out: PathBuf,
+        #[arg(long)]
+        seed: u64,
+        #[arg(long)]
+        index: u64,
+        /// The plan (0, the module's own, when omitted).
+        #[arg(long, default_value_t = 0)]
+        plan: u64,
+        #[arg(long, value_enum, default_value = "rooted")]
+        generator: Generator,
+        /// The crash directory the campaign read as its known bugs.
+        #[arg(long, default_value = "crashes")]
+        known: PathBuf,
+    },
     /// Write seed inputs for a libFuzzer target: seeded random inputs whose
     /// modules allocate GC objects (and, for a share, stay in wasmi's subset).
     SeedCorpus {
@@ -537,6 +557,15 @@ fn dispatch(command: Command) -> Result<ExitCode> {
                     print!("\n{}", campaign::edges::table(s));
                 }
             }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Case { out, seed, index, plan, generator, known } => {
+            let avoid = report::record::known_avoid_rules(&known);
+            let Some(case) = campaign::run::case_at(generator, seed, index, plan, &avoid)? else {
+                anyhow::bail!("seed {seed} ran no case {index} plan {plan} (an avoid rule skipped it, or fewer plans)");
+            };
+            std::fs::write(&out, case.to_module_bytes()).with_context(|| format!("writing {}", out.display()))?;
+            eprintln!("wrote case {index} plan {plan} of seed {seed} to {}", out.display());
             Ok(ExitCode::SUCCESS)
         }
         Command::SeedCorpus { dir, generator, count, seed } => {

@@ -261,6 +261,12 @@ fn a_campaign_counts_every_case_whatever_its_findings_turn_out_to_be() {
     let crash = first.findings.iter().find(|f| f.kind == FindingKind::Crash).expect("the planted crash");
     assert_eq!(crash.status, Status::Unreproducible, "{first:?}");
     assert_eq!(first.unreproducible, 1);
+    // The case a finding names by seed, index and plan is the one it came
+    // from (`gcfuzz case`).
+    let plan = crash.plan.unwrap_or(0) as u64;
+    let named = campaign::run::case_at(generate::Generator::GcStress, 5, crash.index, plan, &[]).unwrap().unwrap();
+    let stored = std::fs::read(crash.path.join("module.wasm")).unwrap();
+    assert_eq!(named.to_module_bytes(), stored, "{}", crash.path.display());
     let signature = crash.signature.clone();
     let second = campaign_with_a_crash_once(
         &dir.path().join("marker-2"),

@@ -223,6 +223,28 @@ fn job(
     }
 }
 
+/// The case a campaign of `generator` with `seed` and the known bugs'
+/// `avoid` rules ran as module `index`, plan `plan` (0: the module's own):
+/// what a finding's `seed`, `index` and `plan` in the JSON summary name,
+/// known hits included. `None` when the campaign ran no such case (the
+/// module hit an avoid rule, or has fewer plans).
+pub fn case_at(
+    generator: generate::Generator,
+    seed: u64,
+    index: u64,
+    plan: u64,
+    avoid: &[AvoidRule],
+) -> anyhow::Result<Option<TestCase>> {
+    let case = generate::case_avoiding(generator, &seeded_input(seed, index), avoid)?;
+    if avoid.iter().any(|r| case.hits(r)) {
+        return Ok(None);
+    }
+    match plan {
+        0 => Ok(Some(case)),
+        plan => generate::replan(generator, &case, &plan_input(seed, index, plan)),
+    }
+}
+
 /// A job's worker and what it remembers between cases.
 struct Job<'a> {
     opts: &'a Options,
