@@ -1,7 +1,8 @@
 //! The frames of a crash as its signature reads them: the few that say
 //! where the bug is, named alike under either symbol mangling, without the
 //! panic machinery, the harness and its callers, or the embedding API paths
-//! a stale reference was read through.
+//! a stale reference was read through; and the Wasm place they give (an
+//! operator's family, a safepoint's kind, who found a freed object).
 
 /// The first frames that say where the bug is: everything up to the panic
 /// entry point (the hook, `begin_unwind`, `panic_fmt`), then std, the
@@ -164,6 +165,62 @@ fn strip_hash(frame: &str) -> String {
             frame[..i].to_string()
         }
         _ => frame.to_string(),
+    }
+}
+
+/// Asserts that find a freed object's header where a live object should be
+/// (a reference count of zero, no valid kind). They fire wherever the stale
+/// reference is touched next, which follows from when the case collects,
+/// not from the bug: on 31.0.0 one such assert came at a call's collection,
+/// an epoch check's, one between calls, and the same reproducers with a
+/// collection before each call all failed a free-list assert instead. So
+/// they are keyed on who found the object (`freed_object_finder`), not on
+/// the frames or the Wasm instruction the case happened to reach it by.
+pub(super) const FREED_OBJECT: &[&str] = &["should have nonzero ref count", "invalid `VMGcKind`"];
+
+/// Who touched a freed object: a collection tracing its roots (a lost root
+/// in Wasm frames, tables or globals) or the host reading one it holds (a
+/// host root lost).
+pub(super) fn freed_object_finder(frames: &[String]) -> &'static str {
+    match frames.iter().any(|f| f.contains("collect_increment") || f.contains("GarbageCollection")) {
+        true => "found by a collection",
+        false => "found by the host",
+    }
+}
+
+/// The operator a crash signature keys on: the nullable and non-null forms
+/// of a test or cast, and the two polarities of `br_on_cast` and
+/// `br_on_null`, share their lowering and the runtime code they call, so a
+/// bug reached through both is one bug (Wasmtime 48.0.8's `is_subtype`
+/// assert came out as two signatures, a known one and a "new" one, by
+/// `ref.test (ref $t)` against `ref.test (ref null $t)`). Summaries keep
+/// the exact operator.
+pub(super) fn operator_family(op: &str) -> &str {
+    match op {
+        "RefTestNonNull" | "RefTestNullable" => "RefTest",
+        "RefCastNonNull" | "RefCastNullable" => "RefCast",
+        "BrOnCast" | "BrOnCastFail" => "BrOnCast",
+        "BrOnNull" | "BrOnNonNull" => "BrOnNull",
+        other => other,
+    }
+}
+
+/// The safepoint a panic under Wasm frames was called out from, `op` being
+/// the operator of the innermost Wasm frame. A call of any kind is one
+/// safepoint: each call instruction gets its stack map from the same
+/// liveness of the values around it, whether the call is direct, indirect,
+/// by reference or a tail call, and a collector assert found there (a root
+/// missing from that stack map, a reference count gone wrong earlier) came
+/// out as one signature per kind of call on 31.0.0. So is an epoch check
+/// (`epoch-interruption` collects there), whether at a loop header or a
+/// function's entry (where the operator is whatever the body starts with).
+/// An allocation and the libcall of a table or cast instruction keep their
+/// operator.
+pub(super) fn safepoint<'a>(op: &'a str, frames: &[String]) -> &'a str {
+    match op {
+        _ if frames.iter().any(|f| f.contains("::new_epoch")) => "epoch check",
+        "Call" | "CallRef" | "CallIndirect" | "ReturnCall" | "ReturnCallRef" | "ReturnCallIndirect" => "call",
+        other => operator_family(other),
     }
 }
 
