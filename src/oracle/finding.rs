@@ -6,7 +6,7 @@
 //! bug found twice lands in the same `crashes/<signature>/` directory.
 
 use super::compare::{Mismatch, MismatchKind};
-use super::frames::{FREED_OBJECT, freed_object_finder, operator_family, safepoint, significant_frames};
+use super::frames::{FOUND_LATER, found_in, operator_family, safepoint, significant_frames};
 use crate::case::ConfigId;
 use crate::outcome::CrashInfo;
 use serde::{Deserialize, Serialize};
@@ -104,9 +104,9 @@ impl Finding {
                 None => f,
             })
             .collect();
-        let freed = FREED_OBJECT.iter().any(|m| message.contains(m));
-        let frames = match freed {
-            true => vec![freed_object_finder(&crash.frames).to_string()],
+        let later = FOUND_LATER.iter().any(|m| message.contains(m));
+        let frames = match later {
+            true => vec![found_in(&crash.frames).to_string()],
             false => frames,
         };
         let how = match (kind, &crash.location, crash.signal, crash.exit_code) {
@@ -133,7 +133,7 @@ impl Finding {
         // runtime is a property of the state it walks (a corrupted heap),
         // not of the instruction that called in. 42.0.2's DRC collection
         // hung alike at a host call's collection and at one between calls.
-        if let Some(op) = crash.wasm.as_ref().filter(|_| !hang && !freed) {
+        if let Some(op) = crash.wasm.as_ref().filter(|_| !hang && !later) {
             let place = if called_out { safepoint(op, &crash.frames) } else { operator_family(op) };
             key.push_str(&format!("|wasm {place}"));
         }
@@ -310,7 +310,7 @@ mod tests {
     }
 
     #[test]
-    fn a_freed_object_is_one_symptom_wherever_a_collection_finds_it() {
+    fn broken_collector_bookkeeping_is_one_symptom_wherever_it_is_found() {
         const COUNT: &str = "assertion `left != right` failed: 0x18 is supposedly live; should have nonzero ref count";
         let sweep =
             ["wasmtime::drc::DrcHeap::dec_ref_and_maybe_dealloc", "wasmtime::drc::DrcCollection::collect_increment"];
@@ -329,13 +329,20 @@ mod tests {
         assert_eq!(at_call, found(COUNT, &sweep, Some("Block"), &["wasmtime::store::new_epoch"]), "an epoch check");
         assert_eq!(at_call, found(COUNT, &sweep, None, &["wasmtime::store::StoreOpaque::gc"]), "between calls");
         assert_eq!(at_call, found(COUNT, &sweep, Some("StructNew"), &[]), "an allocation");
-        // A freed object the host held is another lost root.
+        // Found outside a collection (a freed object the host held): another.
         let host =
             found(COUNT, &["wasmtime::drc::DrcHeap::inc_ref", "wasmtime::drc::DrcHeap::clone_gc_ref"], None, &[]);
         assert_ne!(at_call, host);
-        // Another symptom, another signature; asserts that are not about a
-        // freed object keep their safepoint.
+        // Another symptom, another signature; asserts that are not about
+        // the collector's bookkeeping keep their safepoint.
         assert_ne!(at_call, found("invalid `VMGcKind`: 0b0", &sweep, Some("Call"), &[]));
+        // The bump chunk of the over-approximated roots, found full where an
+        // allocation, the host or an initializer hands a reference over.
+        const BUMP: &str = "assertion `left == right` failed: slots >= the `next` bump finger are always `None`";
+        let expose = "wasmtime::gc_runtime::GcHeap::expose_gc_ref_to_wasm";
+        let alloc = found(BUMP, &[expose, "wasmtime::libcalls::gc_alloc_raw"], Some("StructNew"), &[]);
+        assert_eq!(alloc, found(BUMP, &[expose, "wasmtime::libcalls::array_new_data"], Some("ArrayNewData"), &[]));
+        assert_eq!(alloc, found(BUMP, &[expose, "wasmtime::const_expr::ConstExprEvaluator::eval"], None, &[]));
         let roots = "every on-stack gc_ref inside a Wasm frame should have an entry: 0x110 is not in the table";
         assert_ne!(found(roots, &sweep, Some("Call"), &[]), found(roots, &sweep, Some("StructNew"), &[]));
     }

@@ -2,7 +2,8 @@
 //! where the bug is, named alike under either symbol mangling, without the
 //! panic machinery, the harness and its callers, or the embedding API paths
 //! a stale reference was read through; and the Wasm place they give (an
-//! operator's family, a safepoint's kind, who found a freed object).
+//! operator's family, a safepoint's kind, whether a collection found a
+//! broken bookkeeping state).
 
 /// The first frames that say where the bug is: everything up to the panic
 /// entry point (the hook, `begin_unwind`, `panic_fmt`), then std, the
@@ -168,23 +169,34 @@ fn strip_hash(frame: &str) -> String {
     }
 }
 
-/// Asserts that find a freed object's header where a live object should be
-/// (a reference count of zero, no valid kind). They fire wherever the stale
-/// reference is touched next, which follows from when the case collects,
-/// not from the bug: on 31.0.0 one such assert came at a call's collection,
-/// an epoch check's, one between calls, and the same reproducers with a
-/// collection before each call all failed a free-list assert instead. So
-/// they are keyed on who found the object (`freed_object_finder`), not on
-/// the frames or the Wasm instruction the case happened to reach it by.
-pub(super) const FREED_OBJECT: &[&str] = &["should have nonzero ref count", "invalid `VMGcKind`"];
+/// Asserts on the collector's own bookkeeping, which fire where a broken
+/// state is next used, not where it broke: a freed object's header (a
+/// reference count of zero, no valid kind), the free list (a block
+/// overlapping the one before it), the over-approximated roots' bump chunk
+/// (a slot past the bump finger in use, or left after a sweep). Which use
+/// finds it follows from when the case collects or hands a reference over,
+/// not from the bug: on 31.0.0 a reference-count assert came at a call's
+/// collection, an epoch check's and one between calls, and the same
+/// reproducers with a collection before each call all failed the free
+/// list's assert instead; the bump-chunk assert came at five allocating
+/// instructions, host calls and constant expressions. So they are keyed on
+/// whether a collection found them (`found_in`), not on the frames or the
+/// Wasm instruction the case happened to reach them by.
+pub(super) const FOUND_LATER: &[&str] = &[
+    "should have nonzero ref count",
+    "invalid `VMGcKind`",
+    "next_index >= end_of_prev",
+    "slots >= the `next` bump finger are always `None`",
+    "after sweeping the bump chunk, all slots should be empty",
+];
 
-/// Who touched a freed object: a collection tracing its roots (a lost root
-/// in Wasm frames, tables or globals) or the host reading one it holds (a
-/// host root lost).
-pub(super) fn freed_object_finder(frames: &[String]) -> &'static str {
+/// Where a broken bookkeeping state was found: by a collection (tracing
+/// roots in Wasm frames, tables, globals) or outside one (the host reading
+/// or handing over a reference it holds, an allocation, an initializer).
+pub(super) fn found_in(frames: &[String]) -> &'static str {
     match frames.iter().any(|f| f.contains("collect_increment") || f.contains("GarbageCollection")) {
-        true => "found by a collection",
-        false => "found by the host",
+        true => "found in a collection",
+        false => "found outside a collection",
     }
 }
 

@@ -81,7 +81,7 @@ pub const SAMPLE: c_int = libc::SIGUSR2;
 /// request delivered to another thread is passed on to.
 static CASE_THREAD: AtomicI32 = AtomicI32::new(0);
 /// Return addresses a sample writes at most: a hang's place is found by
-/// lining up two samples from their outer ends, so they must reach past the
+/// lining up samples from their outer ends, so they must reach past the
 /// Wasm frames of a deep call chain.
 const MAX_SAMPLE_FRAMES: usize = 160;
 
