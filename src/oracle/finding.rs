@@ -83,14 +83,14 @@ impl Finding {
 
     pub fn crash(kind: FindingKind, crash: CrashInfo) -> Finding {
         let message = normalize_message(&crash.message);
-        // A fatal signal's Wasm frames above the fault are the path that
-        // called down to it, not the place: only the faulting frame counts.
         let hang = kind == FindingKind::Timeout;
         let frames = match (hang, crash.location.is_none() && crash.signal.is_some()) {
             // A hang's Wasm frames are the path that called in.
             (true, _) => significant_frames(
                 &crash.frames.iter().filter(|f| !f.starts_with("wasm ")).cloned().collect::<Vec<_>>(),
             ),
+            // A fatal signal's Wasm frames above the fault are the path that
+            // called down to it, not the place: only the faulting frame counts.
             (false, true) => {
                 let outer = crash.frames.iter().skip(1).filter(|f| !f.starts_with("wasm "));
                 significant_frames(&crash.frames.iter().take(1).chain(outer).cloned().collect::<Vec<_>>())
@@ -104,6 +104,8 @@ impl Finding {
                 None => f,
             })
             .collect();
+        // An assert on the collector's bookkeeping fires where the broken
+        // state is next used: keyed on whether a collection found it.
         let later = FOUND_LATER.iter().any(|m| message.contains(m));
         let frames = match later {
             true => vec![found_in(&crash.frames).to_string()],
