@@ -99,6 +99,22 @@ pub fn answer_samples() {
     }
 }
 
+/// The pc a signal interrupted, from the `ucontext_t` an `SA_SIGINFO`
+/// handler receives (x86-64 Linux; `None` elsewhere).
+///
+/// # Safety
+/// `context` is null or the handler's third argument.
+unsafe fn interrupted_pc(context: *mut c_void) -> Option<usize> {
+    #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+    if !context.is_null() {
+        // SAFETY: the kernel's ucontext for this signal (the caller's contract).
+        let uc = unsafe { &*(context as *const libc::ucontext_t) };
+        return Some(uc.uc_mcontext.gregs[libc::REG_RIP as usize] as usize);
+    }
+    let _ = context;
+    None
+}
+
 unsafe extern "C" fn sample(sig: c_int, _info: *mut libc::siginfo_t, context: *mut c_void) {
     // SAFETY: async-signal-safe calls only (gettid, tgkill, write, the
     // unwinder); errno is restored for the code this interrupted.
@@ -110,13 +126,9 @@ unsafe extern "C" fn sample(sig: c_int, _info: *mut libc::siginfo_t, context: *m
         } else {
             let mut line = Line::new();
             line.str(" sample");
-            #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
-            if !context.is_null() {
-                let uc = context as *const libc::ucontext_t;
-                line.str(" pc ").addr((*uc).uc_mcontext.gregs[libc::REG_RIP as usize] as usize);
+            if let Some(pc) = interrupted_pc(context) {
+                line.str(" pc ").addr(pc);
             }
-            #[cfg(not(all(target_os = "linux", target_arch = "x86_64")))]
-            let _ = context;
             line.write();
             let mut walk = [0usize, MAX_SAMPLE_FRAMES];
             _Unwind_Backtrace(frame, (&mut walk as *mut [usize; 2]).cast());
@@ -347,10 +359,8 @@ unsafe extern "C" fn handler(sig: c_int, info: *mut libc::siginfo_t, context: *m
         } else {
             line.str(" addr ").num((*info).si_addr() as u64, 16);
         }
-        #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
-        if !context.is_null() {
-            let uc = context as *const libc::ucontext_t;
-            line.str(" pc ").addr((*uc).uc_mcontext.gregs[libc::REG_RIP as usize] as usize);
+        if let Some(pc) = interrupted_pc(context) {
+            line.str(" pc ").addr(pc);
         }
         line.write();
         let mut walk = [0usize, MAX_FRAMES];

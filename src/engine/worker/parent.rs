@@ -251,7 +251,7 @@ impl Worker {
             None => {
                 let tail = self.process.as_ref().expect("spawned above").stderr_tail.clone();
                 let status = self.wait_for_exit();
-                let stderr = String::from_utf8_lossy(tail.lock().unwrap().make_contiguous()).into_owned();
+                let stderr = stderr_text(&tail);
                 Ok(RunResult::Crashed(self.died(config, case, &stderr, status)))
             }
         }
@@ -302,24 +302,19 @@ impl Worker {
     /// the unwinder's lock) or is gone.
     fn sample_hang(&self, case: &TestCase) -> Vec<String> {
         let Some(process) = self.process.as_ref() else { return vec![] };
-        let ends = || {
-            let tail = process.stderr_tail.lock().unwrap();
-            let text =
-                String::from_utf8_lossy(tail.as_slices().0).into_owned() + &String::from_utf8_lossy(tail.as_slices().1);
-            (text.matches(fatal::SAMPLE_END).count(), text)
-        };
-        let before = ends().0;
+        let ends = || stderr_text(&process.stderr_tail).matches(fatal::SAMPLE_END).count();
+        let before = ends();
         for n in 1..=HANG_SAMPLES {
             // SAFETY: a signal to our own child, which is still ours to reap.
             unsafe { libc::kill(process.child.id() as i32, fatal::SAMPLE) };
             let deadline = Instant::now() + Duration::from_millis(500);
-            while ends().0 < before + n && Instant::now() < deadline {
+            while ends() < before + n && Instant::now() < deadline {
                 std::thread::sleep(Duration::from_millis(5));
             }
             std::thread::sleep(Duration::from_millis(20));
         }
         let modules = case.modules().unwrap_or_default();
-        let named: Vec<Vec<String>> = fatal::samples(&ends().1)
+        let named: Vec<Vec<String>> = fatal::samples(&stderr_text(&process.stderr_tail))
             .iter()
             .map(|sample| fatal::frame_names(sample, self.symbols(), &modules))
             .collect();
@@ -377,6 +372,11 @@ impl Drop for Worker {
             spare.kill();
         }
     }
+}
+
+/// What a worker wrote to stderr last (`STDERR_TAIL` at most).
+fn stderr_text(tail: &Mutex<VecDeque<u8>>) -> String {
+    String::from_utf8_lossy(tail.lock().unwrap().make_contiguous()).into_owned()
 }
 
 /// The last `n` non-empty lines of `text`, joined by newlines.
